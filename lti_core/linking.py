@@ -1,0 +1,77 @@
+"""Account linking: which local user a verified launch signs in as.
+
+Links are permanent: once (platform, platform user id) points at a local user, every later launch
+lands there. Provisioning modes follow Moodle's "Publish as LTI tool" and are set separately for
+instructors and learners; this release provisions new accounts, and the decision type already
+carries the prompt outcome that the prompt modes will use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass
+from enum import Enum
+
+from lti_core.store import UserLinkStore
+from lti_core.types import Launch, Role, UserLink
+
+
+class ProvisioningMode(Enum):
+    NEW_ACCOUNTS_ONLY = "new_only"
+    EXISTING_AND_NEW_PROMPT = "existing_and_new_prompt"
+    EXISTING_ONLY_PROMPT = "existing_only_prompt"
+
+
+class LinkOutcome(Enum):
+    LINKED = "linked"  # a permanent link exists: sign in as that user
+    CREATE = "create"  # make a new local account, then link it
+    PROMPT = "prompt"  # ask the person to sign in to an existing account (or create one) first
+
+
+@dataclass(frozen=True)
+class LinkDecision:
+    outcome: LinkOutcome
+    local_user_id: str = ""
+    suggested_username: str = ""
+
+
+def suggested_username(launch: Launch, max_length: int = 30) -> str:
+    """A readable, stable and collision-safe username: name slug + hash of (platform, user id).
+
+    The hash part makes two platforms' user "2" different people; the slug helps staff recognise them.
+    """
+    digest = hashlib.sha256(f"{launch.platform}\x00{launch.platform_user_id}".encode()).hexdigest()[:10]
+    source = launch.given_name or launch.name or "lti"
+    ascii_name = unicodedata.normalize("NFKD", source).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "", ascii_name.lower())[: max_length - len(digest) - 1] or "lti"
+    return f"{slug}_{digest}"
+
+
+class AccountLinker:
+    """Decides, per launch, from the stored links and the provisioning mode for the launch's role."""
+
+    def __init__(
+        self,
+        store: UserLinkStore,
+        *,
+        instructor_mode: ProvisioningMode = ProvisioningMode.NEW_ACCOUNTS_ONLY,
+        learner_mode: ProvisioningMode = ProvisioningMode.NEW_ACCOUNTS_ONLY,
+    ) -> None:
+        self._store = store
+        self._modes = {Role.STAFF: instructor_mode, Role.LEARNER: learner_mode}
+
+    def decide(self, launch: Launch) -> LinkDecision:
+        link = self._store.get_user_link(launch.platform, launch.platform_user_id)
+        if link is not None:
+            return LinkDecision(LinkOutcome.LINKED, local_user_id=link.local_user_id)
+        mode = self._modes[launch.role]
+        if mode is ProvisioningMode.NEW_ACCOUNTS_ONLY:
+            return LinkDecision(LinkOutcome.CREATE, suggested_username=suggested_username(launch))
+        return LinkDecision(LinkOutcome.PROMPT, suggested_username=suggested_username(launch))
+
+    def link(self, launch: Launch, local_user_id: str) -> UserLink:
+        """Record the permanent link. If a racing launch linked first, its link wins and is returned:
+        the caller signs in as ``returned.local_user_id``, whatever it had just created."""
+        return self._store.save_user_link(UserLink(launch.platform, launch.platform_user_id, local_user_id))

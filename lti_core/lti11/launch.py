@@ -1,0 +1,138 @@
+"""LTI 1.1 basic-lti-launch-request verification (OAuth 1.0a HMAC-SHA1 over the form body).
+
+oauthlib builds the signature base string and the HMAC; the order of checks is ours. oauthlib's
+own endpoint records the nonce *before* it checks the signature, so a forged request would burn a
+nonce (and fill the table); here the nonce is consumed only after the signature has verified.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Callable, Mapping, Sequence
+from urllib.parse import urlsplit
+
+from oauthlib.oauth1.rfc5849 import signature
+
+from lti_core import roles as lis
+from lti_core.errors import AuthenticationFailed, InvalidRequest
+from lti_core.i18n import N_
+from lti_core.store import Lti11Store
+from lti_core.types import Launch
+
+LTI_VERSIONS = frozenset({"LTI-1p0", "LTI-1p2"})
+Params = Mapping[str, str] | Sequence[tuple[str, str]]
+
+
+def _pairs(params: Params) -> list[tuple[str, str]]:
+    return list(params.items()) if isinstance(params, Mapping) else list(params)
+
+
+class Lti11LaunchVerifier:
+    """Verifies LTI 1.1 launches against the consumers in the store."""
+
+    def __init__(self, store: Lti11Store, *, timestamp_window: float = 300.0, now: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._window = timestamp_window
+        self._now = now
+
+    def verify(
+        self,
+        *,
+        method: str,
+        url: str,
+        params: Params,
+        before_commit: Callable[[Launch], None] | None = None,
+    ) -> Launch:
+        """``url`` is the URL the consumer signed: the public one, as the browser saw it (mind proxies).
+        ``before_commit`` lets the host refuse the launch before the nonce is consumed."""
+        pairs = _pairs(params)
+        single = self._single_values(pairs)
+        self.validate_message(single)
+        consumer_key = single.get("oauth_consumer_key", "")
+        consumer = self._store.get_consumer(consumer_key) if consumer_key else None
+        if consumer is None:
+            raise AuthenticationFailed("unknown_consumer", N_("This consumer key is not known to the tool."))
+        timestamp = self.validate_timestamp(single.get("oauth_timestamp", ""))
+        self.validate_signature(method, url, pairs, single, consumer.secret)
+        launch = build_launch(single)
+        if before_commit is not None:
+            before_commit(launch)
+        nonce = single.get("oauth_nonce", "")
+        if not self._store.consume_nonce("lti11:" + consumer_key, nonce, timestamp + self._window, self._now()):
+            raise AuthenticationFailed("nonce_reused", N_("This launch was already used; please launch again."))
+        return launch
+
+    @staticmethod
+    def _single_values(pairs: list[tuple[str, str]]) -> dict[str, str]:
+        single: dict[str, str] = {}
+        for name, value in pairs:
+            if name in single and name.startswith("oauth_"):
+                raise InvalidRequest("duplicate_oauth_parameter", N_("The launch request is malformed."))
+            single[name] = value
+        return single
+
+    @staticmethod
+    def validate_message(single: Mapping[str, str]) -> None:
+        if single.get("lti_message_type") != "basic-lti-launch-request":
+            raise InvalidRequest("unsupported_message_type", N_("This kind of LTI message is not supported here."))
+        if single.get("lti_version") not in LTI_VERSIONS:
+            raise InvalidRequest("invalid_version", N_("The launch is not an LTI 1.1 launch."))
+        if not single.get("resource_link_id"):
+            raise InvalidRequest("resource_link_missing", N_("The launch does not say which link was followed."))
+        if not single.get("user_id"):
+            # Anonymous launches are not supported: the tool signs the user in.
+            raise InvalidRequest("user_id_missing", N_("The launch does not identify the user."))
+        if single.get("oauth_signature_method") != "HMAC-SHA1":
+            raise AuthenticationFailed("unsupported_signature_method", N_("The launch is signed with a method this tool does not accept."))
+        for name in ("oauth_signature", "oauth_nonce", "oauth_timestamp", "oauth_consumer_key"):
+            if not single.get(name):
+                raise AuthenticationFailed(f"{name}_missing", N_("The launch is not signed."))
+        if single.get("oauth_version", "1.0") != "1.0":
+            raise AuthenticationFailed("invalid_oauth_version", N_("The launch is signed with a method this tool does not accept."))
+
+    def validate_timestamp(self, value: str) -> int:
+        try:
+            timestamp = int(value)
+        except ValueError as exc:
+            raise AuthenticationFailed("timestamp_invalid", N_("The launch's time stamp is not valid.")) from exc
+        if abs(self._now() - timestamp) > self._window:
+            raise AuthenticationFailed("timestamp_out_of_window", N_("The launch is too old or dated in the future; check the platform's clock."))
+        return timestamp
+
+    @staticmethod
+    def validate_signature(method: str, url: str, pairs: list[tuple[str, str]], single: Mapping[str, str], secret: str) -> None:
+        query = urlsplit(url).query
+        collected = signature.collect_parameters(uri_query=query, body=pairs, exclude_oauth_signature=True)
+        if method.upper() != "POST":
+            raise InvalidRequest("method_not_allowed", N_("LTI launches must be sent with POST."))
+        # The stubs type normalize_parameters as taking a dict; it takes the (name, value) pairs that
+        # collect_parameters returns, and pairs are what OAuth needs (names may repeat).
+        normalized = signature.normalize_parameters(collected)  # type: ignore[arg-type]
+        base = signature.signature_base_string("POST", signature.base_string_uri(url), normalized)
+        expected = signature.sign_hmac_sha1(base, secret, "")
+        if not hmac.compare_digest(expected, single["oauth_signature"]):
+            raise AuthenticationFailed("bad_signature", N_("The launch's signature is not valid."))
+
+
+def build_launch(single: Mapping[str, str]) -> Launch:
+    roles = lis.parse_lti11_roles(single.get("roles", ""))
+    custom = {k[len("custom_") :]: v for k, v in single.items() if k.startswith("custom_")}
+    return Launch(
+        lti_version="1.1",
+        platform=single["oauth_consumer_key"],
+        platform_user_id=single["user_id"],
+        roles=roles,
+        role=lis.local_role(roles),
+        resource_link_id=single["resource_link_id"],
+        resource_link_title=single.get("resource_link_title", ""),
+        context_id=single.get("context_id", ""),
+        context_title=single.get("context_title", ""),
+        given_name=single.get("lis_person_name_given", ""),
+        family_name=single.get("lis_person_name_family", ""),
+        name=single.get("lis_person_name_full", ""),
+        email=single.get("lis_person_contact_email_primary", ""),
+        locale=single.get("launch_presentation_locale", ""),
+        custom=custom,
+        raw={k: v for k, v in single.items() if k != "oauth_signature"},
+    )

@@ -1,0 +1,219 @@
+"""id_token validation for LTI 1.3 resource link launches: every check of the 1EdTech Security Framework.
+
+Order matters. The registration (and so the key set) is found through the server-side ``state``,
+never through claims read before the signature is checked. Nothing is written until every check
+has passed; the last step consumes the nonce atomically, so a replay loses even a race.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any
+
+from joserfc.jws import JWSRegistry
+
+from lti_core import roles as lis
+from lti_core.errors import AuthenticationFailed, Forbidden, InvalidRequest
+from lti_core.i18n import N_
+from lti_core.lti13 import claims as c
+from lti_core.lti13.jwks import PlatformKeyCache
+from lti_core.store import LaunchStore
+from lti_core.types import Launch, OidcState, Registration
+from lti_core.urls import belongs_to_tool
+
+SUPPORTED_MESSAGE_TYPES = frozenset({c.RESOURCE_LINK_REQUEST})
+MAX_TOKEN_LENGTH = 64 * 1024
+# RS256 only: "none" and HS256 (key confusion with the public key as an HMAC secret) never get here.
+_RS256 = JWSRegistry(algorithms=["RS256"]).get_alg("RS256")
+
+
+def _b64decode(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def split_token(id_token: str) -> tuple[dict[str, Any], str, str, bytes]:
+    """(header, header segment, payload segment, signature) of a compact JWS, nothing trusted yet.
+
+    Only the header's ``alg`` and ``kid`` are read before the signature is verified; the payload is
+    decoded only afterwards.
+    """
+    parts = id_token.split(".")
+    if len(parts) != 3 or len(id_token) > MAX_TOKEN_LENGTH:
+        raise InvalidRequest("id_token_malformed", N_("The launch token is malformed."))
+    try:
+        header = json.loads(_b64decode(parts[0]))
+        signature = _b64decode(parts[2])
+    except (ValueError, binascii.Error) as exc:
+        raise InvalidRequest("id_token_malformed", N_("The launch token is malformed.")) from exc
+    if not isinstance(header, dict):
+        raise InvalidRequest("id_token_malformed", N_("The launch token is malformed."))
+    return header, parts[0], parts[1], signature
+
+
+class LaunchValidator:
+    """Validates the id_token a platform posts to the tool's redirect URI."""
+
+    def __init__(
+        self,
+        store: LaunchStore,
+        keys: PlatformKeyCache,
+        *,
+        tool_base_urls: Sequence[str] | str,
+        leeway: float = 10.0,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._keys = keys
+        self._tool_base_urls = (tool_base_urls,) if isinstance(tool_base_urls, str) else tuple(tool_base_urls)
+        self._leeway = leeway
+        self._now = now
+
+    # -- the steps, in order ------------------------------------------------------------------
+
+    def load_state(self, state: str, browser_states: Collection[str] | None, now: float) -> OidcState:
+        """The server-side state, bound to this browser.
+
+        ``browser_states`` are the states this browser holds proof of (state cookies, or values the
+        platform-storage flow returned). When the browser holds *other* states but not this one,
+        the launch was started in another browser: refused. When it holds none at all (third-party
+        cookies blocked), the cookie-free path applies: the single-use server-side state, bound to
+        the nonce the platform signed.
+        """
+        if not state:
+            raise InvalidRequest("state_missing", N_("The launch is missing its state; please launch again."))
+        if browser_states and state not in browser_states:
+            raise Forbidden("state_not_bound", N_("This launch was started in another browser; please launch again."))
+        found = self._store.get_state(state, now)
+        if found is None:
+            raise AuthenticationFailed("state_unknown", N_("The launch has expired or was not started here; please launch again."))
+        return found
+
+    def registration(self, state: OidcState) -> Registration:
+        registration = self._store.get_registration(state.issuer, state.client_id)
+        if registration is None:
+            raise AuthenticationFailed("unknown_platform", N_("This platform is not registered with the tool."))
+        return registration
+
+    def verify_signature(self, id_token: str, registration: Registration) -> dict[str, Any]:
+        header, header_segment, payload_segment, signature = split_token(id_token)
+        if header.get("alg") != "RS256":
+            # Refuses "none" and HS256 key confusion before any key is even looked at.
+            raise AuthenticationFailed("alg_not_allowed", N_("The launch token is signed with a method this tool does not accept."))
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise AuthenticationFailed("kid_missing", N_("The launch token does not name its signing key."))
+        key = self._keys.key_for(registration.key_set_url, kid)
+        signing_input = f"{header_segment}.{payload_segment}".encode("ascii", "replace")
+        if not _RS256.verify(signing_input, signature, key):
+            raise AuthenticationFailed("bad_signature", N_("The launch token's signature is not valid."))
+        try:
+            body = json.loads(_b64decode(payload_segment))
+        except (ValueError, binascii.Error) as exc:
+            raise InvalidRequest("id_token_malformed", N_("The launch token is malformed.")) from exc
+        if not isinstance(body, dict):
+            raise InvalidRequest("id_token_malformed", N_("The launch token is malformed."))
+        return body
+
+    def validate_claims(self, body: Mapping[str, Any], state: OidcState, registration: Registration, now: float) -> None:
+        if body.get("iss") != registration.issuer:
+            raise AuthenticationFailed("wrong_issuer", N_("The launch token was issued by another platform."))
+        aud = body.get("aud")
+        audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+        if registration.client_id not in audiences:
+            raise AuthenticationFailed("wrong_audience", N_("The launch token was issued for another tool."))
+        if (len(audiences) > 1 or "azp" in body) and body.get("azp") != registration.client_id:
+            raise AuthenticationFailed("azp_mismatch", N_("The launch token was issued for another tool."))
+        exp, iat = body.get("exp"), body.get("iat")
+        if not isinstance(exp, int | float) or not isinstance(iat, int | float):
+            raise InvalidRequest("id_token_malformed", N_("The launch token is malformed."))
+        if now >= exp + self._leeway:
+            raise AuthenticationFailed("token_expired", N_("The launch has expired; please launch again."))
+        if iat > now + self._leeway:
+            raise AuthenticationFailed("issued_in_future", N_("The launch token is dated in the future; check the platform's clock."))
+        if body.get("nonce") != state.nonce:
+            raise AuthenticationFailed("nonce_mismatch", N_("The launch does not match the login that started it."))
+        if body.get(c.VERSION) != c.LTI_VERSION:
+            raise InvalidRequest("invalid_version", N_("The launch is not an LTI 1.3 launch."))
+        if body.get(c.MESSAGE_TYPE) not in SUPPORTED_MESSAGE_TYPES:
+            raise InvalidRequest("unsupported_message_type", N_("This kind of LTI message is not supported here."))
+        deployment_id = body.get(c.DEPLOYMENT_ID)
+        if not isinstance(deployment_id, str) or not registration.has_deployment(deployment_id):
+            raise Forbidden("unknown_deployment", N_("This deployment of the tool is not registered."))
+        if not isinstance(body.get("sub"), str) or not body["sub"]:
+            raise InvalidRequest("sub_missing", N_("The launch does not identify the user."))
+        if not isinstance(body.get(c.ROLES), list):
+            raise InvalidRequest("roles_missing", N_("The launch does not say the user's role."))
+        link = body.get(c.RESOURCE_LINK)
+        if not isinstance(link, dict) or not isinstance(link.get("id"), str) or not link["id"]:
+            raise InvalidRequest("resource_link_missing", N_("The launch does not say which link was followed."))
+        target = body.get(c.TARGET_LINK_URI)
+        if not isinstance(target, str) or not belongs_to_tool(target, self._tool_base_urls):
+            raise Forbidden("target_link_outside_tool", N_("The launch points to an address outside this tool."))
+
+    def consume_nonce(self, body: Mapping[str, Any], now: float) -> None:
+        expires_at = float(body["exp"]) + self._leeway
+        if not self._store.consume_nonce("lti13:" + str(body["iss"]), str(body["nonce"]), expires_at, now):
+            raise AuthenticationFailed("nonce_reused", N_("This launch was already used; please launch again."))
+
+    # -- the whole validation -----------------------------------------------------------------
+
+    def validate(
+        self,
+        id_token: str,
+        state: str,
+        browser_states: Collection[str] | None = None,
+        *,
+        before_commit: Callable[[Launch], None] | None = None,
+    ) -> Launch:
+        """The verified launch. ``before_commit`` lets the host refuse it (unknown content, say)
+        before the nonce is consumed, so a refused launch writes nothing."""
+        if not id_token:
+            raise InvalidRequest("id_token_missing", N_("The launch is missing its token."))
+        now = self._now()
+        oidc_state = self.load_state(state, browser_states, now)
+        registration = self.registration(oidc_state)
+        body = self.verify_signature(id_token, registration)
+        self.validate_claims(body, oidc_state, registration, now)
+        launch = build_launch(body, registration)
+        if before_commit is not None:
+            before_commit(launch)
+        self.consume_nonce(body, now)
+        return launch
+
+
+def _str(mapping: Any, key: str) -> str:
+    value = mapping.get(key) if isinstance(mapping, dict) else None
+    return value if isinstance(value, str) else ""
+
+
+def build_launch(body: Mapping[str, Any], registration: Registration) -> Launch:
+    """The version-neutral Launch from validated claims."""
+    roles = lis.normalise_roles(r for r in body[c.ROLES] if isinstance(r, str))
+    context = body.get(c.CONTEXT, {})
+    link = body[c.RESOURCE_LINK]
+    custom = body.get(c.CUSTOM, {})
+    return Launch(
+        lti_version=c.LTI_VERSION,
+        platform=registration.issuer,
+        platform_user_id=body["sub"],
+        roles=roles,
+        role=lis.local_role(roles),
+        resource_link_id=link["id"],
+        resource_link_title=_str(link, "title"),
+        target_link_uri=body[c.TARGET_LINK_URI],
+        deployment_id=body[c.DEPLOYMENT_ID],
+        client_id=registration.client_id,
+        context_id=_str(context, "id"),
+        context_title=_str(context, "title"),
+        given_name=_str(body, "given_name"),
+        family_name=_str(body, "family_name"),
+        name=_str(body, "name"),
+        email=_str(body, "email"),
+        locale=_str(body.get(c.LAUNCH_PRESENTATION, {}), "locale") or _str(body, "locale"),
+        custom={str(k): str(v) for k, v in custom.items()} if isinstance(custom, dict) else {},
+        raw=dict(body),
+    )

@@ -1,0 +1,121 @@
+"""OIDC third-party login initiation (LTI 1.3 Core 5.1.1, 1EdTech Security Framework 5.1.1).
+
+The platform sends iss, login_hint and target_link_uri (Moodle by form POST, others by GET); the
+tool answers with a redirect to the platform's authorization endpoint carrying a fresh ``state``
+and ``nonce`` that it remembers server-side. The host also sets a cookie for the state to bind it
+to the browser where it can (see ``LaunchValidator``).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from lti_core.errors import AuthenticationFailed, Forbidden, InvalidRequest
+from lti_core.i18n import N_
+from lti_core.store import LaunchStore
+from lti_core.types import OidcState, Registration
+from lti_core.urls import add_query, belongs_to_tool
+
+
+@dataclass(frozen=True)
+class LoginRequest:
+    """The login initiation parameters, parsed and checked for presence."""
+
+    issuer: str
+    login_hint: str
+    target_link_uri: str
+    lti_message_hint: str = ""
+    client_id: str = ""
+    deployment_id: str = ""
+    lti_storage_target: str = ""
+
+
+@dataclass(frozen=True)
+class LoginRedirect:
+    """Where to send the browser, and the state the host binds to it (cookie or platform storage)."""
+
+    url: str
+    state: OidcState
+    lti_storage_target: str = ""
+
+
+def parse_login_request(params: Mapping[str, str]) -> LoginRequest:
+    def required(name: str) -> str:
+        value = params.get(name, "").strip()
+        if not value:
+            raise InvalidRequest(f"{name}_missing", N_("The login request is missing a required parameter."))
+        return value
+
+    return LoginRequest(
+        issuer=required("iss"),
+        login_hint=required("login_hint"),
+        target_link_uri=required("target_link_uri"),
+        lti_message_hint=params.get("lti_message_hint", ""),
+        client_id=params.get("client_id", "").strip(),
+        deployment_id=params.get("lti_deployment_id", "").strip(),
+        lti_storage_target=params.get("lti_storage_target", ""),
+    )
+
+
+class OidcLogin:
+    """Answers login initiations for every registered platform."""
+
+    def __init__(
+        self,
+        store: LaunchStore,
+        *,
+        tool_base_urls: Sequence[str],
+        redirect_uri: str,
+        state_ttl: float = 600.0,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._tool_base_urls = tuple(tool_base_urls)
+        self._redirect_uri = redirect_uri
+        self._state_ttl = state_ttl
+        self._now = now
+
+    def find_registration(self, request: LoginRequest) -> Registration:
+        if request.client_id:
+            registration = self._store.get_registration(request.issuer, request.client_id)
+        else:
+            # client_id is optional in login initiation; it is unambiguous when the issuer has one registration.
+            candidates = self._store.find_registrations(request.issuer)
+            registration = candidates[0] if len(candidates) == 1 else None
+        if registration is None:
+            raise AuthenticationFailed("unknown_platform", N_("This platform is not registered with the tool."))
+        return registration
+
+    def begin(self, params: Mapping[str, str]) -> LoginRedirect:
+        request = parse_login_request(params)
+        if not belongs_to_tool(request.target_link_uri, self._tool_base_urls):
+            raise Forbidden("target_link_outside_tool", N_("The launch points to an address outside this tool."))
+        registration = self.find_registration(request)
+        if request.deployment_id and not registration.has_deployment(request.deployment_id):
+            raise Forbidden("unknown_deployment", N_("This deployment of the tool is not registered."))
+        state = OidcState(
+            state=secrets.token_urlsafe(32),
+            nonce=secrets.token_urlsafe(32),
+            issuer=registration.issuer,
+            client_id=registration.client_id,
+            target_link_uri=request.target_link_uri,
+            expires_at=self._now() + self._state_ttl,
+        )
+        self._store.save_state(state)
+        query = {
+            "scope": "openid",
+            "response_type": "id_token",
+            "response_mode": "form_post",
+            "prompt": "none",
+            "client_id": registration.client_id,
+            "redirect_uri": self._redirect_uri,
+            "login_hint": request.login_hint,
+            "state": state.state,
+            "nonce": state.nonce,
+        }
+        if request.lti_message_hint:
+            query["lti_message_hint"] = request.lti_message_hint
+        return LoginRedirect(add_query(registration.auth_login_url, query), state, request.lti_storage_target)

@@ -1,0 +1,69 @@
+"""Storage the protocol code needs, as small Protocols each host implements on its own database.
+
+Every implementation must pass ``tests/store_contract.py``. Methods that consume something
+(``consume_nonce``) must be atomic under concurrency: two launches racing with the same nonce must
+not both win.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from lti_core.types import Consumer, OidcState, Registration, ToolKey, UserLink
+
+
+class RegistrationStore(Protocol):
+    def get_registration(self, issuer: str, client_id: str) -> Registration | None: ...
+    def find_registrations(self, issuer: str) -> list[Registration]: ...
+    def save_registration(self, registration: Registration) -> None:
+        """Create or replace the registration (issuer, client_id), deployments included."""
+        ...
+
+
+class ConsumerStore(Protocol):
+    def get_consumer(self, key: str) -> Consumer | None: ...
+    def save_consumer(self, consumer: Consumer) -> None: ...
+
+
+class NonceStore(Protocol):
+    def consume_nonce(self, scope: str, nonce: str, expires_at: float, now: float) -> bool:
+        """Record ``nonce`` in ``scope``; False if it was already recorded and has not expired."""
+        ...
+
+
+class StateStore(Protocol):
+    def save_state(self, state: OidcState) -> None: ...
+    def get_state(self, state: str, now: float) -> OidcState | None:
+        """The unexpired state, or None."""
+        ...
+    def delete_state(self, state: str) -> None: ...
+    def purge_expired(self, now: float) -> int:
+        """Drop expired states and nonces; returns how many rows went."""
+        ...
+
+
+class ToolKeyStore(Protocol):
+    def list_tool_keys(self) -> list[ToolKey]:
+        """All keys, newest first."""
+        ...
+    def save_tool_key(self, key: ToolKey) -> None: ...
+    def set_tool_key_active(self, kid: str, active: bool) -> None: ...
+
+
+class UserLinkStore(Protocol):
+    def get_user_link(self, platform: str, platform_user_id: str) -> UserLink | None: ...
+    def save_user_link(self, link: UserLink) -> UserLink:
+        """Create the link; if one already exists for the identity, keep it and return it (links are permanent)."""
+        ...
+
+
+class Lti11Store(ConsumerStore, NonceStore, Protocol):
+    """What LTI 1.1 verification needs."""
+
+
+class LaunchStore(RegistrationStore, NonceStore, StateStore, Protocol):
+    """What login initiation and launch validation need."""
+
+
+class Store(RegistrationStore, ConsumerStore, NonceStore, StateStore, ToolKeyStore, UserLinkStore, Protocol):
+    """Everything a host's store provides."""

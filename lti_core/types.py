@@ -1,0 +1,108 @@
+"""Value types shared by the protocol code, the stores and the hosts (all frozen)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One placement of the tool in a platform (Moodle: one tool type; Canvas: one install)."""
+
+    deployment_id: str
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Registration:
+    """An LTI 1.3 platform this tool trusts, identified by (issuer, client_id)."""
+
+    issuer: str
+    client_id: str
+    auth_login_url: str
+    auth_token_url: str
+    key_set_url: str
+    deployments: tuple[Deployment, ...] = ()
+    name: str = ""
+
+    def has_deployment(self, deployment_id: str) -> bool:
+        return any(d.deployment_id == deployment_id for d in self.deployments)
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """An LTI 1.1 consumer: the key and secret a tool admin issued to one platform."""
+
+    key: str
+    secret: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class ToolKey:
+    """One of the tool's own RSA signing keys. ``private_pem`` never leaves the store's host."""
+
+    kid: str
+    private_pem: str
+    public_jwk: dict[str, Any] = field(hash=False)
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class OidcState:
+    """What the tool remembers between OIDC login initiation and the launch."""
+
+    state: str
+    nonce: str
+    issuer: str
+    client_id: str
+    target_link_uri: str
+    expires_at: float
+
+
+class Role(Enum):
+    """The local rights a launch grants; a learner can never gain staff rights."""
+
+    LEARNER = "learner"
+    STAFF = "staff"
+
+
+@dataclass(frozen=True)
+class UserLink:
+    """A permanent link from a platform identity to a local user.
+
+    ``platform`` is the LTI 1.3 issuer or the LTI 1.1 consumer key; ``platform_user_id`` is ``sub``
+    or ``user_id``. The pair never changes meaning, so the same person always lands as the same user.
+    """
+
+    platform: str
+    platform_user_id: str
+    local_user_id: str
+
+
+@dataclass(frozen=True)
+class Launch:
+    """A verified launch, the same shape for LTI 1.1 and LTI 1.3, ready for the host to act on."""
+
+    lti_version: str  # "1.1" or "1.3.0"
+    platform: str  # issuer (1.3) or consumer key (1.1)
+    platform_user_id: str  # sub (1.3) or user_id (1.1)
+    roles: tuple[str, ...]  # full role URIs, normalised
+    role: Role
+    resource_link_id: str
+    target_link_uri: str = ""
+    deployment_id: str = ""
+    client_id: str = ""
+    context_id: str = ""
+    context_title: str = ""
+    resource_link_title: str = ""
+    given_name: str = ""
+    family_name: str = ""
+    name: str = ""
+    email: str = ""
+    locale: str = ""
+    custom: dict[str, str] = field(default_factory=dict, hash=False)
+    # Everything else the platform sent (claims or parameters), for later services.
+    raw: dict[str, Any] = field(default_factory=dict, hash=False, repr=False)

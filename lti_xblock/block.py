@@ -1,0 +1,279 @@
+"""The ``lti_publish`` XBlock: a container whose children are what a platform's learners see.
+
+A course author adds it in Studio, puts content inside it, and copies the launch details its
+studio view shows into the platform (Moodle, Canvas...). Launches land on the children, rendered
+by this block's ``student_view``.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from django.template import Context, Engine
+from django.utils.html import escape, format_html
+from django.utils.safestring import SafeString, mark_safe
+from web_fragments.fragment import Fragment
+from xblock.completable import XBlockCompletionMode
+from xblock.core import XBlock
+from xblock.fields import Boolean, Float, Scope, String
+
+from lti_core.i18n import N_
+from lti_publish_assets import static_text
+from lti_xblock.i18n import gettext as _
+from lti_xblock.launch_details import launch_details, tool_base_url
+
+DEFAULT_TITLE = N_("Published content")
+ISSUE_CONSUMER_COMMAND = "lti-publish issue-consumer --name <platform>"
+
+# Looked up next to this module, not through INSTALLED_APPS: Studio renders the block too, and
+# lti_xblock is installed there as an XBlock only, not as a Django app.
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+
+
+@cache
+def template_engine() -> Engine:
+    return Engine(dirs=[str(TEMPLATE_DIR)], app_dirs=False, autoescape=True)
+
+
+def render_template(name: str, context: dict[str, Any]) -> SafeString:
+    """Render ``lti_xblock/<name>`` (autoescaped) with Django's template engine."""
+    html = template_engine().get_template(f"lti_xblock/{name}").render(Context(context))
+    return mark_safe(html)  # noqa: S308 - the template engine escaped every variable
+
+
+def _parse_max_score(value: Any) -> float | None:
+    """``value`` as a positive, finite score, or None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if not isinstance(value, int | float):
+        return None
+    score = float(value)
+    return score if math.isfinite(score) and score > 0 else None
+
+
+class LtiPublishBlock(XBlock):
+    """Content published to LTI platforms: its children, framed by a title."""
+
+    display_name = String(
+        display_name=N_("Title"),
+        help=N_("The title learners see above the content."),
+        scope=Scope.settings,
+        default=DEFAULT_TITLE,
+    )
+    grade_sync = Boolean(
+        display_name=N_("Grade sync"),
+        help=N_("Send scores back to the platform's gradebook"),
+        scope=Scope.settings,
+        default=False,
+    )
+    max_score = Float(
+        display_name=N_("Maximum score"),
+        help=N_("The score sent to the platform for full marks; must be greater than 0."),
+        scope=Scope.settings,
+        default=100.0,
+    )
+
+    has_children = True
+    # Studio: show author_view on the unit page; completion is that of the children.
+    has_author_view = True
+    completion_mode = XBlockCompletionMode.AGGREGATOR
+
+    # ------------------------------------------------------------------ helpers
+
+    @classmethod
+    def css_text(cls) -> str:
+        """The block's stylesheet, from the installed ``lti_publish_assets`` package."""
+        return static_text("css/lti_publish.css")
+
+    def title(self) -> str:
+        """The title in the current language when it is still the default one."""
+        title = str(self.display_name or "")
+        return _(title) if title == DEFAULT_TITLE else title
+
+    def content_id(self) -> str:
+        return str(self.scope_ids.usage_id)
+
+    def tool_base(self) -> str:
+        """The tool's public base URL: configured, else the runtime's host (the workbench has one)."""
+        base = tool_base_url("")
+        if not base:
+            hostname = getattr(self.runtime, "hostname", "") or ""
+            base = f"http://{hostname}" if hostname else ""
+        return base
+
+    def _children_fragments(self, context: dict[str, Any] | None, view_for: Any) -> list[Fragment]:
+        fragments = []
+        for child_id in self.children:
+            child = self.runtime.get_block(child_id)
+            fragments.append(self.runtime.render_child(child, view_for(child), context))
+        return fragments
+
+    def _render(self, template: str, context: dict[str, Any], children: list[Fragment]) -> Fragment:
+        fragment = Fragment()
+        for child in children:
+            fragment.add_fragment_resources(child)
+        # Children render their own, already escaped, HTML.
+        context["children"] = [mark_safe(child.body_html()) for child in children]  # noqa: S308
+        fragment.add_content(render_template(template, context))
+        fragment.add_css(self.css_text())
+        return fragment
+
+    def launch_details_context(self) -> dict[str, Any]:
+        base = self.tool_base()
+        details = launch_details(base, self.content_id())
+        command = format_html("<code>{}</code>", ISSUE_CONSUMER_COMMAND)
+        return {
+            "launch_heading": _(N_("Launch details")),
+            "launch_intro": _(N_("Paste these into the platform that will show this content.")),
+            "relative_hint": ""
+            if base
+            else _(N_("These URLs are relative: set TOOL_BASE_URLS in the LTI_PUBLISH setting to this tool's address.")),
+            "lti11_heading": _(N_("LTI 1.1")),
+            "lti11": [(_(N_("Tool URL")), details.lti11_tool_url)],
+            # Translators: {command} is a shell command, shown as code; keep it as is.
+            "lti11_consumer": format_html(
+                escape(_(N_("Issue a consumer key and secret for each platform with {command}"))), command=command
+            ),
+            "lti13_heading": _(N_("LTI 1.3")),
+            "lti13": [
+                (_(N_("Target link URI")), details.lti13_target_link_uri),
+                (_(N_("Login initiation URL")), details.lti13_login_url),
+                (_(N_("Redirection URI")), details.lti13_redirect_uri),
+                (_(N_("Public keyset URL")), details.lti13_jwks_url),
+            ],
+            "content_id_label": _(N_("Content ID")),
+            "content_id": self.content_id(),
+        }
+
+    # -------------------------------------------------------------------- views
+
+    def student_view(self, context: dict[str, Any] | None = None) -> Fragment:
+        """The children, one after the other, under the title."""
+        children = self._children_fragments(context, lambda child: "student_view")
+        return self._render("student.html", {"title": self.title()}, children)
+
+    def author_view(self, context: dict[str, Any] | None = None) -> Fragment:
+        """Studio's unit page: the launch details, then a preview of the children."""
+
+        def preview_view(child: Any) -> str:
+            return "author_view" if hasattr(child, "author_view") else "student_view"
+
+        children = self._children_fragments(context, preview_view)
+        return self._render("student.html", {"title": self.title(), **self.launch_details_context()}, children)
+
+    def studio_view(self, context: dict[str, Any] | None = None) -> Fragment:
+        """Studio's edit dialog: the settings form and the launch details."""
+        context = {
+            "form_label": _(N_("Settings of the published content")),
+            "fields": {
+                "display_name": {
+                    "label": _(self.fields["display_name"].display_name),
+                    "help": _(self.fields["display_name"].help),
+                    "value": str(self.display_name or ""),
+                },
+                "grade_sync": {
+                    "label": _(self.fields["grade_sync"].help),
+                    "help": _(N_("The platform receives the learner's score out of the maximum score.")),
+                    "value": bool(self.grade_sync),
+                },
+                "max_score": {
+                    "label": _(self.fields["max_score"].display_name),
+                    "help": _(self.fields["max_score"].help),
+                    "value": f"{float(self.max_score):g}",
+                },
+            },
+            "save_label": _(N_("Save")),
+            "cancel_label": _(N_("Cancel")),
+            **self.launch_details_context(),
+        }
+        fragment = Fragment(render_template("studio.html", context))
+        fragment.add_css(self.css_text())
+        fragment.add_javascript(static_text("js/studio.js"))
+        fragment.initialize_js("LtiPublishStudio")
+        return fragment
+
+    # ----------------------------------------------------------------- handlers
+
+    @XBlock.json_handler
+    def save_settings(self, data: Any, suffix: str = "") -> dict[str, Any]:
+        """Validate and save the studio form; every field is checked before anything is saved."""
+        if not isinstance(data, dict):
+            return {"result": "error", "errors": {"__all__": _(N_("The settings could not be read."))}}
+        errors: dict[str, str] = {}
+        changes: dict[str, Any] = {}
+
+        if "display_name" in data:
+            title = data["display_name"]
+            if not isinstance(title, str) or not title.strip():
+                errors["display_name"] = _(N_("Enter a title."))
+            else:
+                changes["display_name"] = title.strip()
+        if "grade_sync" in data:
+            if isinstance(data["grade_sync"], bool):
+                changes["grade_sync"] = data["grade_sync"]
+            else:
+                errors["grade_sync"] = _(N_("Grade sync must be on or off."))
+        if "max_score" in data:
+            score = _parse_max_score(data["max_score"])
+            if score is None:
+                errors["max_score"] = _(N_("The maximum score must be a number greater than 0."))
+            else:
+                changes["max_score"] = score
+
+        if errors:
+            return {"result": "error", "errors": errors}
+        for name, value in changes.items():
+            setattr(self, name, value)
+        return {"result": "success"}
+
+    # ---------------------------------------------------------------- workbench
+
+    @staticmethod
+    def workbench_scenarios() -> list[tuple[str, str]]:
+        """The demo content: an introduction and two fraction problems from the SDK's sample blocks."""
+        return [
+            (
+                "lti-publish: published content",
+                """\
+<lti_publish display_name="Published content: fractions">
+    <html_demo>
+        <p>Adding fractions that share a denominator: add the numerators, keep the denominator.</p>
+    </html_demo>
+    <problem_demo>
+        <html_demo><p>What is $a/$d + $b/$d? Enter the numerator of the answer over $d.</p></html_demo>
+        <textinput_demo name="numerator" input_type="int" />
+        <equality_demo name="numerator_checker" left="./numerator/@student_input" right="$c">
+            The numerator is right
+        </equality_demo>
+        <script>
+            import random
+            d = random.randint(5, 9)
+            a = random.randint(1, 2)
+            b = random.randint(1, 2)
+            c = a + b
+        </script>
+    </problem_demo>
+    <problem_demo>
+        <html_demo><p>How many eighths make $n quarters?</p></html_demo>
+        <textinput_demo name="eighths" input_type="int" />
+        <equality_demo name="eighths_checker" left="./eighths/@student_input" right="$c">
+            Number of eighths
+        </equality_demo>
+        <script>
+            import random
+            n = random.randint(2, 7)
+            c = 2 * n
+        </script>
+    </problem_demo>
+</lti_publish>
+""",
+            )
+        ]

@@ -1,0 +1,152 @@
+"""Every call lti_xblock makes into its host platform, behind one interface.
+
+``OpenEdxHost`` talks to edx-platform (users, enrolment, course roles, courseware URLs) and is only
+importable inside the LMS; ``WorkbenchHost`` does the same on the XBlock SDK workbench for the demo
+and the tests. Views never import edx-platform directly.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any, Protocol
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+
+from lti_core.i18n import N_
+from lti_core.types import Launch, Role
+from lti_xblock.i18n import gettext
+
+ROLE_LABELS = {Role.LEARNER: N_("learner"), Role.STAFF: N_("staff")}
+
+
+class Host(Protocol):
+    def content_title(self, content_id: str) -> str | None:
+        """The published block's title, or None when ``content_id`` is not published content."""
+        ...
+
+    def create_user(self, username: str, launch: Launch) -> AbstractBaseUser: ...
+
+    def enroll(self, user: AbstractBaseUser, content_id: str, role: Role) -> None:
+        """Give ``user`` access to the content's course with ``role``'s rights (never more)."""
+        ...
+
+    def landing_url(self, content_id: str) -> str: ...
+
+
+def _new_user(username: str, launch: Launch) -> AbstractBaseUser:
+    user_model = get_user_model()
+    user = user_model(
+        username=username,
+        email=launch.email,
+        first_name=launch.given_name[:150],
+        last_name=launch.family_name[:150],
+    )
+    # LTI users sign in through their platform only.
+    user.set_unusable_password()
+    user.save()
+    return user
+
+
+class WorkbenchHost:
+    """The XBlock SDK workbench: scenarios hold the content, LtiContentEnrollment the rights."""
+
+    def _block(self, content_id: str, user_id: str | None = None) -> Any:
+        from workbench.runtime import WorkbenchRuntime
+        from xblock.exceptions import NoSuchUsage
+
+        try:
+            return WorkbenchRuntime(user_id).get_block(content_id)
+        except (NoSuchUsage, KeyError, ValueError):
+            return None
+
+    def content_title(self, content_id: str) -> str | None:
+        block = self._block(content_id)
+        if block is None or block.scope_ids.block_type != "lti_publish":
+            return None
+        return str(block.display_name)
+
+    def create_user(self, username: str, launch: Launch) -> AbstractBaseUser:
+        return _new_user(username, launch)
+
+    def enroll(self, user: AbstractBaseUser, content_id: str, role: Role) -> None:
+        from lti_xblock.models import LtiContentEnrollment
+
+        # Rights follow the latest launch: an instructor who launches as a learner sees the learner view.
+        LtiContentEnrollment.objects.update_or_create(user=user, content_id=content_id, defaults={"role": role.value})
+
+    def enrolled_role(self, user: AbstractBaseUser, content_id: str) -> Role | None:
+        from lti_xblock.models import LtiContentEnrollment
+
+        row = LtiContentEnrollment.objects.filter(user=user, content_id=content_id).first()
+        return Role(row.role) if row else None
+
+    def landing_url(self, content_id: str) -> str:
+        return reverse("lti_xblock:content", args=[content_id])
+
+    def render_content(self, request: HttpRequest, content_id: str, role: Role) -> HttpResponse:
+        block = self._block(content_id, str(request.user.pk))
+        fragment = block.render("student_view", {})
+        return render(
+            request,
+            "lti_xblock/content.html",
+            {
+                "title": block.display_name,
+                "role": role.value,
+                "body": fragment.body_html(),
+                "head_html": fragment.head_html(),
+                "foot_html": fragment.foot_html(),
+                "student_id": str(request.user.pk),
+                "signed_in_as": gettext(N_("Signed in as %(name)s (%(role)s)"))
+                % {"name": request.user.get_full_name() or request.user.get_username(), "role": gettext(ROLE_LABELS[role])},
+            },
+        )
+
+
+class OpenEdxHost:  # pragma: no cover - runs only inside edx-platform, which is not installable here
+    """edx-platform: modulestore content, CourseEnrollment, CourseStaffRole, jump_to URLs."""
+
+    def content_title(self, content_id: str) -> str | None:
+        from opaque_keys import InvalidKeyError
+        from opaque_keys.edx.keys import UsageKey
+        from xmodule.modulestore.django import modulestore
+        from xmodule.modulestore.exceptions import ItemNotFoundError
+
+        try:
+            block = modulestore().get_item(UsageKey.from_string(content_id))
+        except (InvalidKeyError, ItemNotFoundError):
+            return None
+        return str(block.display_name) if block.scope_ids.block_type == "lti_publish" else None
+
+    def create_user(self, username: str, launch: Launch) -> AbstractBaseUser:
+        from common.djangoapps.student.models import UserProfile
+
+        user = _new_user(username, launch)
+        UserProfile.objects.create(user=user, name=launch.name or username)
+        return user
+
+    def enroll(self, user: AbstractBaseUser, content_id: str, role: Role) -> None:
+        from common.djangoapps.student.models import CourseEnrollment
+        from common.djangoapps.student.roles import CourseStaffRole
+        from opaque_keys.edx.keys import UsageKey
+
+        course_key = UsageKey.from_string(content_id).course_key
+        CourseEnrollment.enroll(user, course_key, check_access=False)
+        if role is Role.STAFF:
+            CourseStaffRole(course_key).add_users(user)
+
+    def landing_url(self, content_id: str) -> str:
+        from opaque_keys.edx.keys import UsageKey
+
+        usage_key = UsageKey.from_string(content_id)
+        return reverse("jump_to", kwargs={"course_id": str(usage_key.course_key), "location": content_id})
+
+
+@cache
+def host() -> Host:
+    name = settings.LTI_PUBLISH.get("HOST", "openedx")
+    return WorkbenchHost() if name == "workbench" else OpenEdxHost()

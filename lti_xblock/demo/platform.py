@@ -1,0 +1,169 @@
+"""A small LTI platform for people without an LMS: the demo's local launch page.
+
+It launches into this tool exactly as Moodle would: LTI 1.1 form POSTs signed by oauthlib, and the
+LTI 1.3 OIDC dance (login initiation POST, authorization endpoint, id_token signed with its own
+RSA key and published at its own JWKS URL). It is demo code: it trusts whoever opens the page.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+import uuid
+from functools import cache
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+from oauthlib.oauth1 import SIGNATURE_HMAC_SHA1, SIGNATURE_TYPE_BODY, Client
+
+from lti_core.i18n import N_
+from lti_core.lti13 import claims as c
+from lti_publish_assets import static_text
+from lti_xblock.i18n import gettext as _
+from lti_xblock.launch_details import launch_details, tool_base_url
+
+CLIENT_ID = "demo-client"
+DEPLOYMENT_ID = "1"
+CONSUMER_KEY = "demo-consumer"
+PEOPLE = {
+    "learner": {"user_id": "101", "given": "Ada", "family": "Lovelace", "roles11": "Learner",
+                "roles13": ["http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"]},
+    "instructor": {"user_id": "102", "given": "Grace", "family": "Hopper", "roles11": "Instructor",
+                   "roles13": ["http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"]},
+}
+
+
+def base_url(request: HttpRequest) -> str:
+    return tool_base_url(request.build_absolute_uri("/"))
+
+
+def issuer(base: str) -> str:
+    return f"{base}/demo/platform"
+
+
+@cache
+def platform_key() -> RSAKey:
+    """The demo platform's signing key, made on first use and kept in var/ (never committed)."""
+    path = settings.VAR_DIR / "demo-platform-key.json"
+    if path.exists():
+        return RSAKey.import_key(json.loads(path.read_text()))
+    key = RSAKey.generate_key(2048, {"kid": uuid.uuid4().hex, "alg": "RS256", "use": "sig"}, private=True)
+    path.write_text(json.dumps(key.as_dict(private=True)))
+    path.chmod(0o600)
+    return key
+
+
+def published_content() -> list[tuple[str, str]]:
+    """(usage id, title) of every lti_publish block the workbench knows."""
+    from workbench.scenarios import get_scenarios
+
+    from lti_xblock.compat import host
+
+    found = []
+    for scenario in get_scenarios().values():
+        title = host().content_title(scenario.usage_id)
+        if title is not None:
+            found.append((scenario.usage_id, title))
+    return found
+
+
+def autosubmit(request: HttpRequest, action: str, fields: dict[str, str]) -> HttpResponse:
+    return render(request, "lti_xblock/autosubmit.html", {"action": action, "fields": sorted(fields.items()),
+                                                          "label": _(N_("Continue"))})
+
+
+@require_GET
+def launch_page(request: HttpRequest) -> HttpResponse:
+    base = base_url(request)
+    return render(request, "lti_xblock/demo_launch.html", {
+        "title": _(N_("lti-publish: local launch page")),
+        "intro": _(N_("Launch the published content as a platform would, with real signed LTI messages.")),
+        "content": [(cid, title, launch_details(base, cid)) for cid, title in published_content()],
+        "roles": [("learner", _(N_("Learner"))), ("instructor", _(N_("Instructor")))],
+        "css": static_text("css/lti_publish.css"),
+    })
+
+
+@csrf_exempt
+@require_POST
+def start_launch(request: HttpRequest) -> HttpResponse:
+    from lti_xblock.views import store
+
+    base = base_url(request)
+    person = PEOPLE.get(request.POST.get("role", ""))
+    content_id = request.POST.get("content_id", "")
+    if person is None or not content_id:
+        return HttpResponseBadRequest("role and content_id are required")
+    details = launch_details(base, content_id)
+    if request.POST.get("version") == "1.1":
+        consumer = store.get_consumer(CONSUMER_KEY)
+        if consumer is None:
+            return HttpResponseBadRequest("run `make demo` (or the demo's setup) first: no demo consumer")
+        params = {
+            "lti_message_type": "basic-lti-launch-request", "lti_version": "LTI-1p0",
+            "resource_link_id": f"demo-{content_id}", "resource_link_title": "Demo link",
+            "user_id": person["user_id"], "roles": person["roles11"],
+            "lis_person_name_given": person["given"], "lis_person_name_family": person["family"],
+            "lis_person_name_full": f"{person['given']} {person['family']}",
+            "lis_person_contact_email_primary": f"{person['given'].lower()}@example.org",
+            "context_id": "demo-course", "context_title": "Demo course",
+            "launch_presentation_locale": request.LANGUAGE_CODE,
+            "tool_consumer_info_product_family_code": "lti-publish-demo",
+        }
+        client = Client(CONSUMER_KEY, client_secret=consumer.secret, signature_method=SIGNATURE_HMAC_SHA1,
+                        signature_type=SIGNATURE_TYPE_BODY)
+        _uri, _headers, body = client.sign(details.lti11_tool_url, http_method="POST", body=params,
+                                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+        from urllib.parse import parse_qsl
+
+        return autosubmit(request, details.lti11_tool_url, dict(parse_qsl(body)))
+    hint = json.dumps({"role": request.POST["role"], "target": details.lti13_target_link_uri})
+    return autosubmit(request, details.lti13_login_url, {
+        "iss": issuer(base), "login_hint": person["user_id"], "target_link_uri": details.lti13_target_link_uri,
+        "lti_message_hint": hint, "client_id": CLIENT_ID, "lti_deployment_id": DEPLOYMENT_ID,
+    })
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def authorize(request: HttpRequest) -> HttpResponse:
+    """The platform's OIDC authorization endpoint: checks the tool's request, answers with an id_token."""
+    params = request.POST if request.method == "POST" else request.GET
+    base = base_url(request)
+    expected_redirect = launch_details(base, "x").lti13_redirect_uri
+    if params.get("redirect_uri") != expected_redirect or params.get("client_id") != CLIENT_ID:
+        return HttpResponseBadRequest("unregistered redirect_uri or client_id")
+    if params.get("response_type") != "id_token" or params.get("scope") != "openid" or not params.get("nonce"):
+        return HttpResponseBadRequest("not an LTI 1.3 authentication request")
+    try:
+        hint = json.loads(params.get("lti_message_hint", ""))
+        person = PEOPLE[hint["role"]]
+    except (ValueError, KeyError, TypeError):
+        return HttpResponseBadRequest("bad lti_message_hint")
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": issuer(base), "aud": CLIENT_ID, "sub": params.get("login_hint"), "iat": now, "exp": now + 60,
+        "nonce": params["nonce"], "given_name": person["given"], "family_name": person["family"],
+        "name": f"{person['given']} {person['family']}", "email": f"{person['given'].lower()}@example.org",
+        c.MESSAGE_TYPE: c.RESOURCE_LINK_REQUEST, c.VERSION: c.LTI_VERSION, c.DEPLOYMENT_ID: DEPLOYMENT_ID,
+        c.TARGET_LINK_URI: hint["target"], c.ROLES: person["roles13"],
+        c.RESOURCE_LINK: {"id": "demo-" + secrets.token_hex(4), "title": "Demo link"},
+        c.CONTEXT: {"id": "demo-course", "title": "Demo course", "type": ["http://purl.imsglobal.org/vocab/lis/v2/course#CourseOffering"]},
+        c.LAUNCH_PRESENTATION: {"locale": request.LANGUAGE_CODE, "document_target": "window"},
+    }
+    key = platform_key()
+    token = jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
+    return autosubmit(request, params["redirect_uri"], {"id_token": token, "state": params.get("state", "")})
+
+
+@require_GET
+def jwks(_request: HttpRequest) -> JsonResponse:
+    public = platform_key().as_dict(private=False)
+    return JsonResponse({"keys": [{**public, "alg": "RS256", "use": "sig"}]})

@@ -1,0 +1,38 @@
+"""What an admin pastes into a platform to add one piece of published content."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from django.conf import settings
+
+URL_PREFIX = "lti_publish"
+
+
+def tool_base_url(request_base: str = "") -> str:
+    """The public base URL (scheme://host[:port]) of this tool: configured, or the request's own."""
+    configured = settings.LTI_PUBLISH.get("TOOL_BASE_URLS") or []
+    return (configured[0] if configured else request_base).rstrip("/")
+
+
+@dataclass(frozen=True)
+class LaunchDetails:
+    lti11_tool_url: str
+    lti13_target_link_uri: str
+    lti13_login_url: str
+    lti13_redirect_uri: str
+    lti13_jwks_url: str
+
+
+def launch_details(base_url: str, content_id: str) -> LaunchDetails:
+    """The URLs for ``content_id`` (a usage id) on the tool served at ``base_url``."""
+    root = f"{base_url.rstrip('/')}/{URL_PREFIX}"
+    content = f"{root}/content/{quote(content_id, safe='')}"
+    return LaunchDetails(
+        lti11_tool_url=f"{content}/ltiaccess",
+        lti13_target_link_uri=f"{content}/",
+        lti13_login_url=f"{root}/lti13/login",
+        lti13_redirect_uri=f"{root}/lti13/launch",
+        lti13_jwks_url=f"{root}/lti13/jwks",
+    )

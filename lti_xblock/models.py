@@ -1,0 +1,97 @@
+"""The Django Store's tables. Portable across SQLite, MySQL/MariaDB and PostgreSQL: every indexed
+text column fits MySQL's utf8mb4 index limit, and single-use values are enforced by unique keys."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class LtiRegistration(models.Model):
+    """An LTI 1.3 platform registration (issuer, client_id)."""
+
+    issuer = models.CharField(max_length=255)
+    client_id = models.CharField(max_length=255)
+    name = models.CharField(max_length=255, blank=True, default="")
+    auth_login_url = models.CharField(max_length=1024)
+    auth_token_url = models.CharField(max_length=1024)
+    key_set_url = models.CharField(max_length=1024)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["issuer", "client_id"], name="lti_registration_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.issuer} / {self.client_id}"
+
+
+class LtiDeployment(models.Model):
+    registration = models.ForeignKey(LtiRegistration, on_delete=models.CASCADE, related_name="deployments")
+    deployment_id = models.CharField(max_length=255)
+    label = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["registration", "deployment_id"], name="lti_deployment_unique")
+        ]
+
+
+class LtiConsumer(models.Model):
+    """An LTI 1.1 consumer key and its secret (needed in clear to verify HMAC-SHA1 signatures)."""
+
+    key = models.CharField(max_length=255, unique=True)
+    secret = models.CharField(max_length=255)
+    name = models.CharField(max_length=255, blank=True, default="")
+    created = models.DateTimeField(auto_now_add=True)
+
+
+class LtiNonce(models.Model):
+    """A used nonce. ``digest`` is sha256(scope, nonce): fixed length, so any nonce fits the unique index."""
+
+    digest = models.CharField(max_length=64, unique=True)
+    expires_at = models.FloatField(db_index=True)
+
+
+class LtiOidcState(models.Model):
+    state = models.CharField(max_length=128, unique=True)
+    nonce = models.CharField(max_length=128)
+    issuer = models.CharField(max_length=255)
+    client_id = models.CharField(max_length=255)
+    target_link_uri = models.TextField()
+    expires_at = models.FloatField(db_index=True)
+
+
+class LtiToolKey(models.Model):
+    kid = models.CharField(max_length=128, unique=True)
+    private_pem = models.TextField()
+    public_jwk = models.JSONField()
+    active = models.BooleanField(default=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+
+class LtiUserLink(models.Model):
+    """Permanent: (platform, platform user id) -> local user."""
+
+    platform = models.CharField(max_length=255)
+    platform_user_id = models.CharField(max_length=255)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="lti_links")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["platform", "platform_user_id"], name="lti_user_link_unique")
+        ]
+
+
+class LtiContentEnrollment(models.Model):
+    """Who may see which published content, with which rights (the workbench host's enrolment).
+
+    In Open edX, enrolment and course roles are edx-platform's own; see compat.OpenEdxHost.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="lti_enrollments")
+    content_id = models.CharField(max_length=255)
+    role = models.CharField(max_length=16)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "content_id"], name="lti_enrollment_unique")]

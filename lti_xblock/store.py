@@ -1,0 +1,153 @@
+"""lti_core's Store on the Django ORM (the Open edX host and the workbench)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+
+from lti_core.types import Consumer, Deployment, OidcState, Registration, ToolKey, UserLink
+from lti_xblock import models as m
+
+
+def _nonce_digest(scope: str, nonce: str) -> str:
+    return hashlib.sha256(f"{scope}\x00{nonce}".encode()).hexdigest()
+
+
+class DjangoStore:
+    """Implements every Protocol of lti_core.store. ``using`` picks the database alias."""
+
+    def __init__(self, using: str = "default") -> None:
+        self.using = using
+
+    # registrations ---------------------------------------------------------------------------
+    @staticmethod
+    def _registration(row: m.LtiRegistration) -> Registration:
+        deployments = tuple(
+            Deployment(d.deployment_id, d.label) for d in sorted(row.deployments.all(), key=lambda d: d.pk)
+        )
+        return Registration(
+            issuer=row.issuer,
+            client_id=row.client_id,
+            auth_login_url=row.auth_login_url,
+            auth_token_url=row.auth_token_url,
+            key_set_url=row.key_set_url,
+            deployments=deployments,
+            name=row.name,
+        )
+
+    def get_registration(self, issuer: str, client_id: str) -> Registration | None:
+        row = (
+            m.LtiRegistration.objects.using(self.using)
+            .prefetch_related("deployments")
+            .filter(issuer=issuer, client_id=client_id)
+            .first()
+        )
+        return self._registration(row) if row else None
+
+    def find_registrations(self, issuer: str) -> list[Registration]:
+        rows = m.LtiRegistration.objects.using(self.using).prefetch_related("deployments").filter(issuer=issuer)
+        return [self._registration(r) for r in rows.order_by("client_id")]
+
+    def save_registration(self, registration: Registration) -> None:
+        with transaction.atomic(using=self.using):
+            row, _ = m.LtiRegistration.objects.using(self.using).update_or_create(
+                issuer=registration.issuer,
+                client_id=registration.client_id,
+                defaults={
+                    "name": registration.name,
+                    "auth_login_url": registration.auth_login_url,
+                    "auth_token_url": registration.auth_token_url,
+                    "key_set_url": registration.key_set_url,
+                },
+            )
+            wanted = {d.deployment_id: d for d in registration.deployments}
+            row.deployments.exclude(deployment_id__in=wanted).delete()
+            for deployment in registration.deployments:
+                m.LtiDeployment.objects.using(self.using).update_or_create(
+                    registration=row, deployment_id=deployment.deployment_id, defaults={"label": deployment.label}
+                )
+
+    # LTI 1.1 consumers -----------------------------------------------------------------------
+    def get_consumer(self, key: str) -> Consumer | None:
+        row = m.LtiConsumer.objects.using(self.using).filter(key=key).first()
+        return Consumer(row.key, row.secret, row.name) if row else None
+
+    def save_consumer(self, consumer: Consumer) -> None:
+        m.LtiConsumer.objects.using(self.using).update_or_create(
+            key=consumer.key, defaults={"secret": consumer.secret, "name": consumer.name}
+        )
+
+    # nonces and OIDC state -------------------------------------------------------------------
+    def consume_nonce(self, scope: str, nonce: str, expires_at: float, now: float) -> bool:
+        digest = _nonce_digest(scope, nonce)
+        nonces = m.LtiNonce.objects.using(self.using)
+        try:
+            with transaction.atomic(using=self.using):
+                nonces.create(digest=digest, expires_at=expires_at)
+            return True
+        except IntegrityError:
+            # Seen before. Only an expired record may be reused, and the conditional UPDATE lets
+            # exactly one of two racing requests win it.
+            return nonces.filter(digest=digest, expires_at__lte=now).update(expires_at=expires_at) == 1
+
+    def save_state(self, state: OidcState) -> None:
+        m.LtiOidcState.objects.using(self.using).create(
+            state=state.state,
+            nonce=state.nonce,
+            issuer=state.issuer,
+            client_id=state.client_id,
+            target_link_uri=state.target_link_uri,
+            expires_at=state.expires_at,
+        )
+
+    def get_state(self, state: str, now: float) -> OidcState | None:
+        row = m.LtiOidcState.objects.using(self.using).filter(state=state, expires_at__gt=now).first()
+        if row is None:
+            return None
+        return OidcState(row.state, row.nonce, row.issuer, row.client_id, row.target_link_uri, row.expires_at)
+
+    def delete_state(self, state: str) -> None:
+        m.LtiOidcState.objects.using(self.using).filter(state=state).delete()
+
+    def purge_expired(self, now: float) -> int:
+        states, _ = m.LtiOidcState.objects.using(self.using).filter(expires_at__lte=now).delete()
+        nonces, _ = m.LtiNonce.objects.using(self.using).filter(expires_at__lte=now).delete()
+        return states + nonces
+
+    # tool keys -------------------------------------------------------------------------------
+    def list_tool_keys(self) -> list[ToolKey]:
+        rows = m.LtiToolKey.objects.using(self.using).order_by("-created", "-pk")
+        return [ToolKey(r.kid, r.private_pem, dict(r.public_jwk), r.active) for r in rows]
+
+    def save_tool_key(self, key: ToolKey) -> None:
+        m.LtiToolKey.objects.using(self.using).update_or_create(
+            kid=key.kid, defaults={"private_pem": key.private_pem, "public_jwk": key.public_jwk, "active": key.active}
+        )
+
+    def set_tool_key_active(self, kid: str, active: bool) -> None:
+        m.LtiToolKey.objects.using(self.using).filter(kid=kid).update(active=active)
+
+    # user links ------------------------------------------------------------------------------
+    def get_user_link(self, platform: str, platform_user_id: str) -> UserLink | None:
+        row = (
+            m.LtiUserLink.objects.using(self.using)
+            .filter(platform=platform, platform_user_id=platform_user_id)
+            .values_list("user_id", flat=True)
+            .first()
+        )
+        return UserLink(platform, platform_user_id, str(row)) if row is not None else None
+
+    def save_user_link(self, link: UserLink) -> UserLink:
+        user = get_user_model().objects.using(self.using).get(pk=link.local_user_id)
+        try:
+            with transaction.atomic(using=self.using):
+                m.LtiUserLink.objects.using(self.using).create(
+                    platform=link.platform, platform_user_id=link.platform_user_id, user=user
+                )
+            return link
+        except IntegrityError:
+            existing = self.get_user_link(link.platform, link.platform_user_id)
+            assert existing is not None  # the unique key that refused us names it
+            return existing

@@ -1,0 +1,17 @@
+"""The LTI endpoints, mounted under /lti_publish/ (by the LMS plugin system, or the demo's urls)."""
+
+from django.urls import path, re_path
+
+from lti_xblock import views
+
+app_name = "lti_xblock"
+
+urlpatterns = [
+    # The LTI 1.1 Tool URL an admin pastes into Moodle: one per published block, ending in /ltiaccess.
+    re_path(r"^content/(?P<content_id>[^/]+)/ltiaccess$", views.lti11_launch, name="lti11_launch"),
+    # The LTI 1.3 target link URI, and where every launch lands.
+    re_path(r"^content/(?P<content_id>[^/]+)/$", views.content, name="content"),
+    path("lti13/login", views.lti13_login, name="lti13_login"),
+    path("lti13/launch", views.lti13_launch, name="lti13_launch"),
+    path("lti13/jwks", views.lti13_jwks, name="lti13_jwks"),
+]

@@ -1,0 +1,86 @@
+"""lti-publish: let a learning platform be the tool in LTI 1.1 and LTI 1.3."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+
+def package_tree(top: str) -> list[str]:
+    """Every file below `top`, relative to the repository, for data_files-free shipping."""
+    return [str(p.relative_to(HERE)) for p in (HERE / top).rglob("*") if p.is_file()]
+
+
+setup(
+    name="lti-publish",
+    version="0.1.0",
+    description="Publish Open edX and JupyterHub content as an LTI 1.1 / LTI 1.3 tool",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="AGPL-3.0",
+    python_requires=">=3.11",
+    packages=find_packages(include=["lti_core", "lti_core.*", "lti_xblock", "lti_xblock.*"])
+    + ["lti_publish_assets", "lti_publish_assets.translations"],
+    # static/ and translations/ live at the top of the repository and ship inside the wheel as the
+    # package `lti_publish_assets` (static/__init__.py says where things are), so every host finds
+    # them next to its installed code, never through a path relative to a checkout.
+    package_dir={
+        "lti_publish_assets": "static",
+        "lti_publish_assets.translations": "translations",
+    },
+    package_data={
+        "lti_core": ["py.typed"],
+        "lti_xblock": ["templates/lti_xblock/*.html"],
+        "lti_publish_assets": ["css/*.css", "js/*.js", "html/*.html"],
+        "lti_publish_assets.translations": ["*/LC_MESSAGES/*.po", "*/LC_MESSAGES/*.mo", "*.pot"],
+    },
+    include_package_data=False,
+    install_requires=[
+        "joserfc>=1.8,<2",
+        "cryptography>=42",
+        "oauthlib>=3.2",
+        "defusedxml>=0.7",
+    ],
+    extras_require={
+        "xblock": [
+            "Django>=5.2,<5.3",
+            "XBlock>=6,<7",
+            "web-fragments>=2",
+            "lazy>=1.4",  # xblock.django.request needs it, XBlock does not declare it
+            "edx-django-utils>=5",
+        ],
+        "jupyterhub": [
+            "jupyterhub>=5",
+            "jupyterhub-ltiauthenticator>=1.6",
+        ],
+        "demo": [
+            "xblock-sdk>=0.14",
+        ],
+        "test": [
+            "pytest>=8",
+            "pytest-django>=4.9",
+            "pytest-timeout>=2",
+            "requests>=2.31",
+            "pyjwt[crypto]>=2.8",
+            "pylti1p3>=2",
+            "jupyterhub-ltiauthenticator>=1.6",
+            "psycopg[binary]>=3.1",
+            "ruff>=0.6",
+            "mypy>=1.10",
+            "types-oauthlib",
+            "build>=1",
+            "Babel>=2.14",
+        ],
+    },
+    entry_points={
+        "xblock.v1": ["lti_publish = lti_xblock.block:LtiPublishBlock"],
+        "lms.djangoapp": ["lti_xblock = lti_xblock.apps:LtiXBlockConfig"],
+        "console_scripts": ["lti-publish = lti_xblock.cli:main"],
+    },
+    classifiers=[
+        "Framework :: Django :: 5.2",
+        "Programming Language :: Python :: 3.11",
+    ],
+    zip_safe=False,
+)

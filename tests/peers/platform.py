@@ -1,0 +1,669 @@
+"""A real LTI 1.3 platform on loopback, shaped like Moodle 4.x (mod/lti/auth.php, certs.php).
+
+    with PlatformPeer(redirect_uris=["http://testserver/lti_publish/lti13/launch"]) as platform:
+        login = platform.login_form(tool_login_url, target_link_uri)   # what Moodle POSTs to the tool
+        ... tool answers with a redirect to platform.auth_url?...
+        status, action, fields = platform.authorize_redirect(location)  # the OIDC auth response
+        ... POST fields (id_token, state) to action, as the browser would ...
+
+Tokens are signed with pyjwt (RS256) using RSA keys made with `cryptography`; the keys come from a
+module-level pool, generated once per test session. Attack tokens (alg none, HS256 with the public key,
+foreign keys, missing kid) are built by hand, as an attacker would.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import html
+import json
+import secrets
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.error import HTTPError
+from urllib.parse import parse_qsl, urlsplit
+from urllib.request import urlopen
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+from tests.peers import DELETE, apply_overrides
+
+LTI = "https://purl.imsglobal.org/spec/lti/claim/"
+CLAIM_MESSAGE_TYPE = LTI + "message_type"
+CLAIM_VERSION = LTI + "version"
+CLAIM_DEPLOYMENT_ID = LTI + "deployment_id"
+CLAIM_TARGET_LINK_URI = LTI + "target_link_uri"
+CLAIM_RESOURCE_LINK = LTI + "resource_link"
+CLAIM_ROLES = LTI + "roles"
+CLAIM_CONTEXT = LTI + "context"
+CLAIM_TOOL_PLATFORM = LTI + "tool_platform"
+CLAIM_LAUNCH_PRESENTATION = LTI + "launch_presentation"
+CLAIM_CUSTOM = LTI + "custom"
+CLAIM_LIS = LTI + "lis"
+CLAIM_EXT = LTI + "ext"
+CLAIM_AGS = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
+CLAIM_NRPS = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
+
+#: Short names accepted by `PlatformPeer.id_token(**overrides)` for the LTI claims.
+CLAIM_ALIASES = {
+    "message_type": CLAIM_MESSAGE_TYPE,
+    "version": CLAIM_VERSION,
+    "deployment_id": CLAIM_DEPLOYMENT_ID,
+    "target_link_uri": CLAIM_TARGET_LINK_URI,
+    "resource_link": CLAIM_RESOURCE_LINK,
+    "roles": CLAIM_ROLES,
+    "context": CLAIM_CONTEXT,
+    "tool_platform": CLAIM_TOOL_PLATFORM,
+    "launch_presentation": CLAIM_LAUNCH_PRESENTATION,
+    "custom": CLAIM_CUSTOM,
+    "lis": CLAIM_LIS,
+    "ext": CLAIM_EXT,
+    "ags": CLAIM_AGS,
+    "nrps": CLAIM_NRPS,
+}
+
+_MEMBERSHIP = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
+#: The roles Moodle sends for a student, a teacher and the site administrator.
+LEARNER_ROLES = [_MEMBERSHIP + "Learner"]
+INSTRUCTOR_ROLES = [_MEMBERSHIP + "Instructor"]
+ADMIN_ROLES = [
+    "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Administrator",
+    _MEMBERSHIP + "Instructor",
+    "http://purl.imsglobal.org/vocab/lis/v2/system/person#Administrator",
+]
+
+# ---------------------------------------------------------------------------------------------------
+# Keys: 2048-bit RSA generation takes ~0.1-1 s, so every key is made once per session and reused.
+
+_KEY_POOL: list[rsa.RSAPrivateKey] = []
+_KEY_LOCK = threading.Lock()
+_ATTACKER_KEY: list[rsa.RSAPrivateKey] = []
+
+
+def pool_key(index: int) -> rsa.RSAPrivateKey:
+    """The ``index``-th key of the session-wide pool (generated on first use, then cached)."""
+    with _KEY_LOCK:
+        while len(_KEY_POOL) <= index:
+            _KEY_POOL.append(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+        return _KEY_POOL[index]
+
+
+def attacker_key() -> rsa.RSAPrivateKey:
+    """A key no PlatformPeer ever publishes: for tokens signed by somebody else."""
+    with _KEY_LOCK:
+        if not _ATTACKER_KEY:
+            _ATTACKER_KEY.append(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+        return _ATTACKER_KEY[0]
+
+
+def private_pem(key: rsa.RSAPrivateKey) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode("ascii")
+
+
+def public_pem(key: rsa.RSAPrivateKey) -> str:
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode("ascii")
+    )
+
+
+def public_jwk(key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
+    """The public JWK as Moodle's certs.php lists it (kty, alg, kid, e, n, use)."""
+    jwk: dict[str, Any] = json.loads(RSAAlgorithm.to_jwk(key.public_key()))
+    return {"kty": "RSA", "alg": "RS256", "kid": kid, "e": jwk["e"], "n": jwk["n"], "use": "sig"}
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64url_json(value: Mapping[str, Any]) -> str:
+    return b64url(json.dumps(value, separators=(",", ":")).encode("utf-8"))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The auto-submitting form (Moodle's auth.php answer)
+
+
+class _FormParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.action: str | None = None
+        self.fields: dict[str, str] = {}
+        self._in_form = False
+        self._done = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self._done:
+            return
+        attributes = {k.lower(): (v or "") for k, v in attrs}
+        if tag == "form" and self.action is None:
+            self.action = attributes.get("action", "")
+            self._in_form = True
+        elif tag == "input" and self._in_form and attributes.get("name"):
+            self.fields[attributes["name"]] = attributes.get("value", "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form" and self._in_form:
+            self._in_form = False
+            self._done = True
+
+
+def parse_autosubmit_form(page: str | bytes) -> tuple[str, dict[str, str]]:
+    """``(action, fields)`` of the first form in ``page``; ValueError if it has none."""
+    if isinstance(page, bytes):
+        page = page.decode("utf-8")
+    parser = _FormParser()
+    parser.feed(page)
+    parser.close()
+    if parser.action is None:
+        raise ValueError("no <form> in the page")
+    return parser.action, parser.fields
+
+
+def autosubmit_form(action: str, fields: Mapping[str, str]) -> str:
+    """The page Moodle answers with: a form POSTing ``fields`` to ``action``, submitted by script."""
+    inputs = "\n".join(
+        f'  <input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}"/>' for k, v in fields.items()
+    )
+    return (
+        "<!DOCTYPE html>\n<html><head><title>Redirecting</title></head><body>\n"
+        f'<form action="{html.escape(action)}" name="ltiAuthForm" id="ltiAuthForm" method="post" '
+        'enctype="application/x-www-form-urlencoded">\n'
+        f"{inputs}\n"
+        '<script type="text/javascript">\n//<![CDATA[\ndocument.ltiAuthForm.submit();\n//]]>\n</script>\n'
+        "</form>\n</body></html>\n"
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _PendingLaunch:
+    """What the platform remembers between the login initiation it sent and the tool's auth request."""
+
+    login_hint: str
+    target_link_uri: str
+    claims: dict[str, Any]
+
+
+_UNSET: Any = object()
+_CLIENT_ID_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+class PlatformPeer:
+    """A Moodle-like LTI 1.3 platform serving /jwks, /auth and /token on 127.0.0.1."""
+
+    def __init__(
+        self,
+        *,
+        client_id: str | None = None,
+        deployment_id: str = "2",
+        redirect_uris: Iterable[str] = (),
+        user_id: str = "2",
+        jwks_cache_control: str | None = None,
+        jwks_delay: float = 0.0,
+    ) -> None:
+        # Moodle makes client ids of 15 random letters and digits.
+        self.client_id = client_id or "".join(secrets.choice(_CLIENT_ID_ALPHABET) for _ in range(15))
+        self.deployment_id = deployment_id
+        self.redirect_uris: list[str] = list(redirect_uris)
+        self.user_id = user_id
+        #: Value of the Cache-Control header on /jwks (None: no header, like Moodle's certs.php).
+        self.jwks_cache_control = jwks_cache_control
+        #: Seconds /jwks sleeps before answering (slow platforms, timeouts).
+        self.jwks_delay = jwks_delay
+        #: HTTP status /jwks answers with (anything but 200 sends an error body).
+        self.jwks_status = 200
+        #: Every /auth request's parameters, in order.
+        self.auth_requests: list[dict[str, str]] = []
+        self._lock = threading.Lock()
+        self._jwks_fetches = 0
+        self._next_pool_index = 0
+        self._keys: dict[str, rsa.RSAPrivateKey] = {}  # kid -> key, published in /jwks
+        self._signing_kid = ""
+        self._pending: dict[str, _PendingLaunch] = {}
+        self._launch_counter = 0
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.rotate_key(keep_old=False)
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    def start(self) -> PlatformPeer:
+        if self._server is not None:
+            return self
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        server.daemon_threads = True
+        server.peer = self  # type: ignore[attr-defined]
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="PlatformPeer", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def __enter__(self) -> PlatformPeer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- addresses -----------------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("PlatformPeer is not started")
+        return int(self._server.server_address[1])
+
+    @property
+    def issuer(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def auth_url(self) -> str:
+        return self.issuer + "/auth"
+
+    @property
+    def token_url(self) -> str:
+        return self.issuer + "/token"
+
+    @property
+    def jwks_url(self) -> str:
+        return self.issuer + "/jwks"
+
+    @property
+    def jwks_fetches(self) -> int:
+        with self._lock:
+            return self._jwks_fetches
+
+    def register_redirect_uri(self, uri: str) -> None:
+        self.redirect_uris.append(uri)
+
+    # -- keys ----------------------------------------------------------------------------------------
+
+    def _new_kid_and_key(self) -> tuple[str, rsa.RSAPrivateKey]:
+        with self._lock:
+            index = self._next_pool_index
+            self._next_pool_index += 1
+        return secrets.token_hex(10), pool_key(index)
+
+    def add_key(self) -> str:
+        """Publish one more key (not used for signing yet); returns its kid."""
+        kid, key = self._new_kid_and_key()
+        with self._lock:
+            self._keys[kid] = key
+        return kid
+
+    def rotate_key(self, *, keep_old: bool = True) -> str:
+        """Sign with a new key from now on, like Brightspace's hourly rotation; returns the new kid.
+
+        ``keep_old`` keeps the previous keys in /jwks (a platform mid-rotation); False drops them.
+        """
+        kid, key = self._new_kid_and_key()
+        with self._lock:
+            if not keep_old:
+                self._keys.clear()
+            self._keys[kid] = key
+            self._signing_kid = kid
+        return kid
+
+    def remove_key(self, kid: str) -> None:
+        """Stop publishing ``kid`` (it can still sign, through ``id_token(kid=..., key=...)``)."""
+        with self._lock:
+            self._keys.pop(kid)
+
+    def use_key(self, kid: str) -> None:
+        """Sign with the published key ``kid`` from now on."""
+        with self._lock:
+            if kid not in self._keys:
+                raise KeyError(kid)
+            self._signing_kid = kid
+
+    @property
+    def signing_kid(self) -> str:
+        return self._signing_kid
+
+    @property
+    def kids(self) -> list[str]:
+        with self._lock:
+            return list(self._keys)
+
+    def private_key(self, kid: str | None = None) -> rsa.RSAPrivateKey:
+        with self._lock:
+            return self._keys[kid or self._signing_kid]
+
+    def jwks(self) -> dict[str, Any]:
+        """The key set /jwks serves."""
+        with self._lock:
+            return {"keys": [public_jwk(key, kid) for kid, key in self._keys.items()]}
+
+    # -- messages ------------------------------------------------------------------------------------
+
+    def claims(self, nonce: str, *, target_link_uri: str = "", now: float | None = None) -> dict[str, Any]:
+        """The claims of a Moodle-shaped LtiResourceLinkRequest for the learner ``user_id``."""
+        iat = int(time.time() if now is None else now)
+        issuer = self.issuer
+        return {
+            "nonce": nonce,
+            "iat": iat,
+            "exp": iat + 60,
+            "iss": issuer,
+            "aud": self.client_id,
+            CLAIM_DEPLOYMENT_ID: self.deployment_id,
+            CLAIM_TARGET_LINK_URI: target_link_uri or "http://127.0.0.1:8000/lti_publish/content/demo/",
+            "sub": self.user_id,
+            CLAIM_LIS: {"person_sourcedid": "", "course_section_sourcedid": ""},
+            CLAIM_ROLES: list(LEARNER_ROLES),
+            CLAIM_CONTEXT: {
+                "id": "2",
+                "label": "TC101",
+                "title": "Test course 101",
+                "type": ["CourseSection"],
+            },
+            CLAIM_RESOURCE_LINK: {"title": "Published content", "description": "", "id": "1"},
+            CLAIM_AGS: {
+                "scope": [
+                    "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly",
+                    "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly",
+                    "https://purl.imsglobal.org/spec/lti-ags/scope/score",
+                ],
+                "lineitems": f"{issuer}/mod/lti/services.php/2/lineitems?type_id=1",
+                "lineitem": f"{issuer}/mod/lti/services.php/2/lineitems/1/lineitem?type_id=1",
+            },
+            CLAIM_NRPS: {
+                "context_memberships_url": f"{issuer}/mod/lti/services.php/CourseSection/2/bindings/1/memberships",
+                "service_versions": ["1.0", "2.0"],
+            },
+            "given_name": "Sam",
+            "family_name": "Student",
+            "name": "Sam Student",
+            "email": "sam.student@example.com",
+            CLAIM_EXT: {"user_username": "sam", "lms": "moodle-2"},
+            CLAIM_LAUNCH_PRESENTATION: {
+                "locale": "en",
+                "document_target": "iframe",
+                "return_url": f"{issuer}/mod/lti/return.php?course=2&launch_container=3&instanceid=1&sesskey=q1w2e3",
+            },
+            CLAIM_TOOL_PLATFORM: {
+                "product_family_code": "moodle",
+                "version": "2024100700",
+                "guid": "127.0.0.1",
+                "name": "Moodle test site",
+                "description": "Moodle test site",
+            },
+            CLAIM_VERSION: "1.3.0",
+            CLAIM_MESSAGE_TYPE: "LtiResourceLinkRequest",
+            CLAIM_CUSTOM: {"course": "TC101"},
+        }
+
+    def id_token(
+        self,
+        nonce: str,
+        *,
+        claims: Mapping[str, Any] | None = None,
+        kid: Any = _UNSET,
+        alg: str = "RS256",
+        key: rsa.RSAPrivateKey | None = None,
+        secret: str | bytes | None = None,
+        headers: Mapping[str, Any] | None = None,
+        now: float | None = None,
+        **overrides: Any,
+    ) -> str:
+        """A signed LtiResourceLinkRequest id_token.
+
+        ``overrides`` set claims by name (``sub=``, ``exp=``; short names for LTI claims: ``roles=``,
+        ``deployment_id=``, ``message_type=``...; see CLAIM_ALIASES); ``claims`` does the same with full
+        claim URIs. The value ``DELETE`` removes a claim.
+
+        Header tweaks: ``kid=None`` omits the kid, ``kid="x"`` sets any kid; ``alg="none"`` makes an
+        unsigned token; ``alg="HS256"`` signs with ``secret`` (default: this platform's public key PEM,
+        the classic key-confusion attack); ``key=`` signs with another private key; ``headers`` adds
+        header fields.
+        """
+        target = overrides.pop("target_link_uri", "")
+        body = self.claims(nonce, target_link_uri=target if isinstance(target, str) else "", now=now)
+        if not isinstance(target, str):  # DELETE, or a wrongly typed value
+            body = apply_overrides(body, {CLAIM_TARGET_LINK_URI: target})
+        body = apply_overrides(body, {CLAIM_ALIASES.get(k, k): v for k, v in overrides.items()})
+        body = apply_overrides(body, dict(claims or {}))
+        return self.sign(body, kid=kid, alg=alg, key=key, secret=secret, headers=headers)
+
+    def sign(
+        self,
+        payload: Mapping[str, Any],
+        *,
+        kid: Any = _UNSET,
+        alg: str = "RS256",
+        key: rsa.RSAPrivateKey | None = None,
+        secret: str | bytes | None = None,
+        headers: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Sign any payload as this platform would (or as an attacker would, see `id_token`)."""
+        header: dict[str, Any] = {"typ": "JWT", "alg": alg}
+        if kid is _UNSET:
+            header["kid"] = self.signing_kid
+        elif kid is not None:
+            header["kid"] = kid
+        header.update(headers or {})
+        if alg.lower() == "none":
+            return f"{_b64url_json(header)}.{_b64url_json(payload)}."
+        if alg.upper().startswith("HS"):
+            if secret is None:
+                secret = public_pem(self.private_key())
+            raw = secret.encode("utf-8") if isinstance(secret, str) else secret
+            digest = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}[alg.upper()]
+            signing_input = f"{_b64url_json(header)}.{_b64url_json(payload)}"
+            mac = hmac.new(raw, signing_input.encode("ascii"), digest).digest()
+            return f"{signing_input}.{b64url(mac)}"
+        signing_key = key if key is not None else self.private_key()
+        extra = {k: v for k, v in header.items() if k != "alg"}
+        return jwt.encode(dict(payload), signing_key, algorithm=alg, headers=extra)
+
+    def login_form(self, tool_login_url: str, target_link_uri: str, *, claims: Mapping[str, Any] | None = None,
+                   **overrides: Any) -> dict[str, str]:
+        """The login-initiation parameters Moodle POSTs to ``tool_login_url`` (that URL is not contacted).
+
+        The platform remembers the launch: when the tool then sends the browser to /auth with the
+        ``lti_message_hint`` and ``login_hint`` given here, /auth answers with an id_token for
+        ``target_link_uri``, with ``claims`` (as in `id_token`: short or full names, DELETE) applied.
+        ``overrides`` change or DELETE the login parameters themselves.
+        """
+        del tool_login_url  # the caller POSTs the form; kept for symmetry with how Moodle is set up
+        with self._lock:
+            self._launch_counter += 1
+            launch_id = f"ltilaunch{self._launch_counter}_{secrets.randbelow(10**9)}"
+        message_hint = json.dumps({"cmid": "3", "launchid": launch_id}, separators=(",", ":"))
+        self._pending[message_hint] = _PendingLaunch(
+            login_hint=self.user_id,
+            target_link_uri=target_link_uri,
+            claims={CLAIM_ALIASES.get(k, k): v for k, v in (claims or {}).items()},
+        )
+        params: dict[str, Any] = {
+            "iss": self.issuer,
+            "target_link_uri": target_link_uri,
+            "login_hint": self.user_id,
+            "lti_message_hint": message_hint,
+            "client_id": self.client_id,
+            "lti_deployment_id": self.deployment_id,
+        }
+        return {k: str(v) for k, v in apply_overrides(params, overrides).items()}
+
+    def authorize_redirect(self, location: str, *, method: str = "GET") -> tuple[int, str, dict[str, str]]:
+        """Follow the tool's redirect to /auth over HTTP, as the browser would.
+
+        Returns ``(status, action, fields)``: the auto-submitting form's target and fields (``id_token``
+        and ``state``, or ``error``/``error_description`` and ``state``), or ``(status, "", {})``
+        when the platform refused with an error page.
+        """
+        parts = urlsplit(location)
+        if parts.netloc != urlsplit(self.issuer).netloc or parts.path != "/auth":
+            raise ValueError(f"not a redirect to this platform's auth endpoint: {location}")
+        url = self.auth_url
+        data = None
+        if method.upper() == "GET":
+            url = location
+        else:
+            data = parts.query.encode("ascii")
+        try:
+            with urlopen(url, data=data, timeout=30) as response:  # noqa: S310 - our own loopback server
+                status, page = response.status, response.read()
+        except HTTPError as error:
+            return error.code, "", {}
+        action, fields = parse_autosubmit_form(page)
+        return status, action, fields
+
+    # -- /auth ---------------------------------------------------------------------------------------
+
+    def _authorize(self, params: dict[str, str]) -> tuple[int, str]:
+        """Moodle's mod/lti/auth.php: (status, page)."""
+        with self._lock:
+            self.auth_requests.append(dict(params))
+        scope = params.get("scope", "")
+        response_type = params.get("response_type", "")
+        client_id = params.get("client_id", "")
+        redirect_uri = params.get("redirect_uri", "")
+        login_hint = params.get("login_hint", "")
+        nonce = params.get("nonce", "")
+        state = params.get("state", "")
+        error = description = ""
+        ok = all((scope, response_type, client_id, redirect_uri, login_hint, nonce))
+        if not ok:
+            error = "invalid_request"
+        if ok and "openid" not in scope.split():
+            ok, error = False, "invalid_scope"
+        if ok and response_type != "id_token":
+            ok, error = False, "unsupported_response_type"
+        if ok and client_id != self.client_id:
+            ok, error = False, "unauthorized_client"
+        pending = self._pending.get(params.get("lti_message_hint", ""))
+        if ok and pending is None:
+            ok, error, description = False, "invalid_request", "Unknown lti_message_hint"
+        if ok and pending is not None and login_hint != pending.login_hint:
+            ok, error = False, "access_denied"
+        # Without a registered redirect URI the platform cannot trust where to post: an error page.
+        if redirect_uri not in self.redirect_uris:
+            return 400, "<!DOCTYPE html><title>Error</title><p>invalidrequest: redirect_uri is not registered</p>"
+        if ok and params.get("response_mode") != "form_post":
+            ok, error = False, "invalid_request"
+            description = "Invalid response_mode" if "response_mode" in params else "Missing response_mode"
+        if ok and params.get("prompt", "") not in ("", "none"):
+            ok, error, description = False, "invalid_request", "Invalid prompt"
+        fields: dict[str, str] = {}
+        if ok and pending is not None:
+            token_overrides = dict(pending.claims)
+            fields["id_token"] = self.id_token(nonce, target_link_uri=pending.target_link_uri, claims=token_overrides)
+        else:
+            fields["error"] = error
+            if description:
+                fields["error_description"] = description
+        if state:
+            fields["state"] = state
+        return 200, autosubmit_form(redirect_uri, fields)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "PlatformPeer/1.0"
+    protocol_version = "HTTP/1.1"
+
+    @property
+    def peer(self) -> PlatformPeer:
+        return self.server.peer  # type: ignore[attr-defined,no-any-return]
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # quiet: the tests read the peer's counters, not its log
+
+    def _send(self, status: int, body: str | bytes, content_type: str, headers: Mapping[str, str] | None = None,
+              ) -> None:
+        data = body.encode("utf-8") if isinstance(body, str) else body
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _form_params(self) -> dict[str, str]:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length).decode("utf-8") if length else ""
+        return dict(parse_qsl(raw, keep_blank_values=True))
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        parts = urlsplit(self.path)
+        if parts.path == "/jwks":
+            self._jwks()
+        elif parts.path == "/auth":
+            status, page = self.peer._authorize(dict(parse_qsl(parts.query, keep_blank_values=True)))
+            self._send(status, page, "text/html; charset=utf-8")
+        elif parts.path == "/token":
+            self._token()
+        else:
+            self._send(404, "not found", "text/plain")
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+        parts = urlsplit(self.path)
+        params = self._form_params()
+        if parts.path == "/auth":
+            query = dict(parse_qsl(parts.query, keep_blank_values=True))
+            status, page = self.peer._authorize({**query, **params})
+            self._send(status, page, "text/html; charset=utf-8")
+        elif parts.path == "/token":
+            self._token()
+        else:
+            self._send(404, "not found", "text/plain")
+
+    def _jwks(self) -> None:
+        peer = self.peer
+        with peer._lock:
+            peer._jwks_fetches += 1
+        if peer.jwks_delay:
+            time.sleep(peer.jwks_delay)
+        if peer.jwks_status != 200:
+            self._send(peer.jwks_status, json.dumps({"error": "unavailable"}), "application/json")
+            return
+        headers = {"Cache-Control": peer.jwks_cache_control} if peer.jwks_cache_control else {}
+        self._send(200, json.dumps(peer.jwks()), "application/json; charset=utf-8", headers)
+
+    def _token(self) -> None:
+        body = json.dumps({"error": "unsupported_grant_type", "error_description": "not implemented by the peer"})
+        self._send(501, body, "application/json")
+
+
+__all__ = [
+    "ADMIN_ROLES",
+    "CLAIM_ALIASES",
+    "DELETE",
+    "INSTRUCTOR_ROLES",
+    "LEARNER_ROLES",
+    "PlatformPeer",
+    "attacker_key",
+    "autosubmit_form",
+    "parse_autosubmit_form",
+    "pool_key",
+    "private_pem",
+    "public_jwk",
+    "public_pem",
+]

@@ -1,0 +1,1 @@
+"""gettext catalogs of lti-publish (domain ``lti_publish``), installed as ``lti_publish_assets.translations``."""
