@@ -62,17 +62,17 @@ bench: $(STAMP)
 # Extract every marked string (N_, _, gettext... in Python and JavaScript), merge it into each
 # language's catalog (creating missing ones) and compile the .mo files that ship in the wheel.
 translations: $(STAMP)
-	$(BIN)/pybabel extract --quiet -F translations/babel.cfg -o $(POT) \
+	$(BIN)/pybabel -q extract -F translations/babel.cfg -o $(POT) \
 	    --project=lti-publish --version="$$(sed -n 's/^ *version="\(.*\)",$$/\1/p' setup.py | head -n1)" \
 	    --copyright-holder="lti-publish contributors" \
-	    --add-comments=Translators: --sort-by-file \
+	    --sort-by-file \
 	    -k N_ -k gettext_lazy -k gettext_noop -k ngettext_lazy:1,2 -k pgettext_lazy:1c,2 \
 	    $(wildcard $(I18N_SOURCES))
 	@for lang in $(LANGUAGES); do \
 	    if [ -f translations/$$lang/LC_MESSAGES/$(DOMAIN).po ]; then \
-	        $(BIN)/pybabel update --quiet -i $(POT) -d translations -D $(DOMAIN) -l $$lang || exit 1; \
+	        $(BIN)/pybabel -q update -i $(POT) -d translations -D $(DOMAIN) -l $$lang || exit 1; \
 	    else \
-	        $(BIN)/pybabel init --quiet -i $(POT) -d translations -D $(DOMAIN) -l $$lang || exit 1; \
+	        $(BIN)/pybabel -q init -i $(POT) -d translations -D $(DOMAIN) -l $$lang || exit 1; \
 	    fi; \
 	done
 	$(BIN)/pybabel compile --statistics -d translations -D $(DOMAIN)

@@ -373,3 +373,19 @@ def joserfc_decode(public_jwk: dict[str, str]) -> tuple[Callable[[str], Any], Ca
         json.loads(jws.deserialize_compact(token, key, algorithms=algorithms).payload)
 
     return prepare, call
+
+
+def pyjwt_decode(public_jwk: dict[str, str]) -> tuple[Callable[[str], Any], Callable[[Any], None]]:
+    """PyJWT's jwt.decode alone, key loaded once: the floor under both pylti1p3 and ltiauthenticator."""
+    import jwt
+
+    key = jwt.PyJWK(dict(public_jwk)).key
+    audience = fx.CLIENT_ID
+
+    def prepare(token: str) -> str:
+        return token
+
+    def call(token: str) -> None:
+        jwt.decode(token, key, algorithms=["RS256"], audience=audience, issuer=fx.ISSUER)
+
+    return prepare, call

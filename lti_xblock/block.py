@@ -27,6 +27,9 @@ from lti_xblock.launch_details import launch_details, tool_base_url
 
 DEFAULT_TITLE = N_("Published content")
 ISSUE_CONSUMER_COMMAND = "lti-publish issue-consumer --name <platform>"
+RELATIVE_URLS_HINT = N_(
+    "These URLs are relative: set TOOL_BASE_URLS in the LTI_PUBLISH setting to this tool's address."
+)
 
 # Looked up next to this module, not through INSTALLED_APPS: Studio renders the block too, and
 # lti_xblock is installed there as an XBlock only, not as a Django app.
@@ -130,18 +133,15 @@ class LtiPublishBlock(XBlock):
         base = self.tool_base()
         details = launch_details(base, self.content_id())
         command = format_html("<code>{}</code>", ISSUE_CONSUMER_COMMAND)
+        # Translators: {command} is a shell command, shown as code; keep it as is.
+        issue_consumer = _(N_("Issue a consumer key and secret for each platform with {command}"))
         return {
             "launch_heading": _(N_("Launch details")),
             "launch_intro": _(N_("Paste these into the platform that will show this content.")),
-            "relative_hint": ""
-            if base
-            else _(N_("These URLs are relative: set TOOL_BASE_URLS in the LTI_PUBLISH setting to this tool's address.")),
+            "relative_hint": "" if base else _(RELATIVE_URLS_HINT),
             "lti11_heading": _(N_("LTI 1.1")),
             "lti11": [(_(N_("Tool URL")), details.lti11_tool_url)],
-            # Translators: {command} is a shell command, shown as code; keep it as is.
-            "lti11_consumer": format_html(
-                escape(_(N_("Issue a consumer key and secret for each platform with {command}"))), command=command
-            ),
+            "lti11_consumer": format_html(escape(issue_consumer), command=command),
             "lti13_heading": _(N_("LTI 1.3")),
             "lti13": [
                 (_(N_("Target link URI")), details.lti13_target_link_uri),
@@ -265,7 +265,7 @@ class LtiPublishBlock(XBlock):
         <html_demo><p>How many eighths make $n quarters?</p></html_demo>
         <textinput_demo name="eighths" input_type="int" />
         <equality_demo name="eighths_checker" left="./eighths/@student_input" right="$c">
-            Number of eighths
+            The number of eighths is right
         </equality_demo>
         <script>
             import random

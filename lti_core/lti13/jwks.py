@@ -37,6 +37,9 @@ class _Entry:
     keys: dict[str, RSAKey]
     fetched_at: float
     expires_at: float
+    # When an unknown kid last caused a refetch: those are rate-limited, routine refreshes are not,
+    # so a rotation right after a routine fetch is still picked up at once.
+    unknown_kid_refetch_at: float = float("-inf")
 
 
 def parse_jwks(body: bytes) -> dict[str, RSAKey]:
@@ -111,7 +114,8 @@ class PlatformKeyCache:
         if entry is None or entry.expires_at <= now:
             return None
         key = entry.keys.get(kid)
-        if key is None and now - entry.fetched_at >= self._min_refetch_interval:
+        if key is None and now - entry.unknown_kid_refetch_at >= self._min_refetch_interval:
+            entry.unknown_kid_refetch_at = now
             return None
         if key is None:
             raise AuthenticationFailed("unknown_kid", N_("The launch was signed with a key the platform does not publish."))
@@ -124,13 +128,16 @@ class PlatformKeyCache:
         if result is None or result.status != 200:
             if previous is not None:
                 # Keep serving known keys; try again after the rate-limit interval, not on every launch.
-                self._entries[url] = _Entry(previous.keys, now, now + self._min_refetch_interval)
+                self._entries[url] = _Entry(
+                    previous.keys, now, now + self._min_refetch_interval, previous.unknown_kid_refetch_at
+                )
                 return
             raise ServiceUnavailable("platform_jwks_unreachable", N_("The platform's key set could not be fetched."))
         keys = parse_jwks(result.body)
         ttl = max_age(result.headers, self._default_max_age, self._max_max_age)
         # A zero lifetime would mean one fetch per launch; hold it for the refetch interval instead.
-        self._entries[url] = _Entry(keys, now, now + max(ttl, self._min_refetch_interval))
+        last_unknown = previous.unknown_kid_refetch_at if previous is not None else float("-inf")
+        self._entries[url] = _Entry(keys, now, now + max(ttl, self._min_refetch_interval), last_unknown)
 
     def resolve(self, url: str, kid: str) -> RSAKey:
         """After ``accept``: the key, or the unknown-kid refusal."""

@@ -44,10 +44,17 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 ROOT_URLCONF = "lti_xblock.demo.urls"
+def _sample_xblock_templates() -> list[str]:
+    """The workbench's sample blocks (the demo content's problems) render templates from here."""
+    import sample_xblocks
+
+    return [str(Path(sample_xblocks.__file__).parent / "basic" / "templates")]
+
+
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": _sample_xblock_templates(),
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

@@ -1,0 +1,1 @@
+"""Plain-data unit tests of lti_core: no HTTP server, no web framework, a fake clock."""
