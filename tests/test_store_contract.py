@@ -1,0 +1,171 @@
+"""The Store contract: every Store implementation (memory, Django on SQLite, Django on PostgreSQL)
+must pass the same tests. Later hosts (the hub's SQLAlchemy store) add themselves to STORES."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from lti_core.lti13.tool_keys import generate_tool_key
+from lti_core.memory import MemoryStore
+from lti_core.store import Store
+from lti_core.types import Consumer, Deployment, OidcState, Registration, UserLink
+
+
+@dataclass
+class StoreUnderTest:
+    store: Store
+    make_user: Callable[[str], str]  # username -> local user id
+    threads_share_db: bool = True
+
+
+def _django(alias: str) -> StoreUnderTest:
+    from django.contrib.auth import get_user_model
+
+    from lti_xblock.store import DjangoStore
+
+    def make_user(name: str) -> str:
+        return str(get_user_model().objects.db_manager(alias).create_user(username=name).pk)
+
+    return StoreUnderTest(DjangoStore(using=alias), make_user)
+
+
+STORES = [
+    pytest.param("memory", id="memory"),
+    pytest.param("default", id="django-sqlite", marks=pytest.mark.django_db(transaction=True)),
+    pytest.param(
+        "postgres",
+        id="django-postgresql",
+        marks=[pytest.mark.postgres, pytest.mark.django_db(transaction=True, databases=["default", "postgres"])],
+    ),
+]
+
+
+@pytest.fixture(params=STORES)
+def sut(request: pytest.FixtureRequest) -> Iterator[StoreUnderTest]:
+    if request.param == "memory":
+        yield StoreUnderTest(MemoryStore(), lambda name: f"user:{name}")
+        return
+    if request.param == "postgres":
+        from django.conf import settings
+
+        assert "postgres" in settings.DATABASES, "LTI_TEST_POSTGRES_DSN is not set: run the suite with `make test`"
+    yield _django(request.param)
+
+
+def registration(**changes: Any) -> Registration:
+    base: dict[str, Any] = dict(
+        issuer="https://moodle.example", client_id="abc", auth_login_url="https://moodle.example/mod/lti/auth.php",
+        auth_token_url="https://moodle.example/mod/lti/token.php", key_set_url="https://moodle.example/mod/lti/certs.php",
+        deployments=(Deployment("2"),), name="Moodle",
+    )
+    base.update(changes)
+    return Registration(**base)
+
+
+def test_registrations(sut: StoreUnderTest) -> None:
+    store = sut.store
+    assert store.get_registration("https://moodle.example", "abc") is None
+    store.save_registration(registration())
+    store.save_registration(registration(client_id="xyz", deployments=(Deployment("5"), Deployment("6", "second"))))
+    assert store.get_registration("https://moodle.example", "abc") == registration()
+    assert [r.client_id for r in store.find_registrations("https://moodle.example")] == ["abc", "xyz"]
+    assert store.find_registrations("https://other.example") == []
+    # Saving again replaces URLs and the deployment list.
+    store.save_registration(registration(key_set_url="https://moodle.example/new", deployments=(Deployment("3"),)))
+    saved = store.get_registration("https://moodle.example", "abc")
+    assert saved is not None and saved.key_set_url == "https://moodle.example/new"
+    assert saved.deployments == (Deployment("3"),)
+    other = store.get_registration("https://moodle.example", "xyz")
+    assert other is not None and other.deployments == (Deployment("5"), Deployment("6", "second"))
+
+
+def test_consumers(sut: StoreUnderTest) -> None:
+    store = sut.store
+    assert store.get_consumer("key") is None
+    store.save_consumer(Consumer("key", "secret", "Moodle"))
+    assert store.get_consumer("key") == Consumer("key", "secret", "Moodle")
+    store.save_consumer(Consumer("key", "new-secret", "Moodle"))
+    assert store.get_consumer("key") == Consumer("key", "new-secret", "Moodle")
+
+
+def test_nonces_are_single_use_per_scope_until_they_expire(sut: StoreUnderTest) -> None:
+    store, now = sut.store, time.time()
+    assert store.consume_nonce("lti11:a", "n1", now + 60, now) is True
+    assert store.consume_nonce("lti11:a", "n1", now + 60, now) is False
+    assert store.consume_nonce("lti11:b", "n1", now + 60, now) is True
+    long_nonce = "x" * 2000  # LTI 1.1 nonces have no length limit
+    assert store.consume_nonce("lti11:a", long_nonce, now + 60, now) is True
+    assert store.consume_nonce("lti11:a", long_nonce, now + 60, now) is False
+    later = now + 120
+    assert store.consume_nonce("lti11:a", "n1", later + 60, later) is True  # expired: reusable
+    assert store.consume_nonce("lti11:a", "n1", later + 60, later) is False
+
+
+def test_concurrent_nonce_consumption_has_one_winner(sut: StoreUnderTest) -> None:
+    store, now = sut.store, time.time()
+    results: list[bool] = []
+    barrier = threading.Barrier(6)
+
+    def consume() -> None:
+        barrier.wait()
+        try:
+            results.append(store.consume_nonce("race", "same", now + 60, now))
+        finally:
+            from django.db import connections
+
+            connections.close_all()
+
+    threads = [threading.Thread(target=consume) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [False] * 5 + [True]
+
+
+def test_oidc_state(sut: StoreUnderTest) -> None:
+    store, now = sut.store, time.time()
+    state = OidcState("s1", "n1", "https://moodle.example", "abc", "https://tool/x/", now + 300)
+    store.save_state(state)
+    store.save_state(OidcState("old", "n2", "https://moodle.example", "abc", "https://tool/x/", now - 1))
+    assert store.get_state("s1", now) == state
+    assert store.get_state("s1", now + 301) is None
+    assert store.get_state("old", now) is None
+    assert store.get_state("nope", now) is None
+    store.consume_nonce("scope", "expired", now - 1, now - 100)
+    assert store.purge_expired(now) == 2  # the old state and the expired nonce
+    store.delete_state("s1")
+    assert store.get_state("s1", now) is None
+
+
+def test_tool_keys(sut: StoreUnderTest) -> None:
+    store = sut.store
+    assert store.list_tool_keys() == []
+    first = generate_tool_key()
+    store.save_tool_key(first)
+    time.sleep(0.01)
+    second = generate_tool_key()
+    store.save_tool_key(second)
+    assert [k.kid for k in store.list_tool_keys()] == [second.kid, first.kid]
+    assert store.list_tool_keys()[1] == first
+    store.set_tool_key_active(first.kid, False)
+    assert [k.active for k in store.list_tool_keys()] == [True, False]
+
+
+def test_user_links_are_permanent(sut: StoreUnderTest) -> None:
+    store = sut.store
+    alice, mallory = sut.make_user("alice"), sut.make_user("mallory")
+    assert store.get_user_link("https://moodle.example", "2") is None
+    link = UserLink("https://moodle.example", "2", alice)
+    assert store.save_user_link(link) == link
+    assert store.get_user_link("https://moodle.example", "2") == link
+    # A second link for the same identity does not move it.
+    assert store.save_user_link(UserLink("https://moodle.example", "2", mallory)) == link
+    assert store.get_user_link("https://moodle.example", "2") == link
+    assert store.get_user_link("other-consumer", "2") is None
