@@ -58,7 +58,8 @@ def make_platform_key() -> PlatformKey:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     numbers = key.public_key().public_numbers()
     kid = secrets.token_hex(10)
-    jwk = {"kty": "RSA", "alg": "RS256", "use": "sig", "kid": kid, "e": _b64u_uint(numbers.e), "n": _b64u_uint(numbers.n)}
+    e, n = _b64u_uint(numbers.e), _b64u_uint(numbers.n)
+    jwk = {"kty": "RSA", "alg": "RS256", "use": "sig", "kid": kid, "e": e, "n": n}
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     return PlatformKey(kid=kid, private_key=key, private_pem=pem, public_jwk=jwk)
 
