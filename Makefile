@@ -37,7 +37,7 @@ typecheck: $(STAMP)
 # Starts a throwaway PostgreSQL server for the run and stops it afterwards, also on failure or ^C.
 # pytest's exit code 5 (no tests collected) counts as a failure.
 pytest: $(STAMP)
-	@pg_dsn=""; \
+	@pg_dsn=""; export LTI_PG_INSTANCE="make-$$$$"; \
 	trap 'tests/services/postgres.sh stop >/dev/null 2>&1 || true' EXIT; trap 'exit 130' INT TERM; \
 	if pg_dsn="$$(tests/services/postgres.sh start)"; then \
 	    echo "PostgreSQL for the tests: $${pg_dsn%%:*}://...@$${pg_dsn##*@}"; \
@@ -79,5 +79,8 @@ translations: $(STAMP)
 
 clean:
 	-tests/services/postgres.sh stop
+	-for state in var/postgres/*/state; do \
+	    [ -f "$$state" ] && LTI_PG_INSTANCE="$$(basename "$$(dirname "$$state")")" tests/services/postgres.sh stop; \
+	done; true
 	rm -rf $(VENV) build dist var *.egg-info .pytest_cache .mypy_cache .ruff_cache
 	find . -name __pycache__ -type d -not -path './.git/*' -prune -exec rm -rf {} +

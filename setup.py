@@ -76,6 +76,7 @@ setup(
     entry_points={
         "xblock.v1": ["lti_publish = lti_xblock.block:LtiPublishBlock"],
         "lms.djangoapp": ["lti_xblock = lti_xblock.apps:LtiXBlockConfig"],
+        "cms.djangoapp": ["lti_xblock = lti_xblock.apps:LtiXBlockConfig"],
         "console_scripts": ["lti-publish = lti_xblock.cli:main"],
     },
     classifiers=[

@@ -20,7 +20,16 @@ TEACHING_ASSISTANT = "http://purl.imsglobal.org/vocab/lis/v2/membership/Instruct
 LEARNER = MEMBERSHIP + "Learner"
 INSTRUCTOR = MEMBERSHIP + "Instructor"
 
-_CONTEXT_SHORT = {"Administrator", "ContentDeveloper", "Instructor", "Learner", "Mentor", "Manager", "Member", "Officer"}
+_CONTEXT_SHORT = {
+    "Administrator",
+    "ContentDeveloper",
+    "Instructor",
+    "Learner",
+    "Mentor",
+    "Manager",
+    "Member",
+    "Officer",
+}
 _LTI11_URN = {
     "urn:lti:role:ims/lis/": MEMBERSHIP,
     "urn:lti:instrole:ims/lis/": INSTITUTION,

@@ -19,10 +19,12 @@ class LtiXBlockConfig(AppConfig):
                 "relative_path": "urls",
             }
         },
+        # Studio needs the settings too: the block's studio view shows the launch URLs.
         "settings_config": {
-            "lms.djangoapp": {
+            app: {
                 "common": {"relative_path": "settings.common"},
                 "production": {"relative_path": "settings.production"},
             }
+            for app in ("lms.djangoapp", "cms.djangoapp")
         },
     }

@@ -171,22 +171,24 @@ class LtiPublishBlock(XBlock):
 
     def studio_view(self, context: dict[str, Any] | None = None) -> Fragment:
         """Studio's edit dialog: the settings form and the launch details."""
+        # Field labels were marked with N_ where the fields are declared; translate them here by value.
+        translate = _
         context = {
             "form_label": _(N_("Settings of the published content")),
             "fields": {
                 "display_name": {
-                    "label": _(self.fields["display_name"].display_name),
-                    "help": _(self.fields["display_name"].help),
+                    "label": translate(self.fields["display_name"].display_name),
+                    "help": translate(self.fields["display_name"].help),
                     "value": str(self.display_name or ""),
                 },
                 "grade_sync": {
-                    "label": _(self.fields["grade_sync"].help),
+                    "label": translate(self.fields["grade_sync"].help),
                     "help": _(N_("The platform receives the learner's score out of the maximum score.")),
                     "value": bool(self.grade_sync),
                 },
                 "max_score": {
-                    "label": _(self.fields["max_score"].display_name),
-                    "help": _(self.fields["max_score"].help),
+                    "label": translate(self.fields["max_score"].display_name),
+                    "help": translate(self.fields["max_score"].help),
                     "value": f"{float(self.max_score):g}",
                 },
             },

@@ -19,8 +19,10 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
-        print("usage: lti-publish {" + ",".join(COMMANDS) + ",manage} [options]\n"
-              "       lti-publish COMMAND --help   for a command's options")
+        print(
+            "usage: lti-publish {" + ",".join(COMMANDS) + ",manage} [options]\n"
+            "       lti-publish COMMAND --help   for a command's options"
+        )
         return
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lti_xblock.demo.settings")
     from django.core.management import execute_from_command_line

@@ -102,7 +102,10 @@ class WorkbenchHost:
                 "foot_html": fragment.foot_html(),
                 "student_id": str(request.user.pk),
                 "signed_in_as": gettext(N_("Signed in as %(name)s (%(role)s)"))
-                % {"name": request.user.get_full_name() or request.user.get_username(), "role": gettext(ROLE_LABELS[role])},
+                % {
+                    "name": request.user.get_full_name() or request.user.get_username(),
+                    "role": gettext(ROLE_LABELS[role]),
+                },
             },
         )
 
@@ -148,5 +151,5 @@ class OpenEdxHost:  # pragma: no cover - runs only inside edx-platform, which is
 
 @cache
 def host() -> Host:
-    name = settings.LTI_PUBLISH.get("HOST", "openedx")
+    name = getattr(settings, "LTI_PUBLISH", {}).get("HOST", "openedx")
     return WorkbenchHost() if name == "workbench" else OpenEdxHost()

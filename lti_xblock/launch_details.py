@@ -12,7 +12,8 @@ URL_PREFIX = "lti_publish"
 
 def tool_base_url(request_base: str = "") -> str:
     """The public base URL (scheme://host[:port]) of this tool: configured, or the request's own."""
-    configured = settings.LTI_PUBLISH.get("TOOL_BASE_URLS") or []
+    # Studio (the CMS) may not carry our settings: fall back to the request's own URL there.
+    configured = getattr(settings, "LTI_PUBLISH", {}).get("TOOL_BASE_URLS") or []
     return (configured[0] if configured else request_base).rstrip("/")
 
 

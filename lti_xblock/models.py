@@ -31,9 +31,7 @@ class LtiDeployment(models.Model):
     label = models.CharField(max_length=255, blank=True, default="")
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["registration", "deployment_id"], name="lti_deployment_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["registration", "deployment_id"], name="lti_deployment_unique")]
 
 
 class LtiConsumer(models.Model):
@@ -78,9 +76,7 @@ class LtiUserLink(models.Model):
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["platform", "platform_user_id"], name="lti_user_link_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["platform", "platform_user_id"], name="lti_user_link_unique")]
 
 
 class LtiContentEnrollment(models.Model):

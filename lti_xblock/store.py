@@ -149,5 +149,6 @@ class DjangoStore:
             return link
         except IntegrityError:
             existing = self.get_user_link(link.platform, link.platform_user_id)
-            assert existing is not None  # the unique key that refused us names it
+            if existing is None:  # the row that refused us was deleted in between: nothing to keep
+                raise
             return existing

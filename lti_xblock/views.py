@@ -33,13 +33,14 @@ from lti_publish_assets import static_text
 from lti_xblock import compat
 from lti_xblock.http import fetch
 from lti_xblock.i18n import gettext as _
-from lti_xblock.launch_details import URL_PREFIX, launch_details, tool_base_url
+from lti_xblock.launch_details import URL_PREFIX, tool_base_url
 from lti_xblock.store import DjangoStore
 
 log = logging.getLogger(__name__)
 
 STATE_COOKIE_PREFIX = "lti1p3_state_"
 SESSION_LAUNCH_KEY = "lti_publish_launch"
+HINT = N_("Launch again from your course. If this keeps happening, give the reason code to your administrator.")
 
 # One per process: the platform key cache must outlive requests, or every launch would fetch a JWKS.
 store = DjangoStore()
@@ -56,7 +57,7 @@ def error_page(request: HttpRequest, error: LtiError) -> HttpResponse:
             "message": _(error.message),
             "reason": error.reason,
             "reason_label": _(N_("Reason code")),
-            "hint": _(N_("Launch again from your course. If this keeps happening, give the reason code to your administrator.")),
+            "hint": _(HINT),
             "css": static_text("css/lti_publish.css"),
         },
         status=error.status,
@@ -117,7 +118,10 @@ def sign_in(request: HttpRequest, launch: Launch, content_id: str) -> HttpRespon
                 user.delete()
                 user = user_model.objects.get(pk=link.local_user_id)
         else:
-            raise Forbidden("account_prompt_unavailable", N_("This tool is set to link existing accounts, which is not available yet."))
+            raise Forbidden(
+                "account_prompt_unavailable",
+                N_("This tool is set to link existing accounts, which is not available yet."),
+            )
         host.enroll(user, content_id, launch.role)
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     request.session[SESSION_LAUNCH_KEY] = {
@@ -129,7 +133,14 @@ def sign_in(request: HttpRequest, launch: Launch, content_id: str) -> HttpRespon
         "context_id": launch.context_id,
         "resource_link_id": launch.resource_link_id,
     }
-    log.info("LTI %s launch: %s user %s -> %s as %s", launch.lti_version, launch.platform, user.pk, content_id, launch.role.value)
+    log.info(
+        "LTI %s launch: %s user %s -> %s as %s",
+        launch.lti_version,
+        launch.platform,
+        user.pk,
+        content_id,
+        launch.role.value,
+    )
     return HttpResponseRedirect(host.landing_url(content_id))
 
 

@@ -17,3 +17,8 @@ if _dsn:
         "PORT": str(_parts.port or 5432),
         "TEST": {"NAME": "test_" + _parts.path.lstrip("/")},
     }
+
+# A file, not SQLite's shared-cache memory database: that one answers concurrent writers with
+# "table is locked" at once instead of waiting, unlike any SQLite database a site really runs on.
+DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}  # noqa: F405
+DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20  # noqa: F405

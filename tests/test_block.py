@@ -340,7 +340,7 @@ def test_french_catalog_is_compiled_and_used() -> None:
 def test_block_views_are_translated_when_the_catalog_has_their_strings(scenario: Scenario, base_urls: Any) -> None:
     translated = {s: t for s, t in french_catalog().items() if s in BLOCK_STRINGS}
     if not translated:
-        pytest.skip("the French catalog has none of the block's strings yet: run `make translations` and translate")
+        pytest.fail("the French catalog has none of the block's strings yet: run `make translations` and translate")
     # The default title is shown translated (an author's own title never is).
     assert save(scenario.block(), {"display_name": DEFAULT_TITLE}) == {"result": "success"}
     with translation.override("fr"):

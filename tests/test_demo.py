@@ -29,8 +29,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     env = {**os.environ, "LTI_PUBLISH_VAR": str(var), "LTI_PUBLISH_PORT": str(port)}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     log = (var / "demo.log").open("w+")
-    process = subprocess.Popen([sys.executable, "-m", "lti_xblock.demo"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                               cwd=Path(__file__).parent.parent)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lti_xblock.demo"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=Path(__file__).parent.parent,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -51,9 +56,15 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
 
 def test_demo_prints_what_to_paste_into_moodle(demo):
     base, printout = demo
-    for expected in (f"{base}/demo/", "/ltiaccess", f"{base}/lti_publish/lti13/login",
-                     f"{base}/lti_publish/lti13/launch", f"{base}/lti_publish/lti13/jwks", "lti-publish add-platform",
-                     "lti-publish issue-consumer"):
+    for expected in (
+        f"{base}/demo/",
+        "/ltiaccess",
+        f"{base}/lti_publish/lti13/login",
+        f"{base}/lti_publish/lti13/launch",
+        f"{base}/lti_publish/lti13/jwks",
+        "lti-publish add-platform",
+        "lti-publish issue-consumer",
+    ):
         assert expected in printout
 
 
@@ -65,7 +76,9 @@ def test_local_launch_page_launches_onto_the_content_signed_in(demo, version, ro
         page = browser.get(base + "/demo/")
         assert page.status_code == 200 and 'data-version="1.3"' in page.text
         content_id = page.text.split('name="content_id" value="', 1)[1].split('"', 1)[0]
-        response = browser.post(base + "/demo/launch", data={"content_id": content_id, "role": role, "version": version})
+        response = browser.post(
+            base + "/demo/launch", data={"content_id": content_id, "role": role, "version": version}
+        )
         for _ in range(3):  # the auto-submitting forms a browser would submit
             if 'onload="document.forms[0].submit()"' not in response.text:
                 break

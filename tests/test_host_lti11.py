@@ -45,8 +45,15 @@ def test_same_user_on_every_launch_and_per_consumer(browser, tool):
     assert get_user_model().objects.count() == 2  # user_id "2" on another consumer is another person
 
 
-@pytest.mark.parametrize(("roles", "expected"), [(INSTRUCTOR, "staff"), (ADMINISTRATOR, "staff"),
-                                                 ("Learner", "learner"), ("urn:lti:role:ims/lis/Learner", "learner")])
+@pytest.mark.parametrize(
+    ("roles", "expected"),
+    [
+        (INSTRUCTOR, "staff"),
+        (ADMINISTRATOR, "staff"),
+        ("Learner", "learner"),
+        ("urn:lti:role:ims/lis/Learner", "learner"),
+    ],
+)
 def test_roles_map_to_rights(browser, tool, roles, expected):
     url = tool.details.lti11_tool_url
     body = sign_lti11_launch(url, tool.consumer.key, tool.consumer.secret, moodle_lti11_params(roles=roles))

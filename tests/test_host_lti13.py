@@ -38,15 +38,20 @@ def full_launch(browser: requests.Session, tool: Tool, platform: PlatformPeer, *
 def assert_lands_signed_in(browser: requests.Session, tool: Tool, response: requests.Response, who: str) -> str:
     assert response.status_code == 302, response.text
     assert response.headers["Location"].endswith(f"/lti_publish/content/{tool.content_id}/")
-    page = browser.get(tool.url(response.headers["Location"]) if response.headers["Location"].startswith("/")
-                       else response.headers["Location"])
+    page = browser.get(
+        tool.url(response.headers["Location"])
+        if response.headers["Location"].startswith("/")
+        else response.headers["Location"]
+    )
     assert page.status_code == 200
     assert who in page.text
     return page.text
 
 
 def test_moodle_launch_signs_the_learner_in_onto_the_published_content(browser, tool, platform):
-    page = assert_lands_signed_in(browser, tool, full_launch(browser, tool, platform), "Signed in as Sam Student (learner)")
+    page = assert_lands_signed_in(
+        browser, tool, full_launch(browser, tool, platform), "Signed in as Sam Student (learner)"
+    )
     assert 'data-lti-role="learner"' in page
     # The published block's children (workbench problems) are what the learner sees.
     assert "problem" in page.lower()
@@ -69,21 +74,33 @@ def test_same_sub_from_another_platform_is_another_user(browser, tool, platform)
     from lti_xblock.views import store
 
     with PlatformPeer(redirect_uris=[tool.details.lti13_redirect_uri]) as second:
-        store.save_registration(Registration(second.issuer, second.client_id, second.auth_url, second.token_url,
-                                             second.jwks_url, (Deployment(second.deployment_id),)))
+        store.save_registration(
+            Registration(
+                second.issuer,
+                second.client_id,
+                second.auth_url,
+                second.token_url,
+                second.jwks_url,
+                (Deployment(second.deployment_id),),
+            )
+        )
         with requests.Session() as other_browser:
             assert_lands_signed_in(other_browser, tool, full_launch(other_browser, tool, second), "Sam Student")
     assert get_user_model().objects.count() == 2
 
 
 def test_instructor_gets_staff_rights_and_learner_never_does(browser, tool, platform):
-    assert_lands_signed_in(browser, tool, full_launch(browser, tool, platform, roles=INSTRUCTOR_ROLES, sub="7"),
-                           "(staff)")
+    assert_lands_signed_in(
+        browser, tool, full_launch(browser, tool, platform, roles=INSTRUCTOR_ROLES, sub="7"), "(staff)"
+    )
     with requests.Session() as learner:
-        admin_learner = ["http://purl.imsglobal.org/vocab/lis/v2/membership#Learner",
-                         "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Administrator"]
-        assert_lands_signed_in(learner, tool, full_launch(learner, tool, platform, roles=admin_learner, sub="8"),
-                               "(learner)")
+        admin_learner = [
+            "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner",
+            "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Administrator",
+        ]
+        assert_lands_signed_in(
+            learner, tool, full_launch(learner, tool, platform, roles=admin_learner, sub="8"), "(learner)"
+        )
     roles = dict(m.LtiContentEnrollment.objects.values_list("user__lti_links__platform_user_id", "role"))
     assert roles == {"7": "staff", "8": "learner"}
 
@@ -135,8 +152,9 @@ def test_launch_pages_can_be_framed_by_the_platform(browser, tool, platform):
 def test_moodle_sixty_second_token_late_in_its_life_is_accepted(browser, tool, platform):
     query = login(browser, tool, platform)
     token = platform.id_token(query["nonce"], target_link_uri=tool.details.lti13_target_link_uri, now=time.time() - 55)
-    response = browser.post(tool.details.lti13_redirect_uri, data={"id_token": token, "state": query["state"]},
-                            allow_redirects=False)
+    response = browser.post(
+        tool.details.lti13_redirect_uri, data={"id_token": token, "state": query["state"]}, allow_redirects=False
+    )
     assert response.status_code == 302
 
 
@@ -162,10 +180,18 @@ REFUSALS: list[tuple[str, dict[str, Any], str, int]] = [
     ("missing roles", {"roles": DELETE}, "roles_missing", 400),
     ("missing resource_link id", {"resource_link": {"title": "no id"}}, "resource_link_missing", 400),
     ("missing sub", {"sub": DELETE}, "sub_missing", 400),
-    ("target_link_uri outside the tool", {"target_link_uri": "https://evil.example/lti_publish/content/x/"},
-     "target_link_outside_tool", 403),
-    ("target inside the tool but not content", {"target_link_uri": "TOOL/lti_publish/lti13/jwks"},
-     "target_link_not_content", 403),
+    (
+        "target_link_uri outside the tool",
+        {"target_link_uri": "https://evil.example/lti_publish/content/x/"},
+        "target_link_outside_tool",
+        403,
+    ),
+    (
+        "target inside the tool but not content",
+        {"target_link_uri": "TOOL/lti_publish/lti13/jwks"},
+        "target_link_not_content",
+        403,
+    ),
     ("unpublished content", {"target_link_uri": "TOOL/lti_publish/content/nope/"}, "unknown_content", 404),
 ]
 
@@ -184,8 +210,9 @@ def test_refused_launch(browser, tool, platform, case, tweaks, reason, status):
     target = tweaks.pop("target_link_uri", tool.details.lti13_target_link_uri).replace("TOOL", tool.base_url)
     token = platform.id_token(nonce, target_link_uri=target, **tweaks)
     before = written_rows()
-    response = browser.post(tool.details.lti13_redirect_uri, data={"id_token": token, "state": query["state"]},
-                            allow_redirects=False)
+    response = browser.post(
+        tool.details.lti13_redirect_uri, data={"id_token": token, "state": query["state"]}, allow_redirects=False
+    )
     assert response.status_code == status, (case, response.status_code, response.text[:300])
     assert f"<code>{reason}</code>" in response.text
     assert "Traceback" not in response.text
@@ -217,8 +244,9 @@ def test_state_from_another_browser_is_refused(browser, tool, platform):
         query = login(victim, tool, platform)
     token = platform.id_token(query["nonce"], target_link_uri=tool.details.lti13_target_link_uri)
     before = written_rows()
-    response = browser.post(tool.details.lti13_redirect_uri, data={"id_token": token, "state": query["state"]},
-                            allow_redirects=False)
+    response = browser.post(
+        tool.details.lti13_redirect_uri, data={"id_token": token, "state": query["state"]}, allow_redirects=False
+    )
     assert response.status_code == 403 and "<code>state_not_bound</code>" in response.text
     assert written_rows() == before
 
@@ -228,8 +256,9 @@ def test_cookie_free_browser_still_launches(browser, tool, platform):
     query = login(browser, tool, platform)
     browser.cookies.clear()
     token = platform.id_token(query["nonce"], target_link_uri=tool.details.lti13_target_link_uri)
-    response = browser.post(tool.details.lti13_redirect_uri, data={"id_token": token, "state": query["state"]},
-                            allow_redirects=False)
+    response = browser.post(
+        tool.details.lti13_redirect_uri, data={"id_token": token, "state": query["state"]}, allow_redirects=False
+    )
     assert response.status_code == 302
 
 
@@ -251,8 +280,12 @@ def test_refused_login_initiation(browser, tool, platform, overrides, reason, st
 
 
 def test_error_page_is_translated(browser, tool, platform):
-    response = browser.post(tool.details.lti13_redirect_uri, data={"id_token": "x"},
-                            headers={"Accept-Language": "fr"}, allow_redirects=False)
+    response = browser.post(
+        tool.details.lti13_redirect_uri,
+        data={"id_token": "x"},
+        headers={"Accept-Language": "fr"},
+        allow_redirects=False,
+    )
     assert response.status_code == 400
     assert "<code>state_missing</code>" in response.text
     assert 'lang="fr"' in response.text

@@ -59,11 +59,15 @@ def sut(request: pytest.FixtureRequest) -> Iterator[StoreUnderTest]:
 
 
 def registration(**changes: Any) -> Registration:
-    base: dict[str, Any] = dict(
-        issuer="https://moodle.example", client_id="abc", auth_login_url="https://moodle.example/mod/lti/auth.php",
-        auth_token_url="https://moodle.example/mod/lti/token.php", key_set_url="https://moodle.example/mod/lti/certs.php",
-        deployments=(Deployment("2"),), name="Moodle",
-    )
+    base: dict[str, Any] = {
+        "issuer": "https://moodle.example",
+        "client_id": "abc",
+        "auth_login_url": "https://moodle.example/mod/lti/auth.php",
+        "auth_token_url": "https://moodle.example/mod/lti/token.php",
+        "key_set_url": "https://moodle.example/mod/lti/certs.php",
+        "deployments": (Deployment("2"),),
+        "name": "Moodle",
+    }
     base.update(changes)
     return Registration(**base)
 

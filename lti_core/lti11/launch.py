@@ -31,7 +31,9 @@ def _pairs(params: Params) -> list[tuple[str, str]]:
 class Lti11LaunchVerifier:
     """Verifies LTI 1.1 launches against the consumers in the store."""
 
-    def __init__(self, store: Lti11Store, *, timestamp_window: float = 300.0, now: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, store: Lti11Store, *, timestamp_window: float = 300.0, now: Callable[[], float] = time.time
+    ) -> None:
         self._store = store
         self._window = timestamp_window
         self._now = now
@@ -84,12 +86,16 @@ class Lti11LaunchVerifier:
             # Anonymous launches are not supported: the tool signs the user in.
             raise InvalidRequest("user_id_missing", N_("The launch does not identify the user."))
         if single.get("oauth_signature_method") != "HMAC-SHA1":
-            raise AuthenticationFailed("unsupported_signature_method", N_("The launch is signed with a method this tool does not accept."))
+            raise AuthenticationFailed(
+                "unsupported_signature_method", N_("The launch is signed with a method this tool does not accept.")
+            )
         for name in ("oauth_signature", "oauth_nonce", "oauth_timestamp", "oauth_consumer_key"):
             if not single.get(name):
                 raise AuthenticationFailed(f"{name}_missing", N_("The launch is not signed."))
         if single.get("oauth_version", "1.0") != "1.0":
-            raise AuthenticationFailed("invalid_oauth_version", N_("The launch is signed with a method this tool does not accept."))
+            raise AuthenticationFailed(
+                "invalid_oauth_version", N_("The launch is signed with a method this tool does not accept.")
+            )
 
     def validate_timestamp(self, value: str) -> int:
         try:
@@ -97,11 +103,16 @@ class Lti11LaunchVerifier:
         except ValueError as exc:
             raise AuthenticationFailed("timestamp_invalid", N_("The launch's time stamp is not valid.")) from exc
         if abs(self._now() - timestamp) > self._window:
-            raise AuthenticationFailed("timestamp_out_of_window", N_("The launch is too old or dated in the future; check the platform's clock."))
+            raise AuthenticationFailed(
+                "timestamp_out_of_window",
+                N_("The launch is too old or dated in the future; check the platform's clock."),
+            )
         return timestamp
 
     @staticmethod
-    def validate_signature(method: str, url: str, pairs: list[tuple[str, str]], single: Mapping[str, str], secret: str) -> None:
+    def validate_signature(
+        method: str, url: str, pairs: list[tuple[str, str]], single: Mapping[str, str], secret: str
+    ) -> None:
         query = urlsplit(url).query
         collected = signature.collect_parameters(uri_query=query, body=pairs, exclude_oauth_signature=True)
         if method.upper() != "POST":

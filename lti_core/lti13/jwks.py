@@ -118,7 +118,9 @@ class PlatformKeyCache:
             entry.unknown_kid_refetch_at = now
             return None
         if key is None:
-            raise AuthenticationFailed("unknown_kid", N_("The launch was signed with a key the platform does not publish."))
+            raise AuthenticationFailed(
+                "unknown_kid", N_("The launch was signed with a key the platform does not publish.")
+            )
         return key
 
     def accept(self, url: str, result: FetchResult | None) -> None:
@@ -144,7 +146,9 @@ class PlatformKeyCache:
         entry = self._entries.get(url)
         key = entry.keys.get(kid) if entry is not None else None
         if key is None:
-            raise AuthenticationFailed("unknown_kid", N_("The launch was signed with a key the platform does not publish."))
+            raise AuthenticationFailed(
+                "unknown_kid", N_("The launch was signed with a key the platform does not publish.")
+            )
         return key
 
     def key_for(self, url: str, kid: str) -> RSAKey:
@@ -157,7 +161,9 @@ class PlatformKeyCache:
             if key is not None:
                 return key
             if self._fetch is None:
-                raise ServiceUnavailable("platform_jwks_unreachable", N_("The platform's key set could not be fetched."))
+                raise ServiceUnavailable(
+                    "platform_jwks_unreachable", N_("The platform's key set could not be fetched.")
+                )
             try:
                 result: FetchResult | None = self._fetch(url)
             except OSError:

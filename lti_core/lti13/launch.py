@@ -89,7 +89,9 @@ class LaunchValidator:
             raise Forbidden("state_not_bound", N_("This launch was started in another browser; please launch again."))
         found = self._store.get_state(state, now)
         if found is None:
-            raise AuthenticationFailed("state_unknown", N_("The launch has expired or was not started here; please launch again."))
+            raise AuthenticationFailed(
+                "state_unknown", N_("The launch has expired or was not started here; please launch again.")
+            )
         return found
 
     def registration(self, state: OidcState) -> Registration:
@@ -102,7 +104,9 @@ class LaunchValidator:
         header, header_segment, payload_segment, signature = split_token(id_token)
         if header.get("alg") != "RS256":
             # Refuses "none" and HS256 key confusion before any key is even looked at.
-            raise AuthenticationFailed("alg_not_allowed", N_("The launch token is signed with a method this tool does not accept."))
+            raise AuthenticationFailed(
+                "alg_not_allowed", N_("The launch token is signed with a method this tool does not accept.")
+            )
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise AuthenticationFailed("kid_missing", N_("The launch token does not name its signing key."))
@@ -118,7 +122,9 @@ class LaunchValidator:
             raise InvalidRequest("id_token_malformed", N_("The launch token is malformed."))
         return body
 
-    def validate_claims(self, body: Mapping[str, Any], state: OidcState, registration: Registration, now: float) -> None:
+    def validate_claims(
+        self, body: Mapping[str, Any], state: OidcState, registration: Registration, now: float
+    ) -> None:
         if body.get("iss") != registration.issuer:
             raise AuthenticationFailed("wrong_issuer", N_("The launch token was issued by another platform."))
         aud = body.get("aud")
@@ -133,7 +139,9 @@ class LaunchValidator:
         if now >= exp + self._leeway:
             raise AuthenticationFailed("token_expired", N_("The launch has expired; please launch again."))
         if iat > now + self._leeway:
-            raise AuthenticationFailed("issued_in_future", N_("The launch token is dated in the future; check the platform's clock."))
+            raise AuthenticationFailed(
+                "issued_in_future", N_("The launch token is dated in the future; check the platform's clock.")
+            )
         if body.get("nonce") != state.nonce:
             raise AuthenticationFailed("nonce_mismatch", N_("The launch does not match the login that started it."))
         if body.get(c.VERSION) != c.LTI_VERSION:

@@ -33,10 +33,20 @@ CLIENT_ID = "demo-client"
 DEPLOYMENT_ID = "1"
 CONSUMER_KEY = "demo-consumer"
 PEOPLE = {
-    "learner": {"user_id": "101", "given": "Ada", "family": "Lovelace", "roles11": "Learner",
-                "roles13": ["http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"]},
-    "instructor": {"user_id": "102", "given": "Grace", "family": "Hopper", "roles11": "Instructor",
-                   "roles13": ["http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"]},
+    "learner": {
+        "user_id": "101",
+        "given": "Ada",
+        "family": "Lovelace",
+        "roles11": "Learner",
+        "roles13": ["http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"],
+    },
+    "instructor": {
+        "user_id": "102",
+        "given": "Grace",
+        "family": "Hopper",
+        "roles11": "Instructor",
+        "roles13": ["http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"],
+    },
 }
 
 
@@ -75,20 +85,27 @@ def published_content() -> list[tuple[str, str]]:
 
 
 def autosubmit(request: HttpRequest, action: str, fields: dict[str, str]) -> HttpResponse:
-    return render(request, "lti_xblock/autosubmit.html", {"action": action, "fields": sorted(fields.items()),
-                                                          "label": _(N_("Continue"))})
+    return render(
+        request,
+        "lti_xblock/autosubmit.html",
+        {"action": action, "fields": sorted(fields.items()), "label": _(N_("Continue"))},
+    )
 
 
 @require_GET
 def launch_page(request: HttpRequest) -> HttpResponse:
     base = base_url(request)
-    return render(request, "lti_xblock/demo_launch.html", {
-        "title": _(N_("lti-publish: local launch page")),
-        "intro": _(N_("Launch the published content as a platform would, with real signed LTI messages.")),
-        "content": [(cid, title, launch_details(base, cid)) for cid, title in published_content()],
-        "roles": [("learner", _(N_("Learner"))), ("instructor", _(N_("Instructor")))],
-        "css": static_text("css/lti_publish.css"),
-    })
+    return render(
+        request,
+        "lti_xblock/demo_launch.html",
+        {
+            "title": _(N_("lti-publish: local launch page")),
+            "intro": _(N_("Launch the published content as a platform would, with real signed LTI messages.")),
+            "content": [(cid, title, launch_details(base, cid)) for cid, title in published_content()],
+            "roles": [("learner", _(N_("Learner"))), ("instructor", _(N_("Instructor")))],
+            "css": static_text("css/lti_publish.css"),
+        },
+    )
 
 
 @csrf_exempt
@@ -107,28 +124,49 @@ def start_launch(request: HttpRequest) -> HttpResponse:
         if consumer is None:
             return HttpResponseBadRequest("run `make demo` (or the demo's setup) first: no demo consumer")
         params = {
-            "lti_message_type": "basic-lti-launch-request", "lti_version": "LTI-1p0",
-            "resource_link_id": f"demo-{content_id}", "resource_link_title": "Demo link",
-            "user_id": person["user_id"], "roles": person["roles11"],
-            "lis_person_name_given": person["given"], "lis_person_name_family": person["family"],
+            "lti_message_type": "basic-lti-launch-request",
+            "lti_version": "LTI-1p0",
+            "resource_link_id": f"demo-{content_id}",
+            "resource_link_title": "Demo link",
+            "user_id": person["user_id"],
+            "roles": person["roles11"],
+            "lis_person_name_given": person["given"],
+            "lis_person_name_family": person["family"],
             "lis_person_name_full": f"{person['given']} {person['family']}",
             "lis_person_contact_email_primary": f"{person['given'].lower()}@example.org",
-            "context_id": "demo-course", "context_title": "Demo course",
+            "context_id": "demo-course",
+            "context_title": "Demo course",
             "launch_presentation_locale": request.LANGUAGE_CODE,
             "tool_consumer_info_product_family_code": "lti-publish-demo",
         }
-        client = Client(CONSUMER_KEY, client_secret=consumer.secret, signature_method=SIGNATURE_HMAC_SHA1,
-                        signature_type=SIGNATURE_TYPE_BODY)
-        _uri, _headers, body = client.sign(details.lti11_tool_url, http_method="POST", body=params,
-                                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+        client = Client(
+            CONSUMER_KEY,
+            client_secret=consumer.secret,
+            signature_method=SIGNATURE_HMAC_SHA1,
+            signature_type=SIGNATURE_TYPE_BODY,
+        )
+        _uri, _headers, body = client.sign(
+            details.lti11_tool_url,
+            http_method="POST",
+            body=params,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
         from urllib.parse import parse_qsl
 
         return autosubmit(request, details.lti11_tool_url, dict(parse_qsl(body)))
     hint = json.dumps({"role": request.POST["role"], "target": details.lti13_target_link_uri})
-    return autosubmit(request, details.lti13_login_url, {
-        "iss": issuer(base), "login_hint": person["user_id"], "target_link_uri": details.lti13_target_link_uri,
-        "lti_message_hint": hint, "client_id": CLIENT_ID, "lti_deployment_id": DEPLOYMENT_ID,
-    })
+    return autosubmit(
+        request,
+        details.lti13_login_url,
+        {
+            "iss": issuer(base),
+            "login_hint": person["user_id"],
+            "target_link_uri": details.lti13_target_link_uri,
+            "lti_message_hint": hint,
+            "client_id": CLIENT_ID,
+            "lti_deployment_id": DEPLOYMENT_ID,
+        },
+    )
 
 
 @csrf_exempt
@@ -149,13 +187,27 @@ def authorize(request: HttpRequest) -> HttpResponse:
         return HttpResponseBadRequest("bad lti_message_hint")
     now = int(time.time())
     claims: dict[str, Any] = {
-        "iss": issuer(base), "aud": CLIENT_ID, "sub": params.get("login_hint"), "iat": now, "exp": now + 60,
-        "nonce": params["nonce"], "given_name": person["given"], "family_name": person["family"],
-        "name": f"{person['given']} {person['family']}", "email": f"{person['given'].lower()}@example.org",
-        c.MESSAGE_TYPE: c.RESOURCE_LINK_REQUEST, c.VERSION: c.LTI_VERSION, c.DEPLOYMENT_ID: DEPLOYMENT_ID,
-        c.TARGET_LINK_URI: hint["target"], c.ROLES: person["roles13"],
+        "iss": issuer(base),
+        "aud": CLIENT_ID,
+        "sub": params.get("login_hint"),
+        "iat": now,
+        "exp": now + 60,
+        "nonce": params["nonce"],
+        "given_name": person["given"],
+        "family_name": person["family"],
+        "name": f"{person['given']} {person['family']}",
+        "email": f"{person['given'].lower()}@example.org",
+        c.MESSAGE_TYPE: c.RESOURCE_LINK_REQUEST,
+        c.VERSION: c.LTI_VERSION,
+        c.DEPLOYMENT_ID: DEPLOYMENT_ID,
+        c.TARGET_LINK_URI: hint["target"],
+        c.ROLES: person["roles13"],
         c.RESOURCE_LINK: {"id": "demo-" + secrets.token_hex(4), "title": "Demo link"},
-        c.CONTEXT: {"id": "demo-course", "title": "Demo course", "type": ["http://purl.imsglobal.org/vocab/lis/v2/course#CourseOffering"]},
+        c.CONTEXT: {
+            "id": "demo-course",
+            "title": "Demo course",
+            "type": ["http://purl.imsglobal.org/vocab/lis/v2/course#CourseOffering"],
+        },
         c.LAUNCH_PRESENTATION: {"locale": request.LANGUAGE_CODE, "document_target": "window"},
     }
     key = platform_key()

@@ -44,6 +44,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 ROOT_URLCONF = "lti_xblock.demo.urls"
+
+
 def _sample_xblock_templates() -> list[str]:
     """The workbench's sample blocks (the demo content's problems) render templates from here."""
     import sample_xblocks

@@ -19,11 +19,17 @@ def prepare(base: str) -> str:
         consumer = Consumer(CONSUMER_KEY, secrets.token_urlsafe(24), "Demo launch page")
         store.save_consumer(consumer)
     platform = issuer(base)
-    store.save_registration(Registration(
-        issuer=platform, client_id=CLIENT_ID, auth_login_url=f"{base}/demo/platform/auth",
-        auth_token_url=f"{base}/demo/platform/token", key_set_url=f"{base}/demo/platform/jwks",
-        deployments=(Deployment(DEPLOYMENT_ID, "demo"),), name="Demo launch page",
-    ))
+    store.save_registration(
+        Registration(
+            issuer=platform,
+            client_id=CLIENT_ID,
+            auth_login_url=f"{base}/demo/platform/auth",
+            auth_token_url=f"{base}/demo/platform/token",
+            key_set_url=f"{base}/demo/platform/jwks",
+            deployments=(Deployment(DEPLOYMENT_ID, "demo"),),
+            name="Demo launch page",
+        )
+    )
     ToolKeySet(store).ensure_key()
     lines = [
         "",

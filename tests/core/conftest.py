@@ -182,7 +182,9 @@ class Platform:
         if isinstance(self.failure, FetchResult):
             return self.failure
         assert url == self.jwks_url, f"fetched {url}, not the key set URL"
-        return FetchResult(200, self.jwks_body(), {"Content-Type": "application/json", "Cache-Control": self.cache_control})
+        return FetchResult(
+            200, self.jwks_body(), {"Content-Type": "application/json", "Cache-Control": self.cache_control}
+        )
 
     # -- id_tokens ----------------------------------------------------------------------------
 
@@ -209,7 +211,8 @@ class Platform:
             c.LAUNCH_PRESENTATION: {
                 "locale": "en",
                 "document_target": "iframe",
-                "return_url": self.issuer + "/mod/lti/return.php?course=2&launch_container=3&instanceid=1&sesskey=q1w2e3",
+                "return_url": self.issuer
+                + "/mod/lti/return.php?course=2&launch_container=3&instanceid=1&sesskey=q1w2e3",
             },
             c.LTI + "ext": {"user_username": "admin", "lms": "moodle-2"},
             c.TOOL_PLATFORM: {

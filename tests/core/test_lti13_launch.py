@@ -1,29 +1,566 @@
 """LaunchValidator.validate: a Moodle-shaped LTI 1.3 launch, and one refusal per check.
 
 Every refusal asserts the exact reason and HTTP status, and that nothing was written: the store saw no
-write at all, and a valid launch with the same state and nonce still succeeds afterwards.
+write call at all, and a valid launch with the same state and nonce still succeeds afterwards (so the
+nonce was not consumed). Tokens are signed with pyjwt, or by hand for the attacks pyjwt will not make.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import jwt
 import pytest
+from jwt.algorithms import RSAAlgorithm
 from jwt.utils import base64url_encode
 
 from lti_core.errors import LtiError, NotFound
 from lti_core.lti13 import claims as c
+from lti_core.lti13.jwks import PlatformKeyCache
 from lti_core.lti13.launch import MAX_TOKEN_LENGTH, LaunchValidator
 from lti_core.types import Launch, OidcState, Role
 
-from .conftest import DELETE, INSTITUTION, MEMBERSHIP, SYSTEM, Platform, PlatformKey  # noqa: F401  (types only)
+MEMBERSHIP = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
+INSTITUTION = "http://purl.imsglobal.org/vocab/lis/v2/institution/person#"
+SYSTEM = "http://purl.imsglobal.org/vocab/lis/v2/system/person#"
+MOODLE_ADMIN_ROLES = (INSTITUTION + "Administrator", MEMBERSHIP + "Instructor", SYSTEM + "Administrator")
+LEEWAY = 10  # LaunchValidator's default
 
 
 def _segment(value: Any) -> str:
     raw = value if isinstance(value, bytes) else json.dumps(value).encode()
     return base64url_encode(raw).decode("ascii")
+
+
+def _hand_signed(header: dict[str, Any], payload: Any, private_key: Any) -> str:
+    """An RS256 compact JWS built by hand, for headers pyjwt refuses to write."""
+    signing_input = f"{_segment(header)}.{_segment(payload)}"
+    signature = RSAAlgorithm(RSAAlgorithm.SHA256).sign(signing_input.encode(), private_key)
+    return f"{signing_input}.{base64url_encode(signature).decode()}"
+
+
+@pytest.fixture
+def nothing_written(validator: LaunchValidator, platform: Any, state: OidcState, store: Any) -> Callable[[], Launch]:
+    """Asserts the store saw no write, then that a valid launch with the same state and nonce succeeds."""
+
+    def check() -> Launch:
+        assert store.writes == []
+        assert store.get_user_link(platform.issuer, "2") is None
+        launch = validator.validate(platform.token(state), state.state, [state.state])
+        assert launch.platform_user_id == "2"
+        assert [name for name, _ in store.writes] == ["consume_nonce"]
+        return launch
+
+    return check
+
+
+# -- the good launch --------------------------------------------------------------------------
+
+
+def test_moodle_launch_gives_a_launch_with_the_platform_fields(validator, platform, state, store, tool, clock):
+    token = platform.token(state)
+    clock.advance(59)  # Moodle's tokens live 60 s
+
+    launch = validator.validate(token, state.state, [state.state])
+
+    assert launch.lti_version == "1.3.0"
+    assert launch.platform == "https://moodle.example"
+    assert launch.platform_user_id == "2"
+    assert launch.client_id == platform.client_id
+    assert launch.deployment_id == "2"
+    assert launch.roles == MOODLE_ADMIN_ROLES
+    assert launch.role is Role.STAFF
+    assert launch.resource_link_id == "1"
+    assert launch.resource_link_title == "Published content"
+    assert launch.target_link_uri == tool.content_url
+    assert (launch.context_id, launch.context_title) == ("2", "Test course 101")
+    assert (launch.given_name, launch.family_name, launch.name) == ("Admin", "User", "Admin User")
+    assert launch.email == "admin@example.com"
+    assert launch.locale == "en"
+    assert launch.custom == {"content_id": "intro"}
+    assert launch.raw[c.AGS_ENDPOINT]["lineitem"].endswith("/lineitems/1/lineitem?type_id=2")
+    assert launch.raw["nonce"] == state.nonce
+    # The one write: the nonce, scoped to the issuer, kept until the token can no longer be accepted.
+    start = clock() - 59
+    assert store.writes == [
+        ("consume_nonce", ("lti13:https://moodle.example", state.nonce, start + 60 + LEEWAY, clock()))
+    ]
+
+
+def test_learner_launch_is_a_learner(validator, platform, state):
+    token = platform.token(state, sub="5", roles=[MEMBERSHIP + "Learner"], given_name="Sam", name="Sam Student")
+    launch = validator.validate(token, state.state)
+    assert (launch.platform_user_id, launch.roles, launch.role) == ("5", (MEMBERSHIP + "Learner",), Role.LEARNER)
+    assert launch.given_name == "Sam"
+
+
+def test_learner_with_institution_administrator_role_stays_a_learner(validator, platform, state):
+    token = platform.token(state, roles=[INSTITUTION + "Administrator", MEMBERSHIP + "Learner"])
+    assert validator.validate(token, state.state).role is Role.LEARNER
+
+
+def test_empty_roles_list_is_accepted_as_learner(validator, platform, state):
+    launch = validator.validate(platform.token(state, roles=[]), state.state)
+    assert (launch.roles, launch.role) == ((), Role.LEARNER)
+
+
+def test_roles_that_are_not_strings_are_left_out(validator, platform, state):
+    launch = validator.validate(platform.token(state, roles=[7, None, MEMBERSHIP + "Learner"]), state.state)
+    assert (launch.roles, launch.role) == ((MEMBERSHIP + "Learner",), Role.LEARNER)
+
+
+def test_optional_claims_may_be_missing_or_odd(validator, platform, state):
+    token = platform.token(
+        state,
+        drop=("context", "launch_presentation", "given_name", "family_name", "name", "email"),
+        custom={"n": 5, "flag": True},
+        locale="fr-CA",
+    )
+    launch = validator.validate(token, state.state)
+    assert (launch.context_id, launch.context_title, launch.given_name, launch.email) == ("", "", "", "")
+    assert launch.locale == "fr-CA"  # the top-level OIDC locale when launch_presentation has none
+    assert launch.custom == {"n": "5", "flag": "True"}
+
+
+def test_token_is_accepted_until_exp_plus_leeway(validator, platform, state, clock):
+    token = platform.token(state)
+    clock.advance(60 + LEEWAY - 1)
+    assert validator.validate(token, state.state).platform_user_id == "2"
+
+
+def test_several_audiences_with_our_azp_pass(validator, platform, state):
+    token = platform.token(state, aud=["another-tool", platform.client_id], azp=platform.client_id)
+    assert validator.validate(token, state.state).client_id == platform.client_id
+
+
+def test_single_audience_with_our_azp_passes(validator, platform, state):
+    token = platform.token(state, aud=platform.client_id, azp=platform.client_id)
+    assert validator.validate(token, state.state).client_id == platform.client_id
+
+
+def test_iat_within_leeway_in_the_future_passes(validator, platform, state, clock):
+    iat = int(clock()) + LEEWAY
+    assert validator.validate(platform.token(state, iat=iat, exp=iat + 60), state.state).platform_user_id == "2"
+
+
+# -- refusals from the claims -----------------------------------------------------------------
+
+
+def _claims(*drop: str, **overrides: Any) -> Callable[[Any, OidcState], tuple[dict[str, Any], tuple[str, ...]]]:
+    return lambda _platform, _state: (overrides, drop)
+
+
+CLAIM_REFUSALS = [
+    pytest.param(_claims(iss="https://evil.example"), "wrong_issuer", 401, id="iss-other"),
+    pytest.param(_claims(iss="https://moodle.example/"), "wrong_issuer", 401, id="iss-trailing-slash"),
+    pytest.param(_claims("iss"), "wrong_issuer", 401, id="iss-missing"),
+    pytest.param(_claims(aud="another-tool"), "wrong_audience", 401, id="aud-other"),
+    pytest.param(_claims(aud=["another-tool", "third-tool"]), "wrong_audience", 401, id="aud-list-without-us"),
+    pytest.param(_claims("aud"), "wrong_audience", 401, id="aud-missing"),
+    pytest.param(lambda p, s: ({"aud": p.client_id.upper()}, ()), "wrong_audience", 401, id="aud-case"),
+    pytest.param(lambda p, s: ({"aud": {"id": p.client_id}}, ()), "wrong_audience", 401, id="aud-object"),
+    pytest.param(lambda p, s: ({"aud": [p.client_id, "another-tool"]}, ()), "azp_mismatch", 401, id="auds-no-azp"),
+    pytest.param(
+        lambda p, s: ({"aud": [p.client_id, "another-tool"], "azp": "another-tool"}, ()),
+        "azp_mismatch",
+        401,
+        id="auds-other-azp",
+    ),
+    pytest.param(lambda p, s: ({"azp": "another-tool"}, ()), "azp_mismatch", 401, id="aud-other-azp"),
+    pytest.param(lambda p, s: ({"exp": int(p.clock()) - LEEWAY}, ()), "token_expired", 401, id="exp-past-leeway"),
+    pytest.param(
+        lambda p, s: ({"iat": int(p.clock()) + LEEWAY + 1, "exp": int(p.clock()) + LEEWAY + 61}, ()),
+        "issued_in_future",
+        401,
+        id="iat-future",
+    ),
+    pytest.param(_claims("exp"), "id_token_malformed", 400, id="exp-missing"),
+    pytest.param(_claims("iat"), "id_token_malformed", 400, id="iat-missing"),
+    pytest.param(_claims(exp="9999999999"), "id_token_malformed", 400, id="exp-string"),
+    pytest.param(_claims(nonce="another-nonce"), "nonce_mismatch", 401, id="nonce-other"),
+    pytest.param(_claims("nonce"), "nonce_mismatch", 401, id="nonce-missing"),
+    pytest.param(_claims("version"), "invalid_version", 400, id="version-missing"),
+    pytest.param(_claims(version="1.1"), "invalid_version", 400, id="version-1.1"),
+    pytest.param(_claims(version=1.3), "invalid_version", 400, id="version-number"),
+    pytest.param(_claims("message_type"), "unsupported_message_type", 400, id="message-type-missing"),
+    pytest.param(_claims(message_type="LtiDeepLinkingRequest"), "unsupported_message_type", 400, id="deep-linking"),
+    pytest.param(_claims(message_type="ltiresourcelinkrequest"), "unsupported_message_type", 400, id="type-case"),
+    pytest.param(_claims(deployment_id="3"), "unknown_deployment", 403, id="deployment-other"),
+    pytest.param(_claims(deployment_id=2), "unknown_deployment", 403, id="deployment-int"),
+    pytest.param(_claims("deployment_id"), "unknown_deployment", 403, id="deployment-missing"),
+    pytest.param(_claims("sub"), "sub_missing", 400, id="sub-missing"),
+    pytest.param(_claims(sub=""), "sub_missing", 400, id="sub-empty"),
+    pytest.param(_claims(sub=2), "sub_missing", 400, id="sub-int"),
+    pytest.param(_claims("roles"), "roles_missing", 400, id="roles-missing"),
+    pytest.param(_claims(roles=MEMBERSHIP + "Learner"), "roles_missing", 400, id="roles-string"),
+    pytest.param(_claims(roles=None), "roles_missing", 400, id="roles-null"),
+    pytest.param(_claims("resource_link"), "resource_link_missing", 400, id="link-missing"),
+    pytest.param(_claims(resource_link={"title": "x"}), "resource_link_missing", 400, id="link-no-id"),
+    pytest.param(_claims(resource_link={"id": ""}), "resource_link_missing", 400, id="link-empty-id"),
+    pytest.param(_claims(resource_link={"id": 1}), "resource_link_missing", 400, id="link-int-id"),
+    pytest.param(_claims(resource_link="1"), "resource_link_missing", 400, id="link-string"),
+    pytest.param(_claims("target_link_uri"), "target_link_outside_tool", 403, id="target-missing"),
+]
+
+TARGET_TRICKS = [
+    "https://evil.example/lti_publish/content/intro/",
+    "https://tool.example@evil.example/lti_publish/content/intro/",
+    "https://tool.example.evil.example/lti_publish/content/intro/",
+    "http://tool.example/lti_publish/content/intro/",
+    "https://tool.example:8443/lti_publish/content/intro/",
+    "https://tool.example/lti_publishX/content/intro/",
+    "https://tool.example/lti_publish-admin/",
+    "https://tool.example/",
+    "https://tool.example\\@evil.example/lti_publish/content/intro/",
+    "https://tool.example/lti_publish\\..\\admin",
+    "https://tool.example/lti_publish/content/intro/\r\nSet-Cookie: x=1",
+    "//tool.example/lti_publish/content/intro/",
+    "/lti_publish/content/intro/",
+    "javascript:alert(1)//tool.example/lti_publish/",
+]
+for _target in TARGET_TRICKS:
+    CLAIM_REFUSALS.append(
+        pytest.param(_claims(target_link_uri=_target), "target_link_outside_tool", 403, id=f"target:{_target}")
+    )
+CLAIM_REFUSALS.append(pytest.param(_claims(target_link_uri=7), "target_link_outside_tool", 403, id="target-int"))
+
+
+@pytest.mark.parametrize(("change", "reason", "status"), CLAIM_REFUSALS)
+def test_claim_refusal_writes_nothing(change, reason, status, validator, platform, state, refused, nothing_written):
+    overrides, drop = change(platform, state)
+    token = platform.token(state, drop=drop, **overrides)
+    with refused(reason, status):
+        validator.validate(token, state.state, [state.state])
+    nothing_written()
+
+
+def test_expired_beyond_leeway(validator, platform, state, clock, refused, nothing_written):
+    token = platform.token(state)
+    clock.advance(60 + LEEWAY)
+    with refused("token_expired", 401):
+        validator.validate(token, state.state)
+    nothing_written()
+
+
+def test_forged_token_is_refused_for_its_signature_before_its_claims_are_read(
+    validator, platform, state, rogue_key, refused, nothing_written
+):
+    token = platform.token(state, key=rogue_key, iss="https://evil.example", exp=0, nonce="x")
+    with refused("bad_signature", 401):
+        validator.validate(token, state.state)
+    nothing_written()
+
+
+# -- refusals from the signature --------------------------------------------------------------
+
+
+def test_token_without_kid(validator, platform, state, refused, nothing_written):
+    with refused("kid_missing", 401):
+        validator.validate(platform.token(state, no_kid=True), state.state)
+    assert platform.fetches == []
+    nothing_written()
+
+
+@pytest.mark.parametrize("kid", ["", 42, None], ids=["empty", "int", "null"])
+def test_token_with_a_kid_that_is_not_a_string(kid, validator, platform, state, refused, nothing_written):
+    token = _hand_signed({"alg": "RS256", "typ": "JWT", "kid": kid}, platform.claims(state), platform.key.private)
+    with refused("kid_missing", 401):
+        validator.validate(token, state.state)
+    nothing_written()
+
+
+def test_unknown_kid_is_refetched_once_then_refused(
+    validator, key_cache, platform, state, clock, refused, nothing_written
+):
+    key_cache.key_for(platform.jwks_url, platform.key.kid)  # the key set is cached, as after earlier launches
+    assert len(platform.fetches) == 1
+
+    with refused("unknown_kid", 401):
+        validator.validate(platform.token(state, kid="moodle-key-9"), state.state)
+    assert len(platform.fetches) == 2  # exactly one refetch
+
+    clock.advance(9)
+    with refused("unknown_kid", 401):  # more unknown kids inside the refetch interval: no new fetch
+        validator.validate(platform.token(state, kid="moodle-key-10"), state.state)
+    assert len(platform.fetches) == 2
+
+    nothing_written()
+    assert len(platform.fetches) == 2  # the known key came from the cache
+
+
+def test_unknown_kid_on_a_cold_cache(validator, platform, state, clock, refused, nothing_written):
+    """The first fetch is routine; the unknown kid then earns one refetch, and no more for 10 s."""
+    for _ in range(3):
+        with refused("unknown_kid", 401):
+            validator.validate(platform.token(state, kid="moodle-key-9"), state.state)
+    assert platform.fetches == [platform.jwks_url] * 2
+    clock.advance(10)
+    with refused("unknown_kid", 401):
+        validator.validate(platform.token(state, kid="moodle-key-9"), state.state)
+    assert len(platform.fetches) == 3
+    nothing_written()
+
+
+def test_rotated_platform_key_is_picked_up_at_once(validator, key_cache, platform, state, rogue_key):
+    key_cache.key_for(platform.jwks_url, platform.key.kid)  # a routine fetch just happened
+    new_key = dataclasses.replace(rogue_key, kid="moodle-key-2")
+    platform.published = [platform.key, new_key]
+    launch = validator.validate(platform.token(state, key=new_key), state.state)
+    assert launch.platform_user_id == "2"
+    assert len(platform.fetches) == 2
+
+
+def test_signature_by_another_key_under_the_same_kid(validator, platform, state, rogue_key, refused, nothing_written):
+    with refused("bad_signature", 401):
+        validator.validate(platform.token(state, key=rogue_key), state.state)
+    nothing_written()
+
+
+def test_payload_changed_after_signing(validator, platform, state, refused, nothing_written):
+    header, _, signature = platform.token(state, sub="5").split(".")
+    forged_payload = _segment(platform.claims(state, sub="1"))
+    with refused("bad_signature", 401):
+        validator.validate(f"{header}.{forged_payload}.{signature}", state.state)
+    nothing_written()
+
+
+def test_alg_none(validator, platform, state, refused, nothing_written):
+    token = jwt.encode(platform.claims(state), None, algorithm="none", headers={"kid": platform.key.kid})
+    assert token.endswith(".")
+    with refused("alg_not_allowed", 401):
+        validator.validate(token, state.state)
+    assert platform.fetches == []
+    nothing_written()
+
+
+def test_hs256_with_the_platform_public_key_as_hmac_secret(validator, platform, state, refused, nothing_written):
+    """Key confusion: an attacker HMACs with the public key, hoping the tool feeds its RSA key to HS256."""
+    signing_input = (
+        f"{_segment({'alg': 'HS256', 'typ': 'JWT', 'kid': platform.key.kid})}.{_segment(platform.claims(state))}"
+    )
+    mac = hmac.new(platform.key.public_pem, signing_input.encode(), hashlib.sha256).digest()
+    token = f"{signing_input}.{base64url_encode(mac).decode()}"
+    with refused("alg_not_allowed", 401):
+        validator.validate(token, state.state)
+    assert platform.fetches == []
+    nothing_written()
+
+
+@pytest.mark.parametrize("algorithm", ["RS512", "PS256"])
+def test_other_rsa_algorithms_with_the_right_key(algorithm, validator, platform, state, refused, nothing_written):
+    token = platform.sign(platform.claims(state), algorithm=algorithm)
+    with refused("alg_not_allowed", 401):
+        validator.validate(token, state.state)
+    nothing_written()
+
+
+def test_header_without_alg(validator, platform, state, refused, nothing_written):
+    token = f"{_segment({'kid': platform.key.kid})}.{_segment(platform.claims(state))}.c2ln"
+    with refused("alg_not_allowed", 401):
+        validator.validate(token, state.state)
+    nothing_written()
+
+
+# -- malformed tokens -------------------------------------------------------------------------
+
+UNSIGNED_MALFORMED: list[Any] = [
+    pytest.param(lambda p, s: "not-a-token", id="no-dots"),
+    pytest.param(lambda p, s: "a.b", id="two-parts"),
+    pytest.param(lambda p, s: p.token(s) + ".x", id="four-parts"),
+    pytest.param(lambda p, s: "a.b.c", id="bad-base64-header"),
+    pytest.param(lambda p, s: f"{_segment(b'not json')}.{_segment({})}.c2ln", id="header-not-json"),
+    pytest.param(lambda p, s: f"{_segment([1, 2])}.{_segment({})}.c2ln", id="header-list"),
+    pytest.param(lambda p, s: f"{_segment('RS256')}.{_segment({})}.c2ln", id="header-string"),
+    pytest.param(lambda p, s: "é.é.é", id="non-ascii"),
+    pytest.param(lambda p, s: p.token(s).rsplit(".", 1)[0] + ".a", id="bad-base64-signature"),
+    pytest.param(lambda p, s: p.token(s, custom={"padding": "x" * MAX_TOKEN_LENGTH}), id="too-long"),
+]
+
+
+@pytest.mark.parametrize("make", UNSIGNED_MALFORMED)
+def test_malformed_token_is_refused_before_any_key_lookup(make, validator, platform, state, refused, nothing_written):
+    with refused("id_token_malformed", 400):
+        validator.validate(make(platform, state), state.state)
+    assert platform.fetches == []
+    nothing_written()
+
+
+@pytest.mark.parametrize("payload", [b"not json", b"[1, 2]", b'"a string"', b"\xff\xfe"], ids=lambda p: repr(p))
+def test_signed_payload_that_is_not_a_json_object(payload, validator, platform, state, refused, nothing_written):
+    token = jwt.api_jws.encode(payload, platform.key.private, algorithm="RS256", headers={"kid": platform.key.kid})
+    with refused("id_token_malformed", 400):
+        validator.validate(token, state.state)
+    nothing_written()
+
+
+def test_missing_id_token(validator, state, refused, nothing_written):
+    with refused("id_token_missing", 400):
+        validator.validate("", state.state)
+    nothing_written()
+
+
+# -- the state and the nonce ------------------------------------------------------------------
+
+
+def test_nonce_reused(validator, platform, state, refused, store):
+    token = platform.token(state)
+    validator.validate(token, state.state, [state.state])
+    with refused("nonce_reused", 401):
+        validator.validate(token, state.state, [state.state])
+    with refused("nonce_reused", 401):  # and it stays used
+        validator.validate(platform.token(state), state.state)
+
+
+def test_nonce_of_one_login_cannot_be_used_with_the_state_of_another(
+    validator, platform, state, oidc_login, login_params, refused, nothing_written
+):
+    other = oidc_login.begin(login_params).state
+    with refused("nonce_mismatch", 401):
+        validator.validate(platform.token(state), other.state)
+    # The other login's nonce is untouched as well.
+    assert validator.validate(platform.token(other), other.state).platform_user_id == "2"
+
+
+def test_state_missing(validator, platform, state, refused, nothing_written):
+    with refused("state_missing", 400):
+        validator.validate(platform.token(state), "", [state.state])
+    nothing_written()
+
+
+def test_state_unknown(validator, platform, state, refused, nothing_written):
+    with refused("state_unknown", 401):
+        validator.validate(platform.token(state), "no-such-state")
+    nothing_written()
+
+
+def test_state_expired(validator, platform, state, clock, refused, store):
+    clock.advance(600)  # OidcLogin's default state lifetime
+    with refused("state_unknown", 401):
+        validator.validate(platform.token(state), state.state)
+    assert store.writes == []
+
+
+def test_state_not_bound_to_this_browser(validator, platform, state, refused, nothing_written):
+    with refused("state_not_bound", 403):
+        validator.validate(platform.token(state), state.state, ["a-state-from-another-login"])
+    nothing_written()
+
+
+@pytest.mark.parametrize("browser_states", [None, [], set(), frozenset()], ids=["none", "list", "set", "frozenset"])
+def test_cookie_free_launch_is_accepted(browser_states, validator, platform, state):
+    launch = validator.validate(platform.token(state), state.state, browser_states)
+    assert launch.platform_user_id == "2"
+
+
+def test_state_among_several_browser_states_is_bound(validator, platform, state):
+    launch = validator.validate(platform.token(state), state.state, {"older-state", state.state})
+    assert launch.platform_user_id == "2"
+
+
+def test_state_of_an_unregistered_platform(validator, platform, store, clock, refused):
+    orphan = OidcState(
+        "s-orphan", "n-orphan", platform.issuer, "deleted-client", "https://tool.example/lti_publish/", clock() + 600
+    )
+    store.save_state(orphan)
+    store.writes.clear()
+    with refused("unknown_platform", 401):
+        validator.validate(platform.token(orphan), orphan.state)
+    assert store.writes == []
+
+
+def test_registration_comes_from_the_state_not_from_the_token(
+    validator, platform, state, store, rsa_keys, clock, refused, nothing_written
+):
+    """A second registered platform's token, carrying its own iss, cannot ride on the first platform's login."""
+    other = dataclasses.replace(platform, issuer="https://other.example", client_id="other-client", fetches=[])
+    other.key = dataclasses.replace(platform.key, private=rsa_keys[2])  # same kid name, another key
+    store.save_registration(other.registration())
+    store.writes.clear()
+    token = other.sign(other.claims(state, iss=other.issuer, aud=other.client_id))
+    with refused("bad_signature", 401):  # checked against the first platform's key set
+        validator.validate(token, state.state)
+    assert platform.fetches == [platform.jwks_url]
+    nothing_written()
+
+
+# -- the host's veto and races ----------------------------------------------------------------
+
+
+def test_before_commit_refusal_consumes_nothing(validator, platform, state, refused, nothing_written):
+    seen: list[Launch] = []
+
+    def unknown_content(launch: Launch) -> None:
+        seen.append(launch)
+        raise NotFound("unknown_content")
+
+    with refused("unknown_content", 404):
+        validator.validate(platform.token(state), state.state, before_commit=unknown_content)
+    assert [launch.resource_link_id for launch in seen] == ["1"]
+    nothing_written()
+
+
+def test_before_commit_sees_the_launch_and_may_accept_it(validator, platform, state, store):
+    seen: list[tuple[Launch, list[Any]]] = []
+
+    def record(launch: Launch) -> None:
+        seen.append((launch, list(store.writes)))
+
+    launch = validator.validate(platform.token(state), state.state, before_commit=record)
+    assert seen == [(launch, [])]  # called before the nonce was consumed
+
+
+def test_two_threads_racing_with_one_token_only_one_wins(validator, key_cache, platform, state):
+    token = platform.token(state)
+    key_cache.key_for(platform.jwks_url, platform.key.kid)
+    barrier = threading.Barrier(2, timeout=10)
+    results: list[Launch | LtiError] = []
+
+    def both_checked(_launch: Launch) -> None:
+        barrier.wait()  # both threads have passed every check; only the nonce is left
+
+    def run() -> None:
+        try:
+            results.append(validator.validate(token, state.state, [state.state], before_commit=both_checked))
+        except LtiError as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert len(results) == 2
+    assert sum(isinstance(r, Launch) for r in results) == 1
+    assert [r.reason for r in results if isinstance(r, LtiError)] == ["nonce_reused"]
+
+
+def test_many_threads_racing_with_one_token_only_one_wins(store, platform, state, clock, tool):
+    validator = LaunchValidator(
+        store, PlatformKeyCache(platform.fetch, now=clock), tool_base_urls=tool.base_url, now=clock
+    )
+    token = platform.token(state)
+    start = threading.Event()
+    results: list[str] = []
+
+    def run() -> None:
+        start.wait(10)
+        try:
+            validator.validate(token, state.state)
+            results.append("ok")
+        except LtiError as exc:
+            results.append(exc.reason)
+
+    threads = [threading.Thread(target=run) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    start.set()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert sorted(results) == ["nonce_reused"] * 7 + ["ok"]
+    assert platform.fetches == [platform.jwks_url]  # racing launches on a cold cache fetch the key set once

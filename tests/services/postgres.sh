@@ -4,6 +4,7 @@
 #   tests/services/postgres.sh start   # prints the DSN on stdout (reuses a running server)
 #   tests/services/postgres.sh dsn     # prints the DSN of the running server
 #   tests/services/postgres.sh stop    # stops the server and deletes its data
+#   LTI_PG_INSTANCE=name tests/services/postgres.sh start|dsn|stop   # one more, independent server
 #
 # State lives in var/postgres/ of the repository. Binaries come from PATH (pg_ctl, initdb), else
 # /usr/lib/postgresql/*/bin, else Debian's `postgresql` package is installed with apt-get (root only).
@@ -11,7 +12,9 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-STATE_DIR="$ROOT/var/postgres"
+# LTI_PG_INSTANCE names a separate server (the Makefile uses one per run, so two runs in one checkout
+# never stop each other's server); without it, the single server in var/postgres.
+STATE_DIR="$ROOT/var/postgres${LTI_PG_INSTANCE:+/$LTI_PG_INSTANCE}"
 STATE_FILE="$STATE_DIR/state"   # BASE=..., DSN=...   (BASE holds data/ and server.log)
 PG_USER_OS="ltipg"
 DB_USER="lti"
@@ -198,7 +201,10 @@ stop_quietly() {
 
 case "${1:-}" in
     start) start ;;
-    stop) stop_quietly ;;
+    stop)
+        stop_quietly
+        if [ -n "${LTI_PG_INSTANCE:-}" ]; then rmdir "$STATE_DIR" 2>/dev/null || true; fi
+        ;;
     dsn)
         if is_running; then echo "$DSN"; else log "not running"; exit 1; fi
         ;;

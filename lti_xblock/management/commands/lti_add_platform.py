@@ -46,4 +46,6 @@ class Command(BaseCommand):
         )
         store.save_registration(registration)
         deployments = ", ".join(d.deployment_id for d in registration.deployments)
-        self.stdout.write(f"Registered {registration.issuer} (client_id {registration.client_id}); deployments: {deployments}")
+        self.stdout.write(
+            f"Registered {registration.issuer} (client_id {registration.client_id}); deployments: {deployments}"
+        )

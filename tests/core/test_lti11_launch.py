@@ -1,0 +1,377 @@
+"""Lti11LaunchVerifier.verify: Moodle's LTI 1.1 launches, signed by oauthlib's client exactly as a consumer does.
+
+The nonce must be consumed only after every check has passed (the signature included), so a forged or
+refused request never burns it: each refusal checks that the store saw no write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from urllib.parse import parse_qsl, urlencode
+
+import pytest
+from oauthlib.oauth1 import (
+    SIGNATURE_HMAC_SHA1,
+    SIGNATURE_HMAC_SHA256,
+    SIGNATURE_PLAINTEXT,
+    SIGNATURE_TYPE_BODY,
+    Client,
+)
+
+from lti_core.errors import NotFound
+from lti_core.lti11.launch import Lti11LaunchVerifier
+from lti_core.types import Consumer, Launch, Role
+
+KEY = "moodle-key"
+SECRET = "moodle-secret-0123456789"
+URL = "https://tool.example/lti_publish/lti11/launch"
+MOODLE = "https://moodle.example"
+MEMBERSHIP = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
+ADMINISTRATOR = "Instructor,urn:lti:sysrole:ims/lis/Administrator,urn:lti:instrole:ims/lis/Administrator"
+
+
+def moodle_params(**changes: str | None) -> list[tuple[str, str]]:
+    """The unsigned parameters of a Moodle 4.x LTI 1.1 launch (mod/lti/locallib.php); None removes one."""
+    params = {
+        "user_id": "2",
+        "lis_person_sourcedid": "",
+        "roles": "Learner",
+        "context_id": "2",
+        "context_label": "TC101",
+        "context_title": "Test course 101",
+        "context_type": "CourseSection",
+        "lis_course_section_sourcedid": "",
+        "resource_link_id": "1",
+        "resource_link_title": "Published content",
+        "resource_link_description": "",
+        "lis_result_sourcedid": '{"data":{"instanceid":"1","userid":"2","typeid":"1","launchid":1462815330},'
+        '"hash":"5e4e9ec4b56e64d3f8b05cbd2b2d8c6c"}',
+        "lis_outcome_service_url": MOODLE + "/mod/lti/service.php",
+        "lis_person_name_given": "Sam",
+        "lis_person_name_family": "Student",
+        "lis_person_name_full": "Sam Student",
+        "lis_person_contact_email_primary": "sam.student@example.com",
+        "ext_user_username": "sam",
+        "ext_lms": "moodle-2",
+        "launch_presentation_locale": "en",
+        "launch_presentation_document_target": "iframe",
+        "launch_presentation_return_url": MOODLE
+        + "/mod/lti/return.php?course=2&launch_container=3&instanceid=1&sesskey=q1",
+        "tool_consumer_info_product_family_code": "moodle",
+        "tool_consumer_info_version": "2024100700",
+        "tool_consumer_instance_guid": "moodle.example",
+        "tool_consumer_instance_name": "Moodle test site",
+        "tool_consumer_instance_description": "Moodle test site",
+        "custom_content_id": "intro",
+        "lti_message_type": "basic-lti-launch-request",
+        "lti_version": "LTI-1p0",
+    }
+    for name, value in changes.items():
+        if value is None:
+            params.pop(name, None)
+        else:
+            params[name] = value
+    return list(params.items())
+
+
+def sign(
+    params: list[tuple[str, str]],
+    *,
+    url: str = URL,
+    key: str = KEY,
+    secret: str = SECRET,
+    timestamp: int | str,
+    nonce: str = "nonce-1",
+    method: str = SIGNATURE_HMAC_SHA1,
+) -> list[tuple[str, str]]:
+    """The complete form body, as the pairs the browser posts, signed with oauthlib's client."""
+    client = Client(
+        key,
+        client_secret=secret,
+        signature_method=method,
+        signature_type=SIGNATURE_TYPE_BODY,
+        timestamp=str(timestamp),
+        nonce=nonce,
+        callback_uri="about:blank",  # Moodle sends oauth_callback=about:blank
+    )
+    _, _, body = client.sign(
+        url, http_method="POST", body=urlencode(params), headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    return parse_qsl(body, keep_blank_values=True, strict_parsing=True)
+
+
+@pytest.fixture
+def lti11_store(store):
+    store.save_consumer(Consumer(KEY, SECRET, "Moodle"))
+    store.save_consumer(Consumer("other-key", "other-secret", "Other Moodle"))
+    store.writes.clear()
+    return store
+
+
+@pytest.fixture
+def verifier(lti11_store, clock) -> Lti11LaunchVerifier:
+    return Lti11LaunchVerifier(lti11_store, now=clock)
+
+
+@pytest.fixture
+def signed(clock):
+    """A good signed Moodle launch at the clock's time."""
+    return sign(moodle_params(), timestamp=int(clock()))
+
+
+@pytest.fixture
+def nothing_written(verifier, lti11_store, clock):
+    """Asserts the store saw no write, then that a good launch with the same nonce still passes."""
+
+    def check(nonce: str = "nonce-1") -> Launch:
+        assert lti11_store.writes == []
+        launch = verifier.verify(
+            method="POST", url=URL, params=sign(moodle_params(), timestamp=int(clock()), nonce=nonce)
+        )
+        assert launch.platform_user_id == "2"
+        return launch
+
+    return check
+
+
+# -- good launches ----------------------------------------------------------------------------
+
+
+def test_moodle_learner_launch(verifier, signed, lti11_store, clock):
+    launch = verifier.verify(method="POST", url=URL, params=signed)
+    assert launch.lti_version == "1.1"
+    assert (launch.platform, launch.platform_user_id) == (KEY, "2")
+    assert (launch.roles, launch.role) == ((MEMBERSHIP + "Learner",), Role.LEARNER)
+    assert launch.resource_link_id == "1"
+    assert launch.resource_link_title == "Published content"
+    assert (launch.context_id, launch.context_title) == ("2", "Test course 101")
+    assert (launch.given_name, launch.family_name, launch.name) == ("Sam", "Student", "Sam Student")
+    assert launch.email == "sam.student@example.com"
+    assert launch.locale == "en"
+    assert launch.custom == {"content_id": "intro"}
+    assert launch.raw["lis_result_sourcedid"].startswith('{"data":{"instanceid":"1"')
+    assert launch.raw["oauth_callback"] == "about:blank"
+    assert "oauth_signature" not in launch.raw
+    assert (launch.target_link_uri, launch.deployment_id, launch.client_id) == ("", "", "")
+    # The one write: the nonce, scoped to the consumer, kept for the timestamp window.
+    assert lti11_store.writes == [("consume_nonce", ("lti11:" + KEY, "nonce-1", int(clock()) + 300, clock()))]
+
+
+def test_moodle_administrator_launch_is_staff(verifier, clock):
+    launch = verifier.verify(
+        method="POST", url=URL, params=sign(moodle_params(roles=ADMINISTRATOR), timestamp=int(clock()))
+    )
+    assert launch.role is Role.STAFF
+    assert launch.roles == (
+        MEMBERSHIP + "Instructor",
+        "http://purl.imsglobal.org/vocab/lis/v2/system/person#Administrator",
+        "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Administrator",
+    )
+
+
+def test_params_as_a_mapping(verifier, signed):
+    assert verifier.verify(method="POST", url=URL, params=dict(signed)).platform_user_id == "2"
+
+
+def test_lti_1p2_and_no_roles(verifier, clock):
+    params = sign(moodle_params(lti_version="LTI-1p2", roles=None), timestamp=int(clock()))
+    launch = verifier.verify(method="POST", url=URL, params=params)
+    assert (launch.roles, launch.role) == ((), Role.LEARNER)
+
+
+def test_url_with_query_string_signed_correctly(verifier, clock, refused):
+    url = URL + "?content=intro&x=a%20b"
+    params = sign(moodle_params(), url=url, timestamp=int(clock()))
+    assert verifier.verify(method="POST", url=url, params=params).platform_user_id == "2"
+    # The query is part of what was signed: dropping it breaks the signature.
+    with refused("bad_signature", 401):
+        verifier.verify(
+            method="POST", url=URL, params=sign(moodle_params(), url=url, timestamp=int(clock()), nonce="n2")
+        )
+
+
+def test_url_as_seen_behind_a_proxy_does_not_verify(verifier, signed, refused):
+    with refused("bad_signature", 401):
+        verifier.verify(method="POST", url="http://127.0.0.1:8000/lti_publish/lti11/launch", params=signed)
+
+
+def test_default_port_and_host_case_are_normalised(verifier, clock):
+    params = sign(moodle_params(), url="https://TOOL.example:443/lti_publish/lti11/launch", timestamp=int(clock()))
+    assert verifier.verify(method="POST", url=URL, params=params).platform_user_id == "2"
+
+
+def test_repeated_non_oauth_parameters_are_signed_and_the_last_wins(verifier, clock):
+    params = sign(moodle_params() + [("custom_tag", "a"), ("custom_tag", "b")], timestamp=int(clock()))
+    launch = verifier.verify(method="POST", url=URL, params=params)
+    assert launch.custom["tag"] == "b"
+
+
+def test_non_ascii_parameters(verifier, clock):
+    params = sign(moodle_params(lis_person_name_given="Zoë", context_title="Cours d'été & co"), timestamp=int(clock()))
+    launch = verifier.verify(method="POST", url=URL, params=params)
+    assert (launch.given_name, launch.context_title) == ("Zoë", "Cours d'été & co")
+
+
+def test_same_nonce_from_two_consumers(verifier, clock):
+    verifier.verify(method="POST", url=URL, params=sign(moodle_params(), timestamp=int(clock())))
+    other = sign(moodle_params(), key="other-key", secret="other-secret", timestamp=int(clock()))
+    assert verifier.verify(method="POST", url=URL, params=other).platform == "other-key"
+
+
+# -- the signature ----------------------------------------------------------------------------
+
+
+def test_bad_signature_does_not_consume_the_nonce(verifier, clock, refused, nothing_written):
+    forged = sign(moodle_params(), secret="guessed-secret", timestamp=int(clock()))
+    with refused("bad_signature", 401):
+        verifier.verify(method="POST", url=URL, params=forged)
+    nothing_written()  # the real launch with the same nonce passes afterwards
+
+
+def test_parameter_changed_after_signing(verifier, signed, refused, nothing_written):
+    tampered = [(k, "1" if k == "user_id" else v) for k, v in signed]
+    with refused("bad_signature", 401):
+        verifier.verify(method="POST", url=URL, params=tampered)
+    nothing_written()
+
+
+def test_role_added_after_signing(verifier, signed, refused, nothing_written):
+    tampered = [(k, ADMINISTRATOR if k == "roles" else v) for k, v in signed]
+    with refused("bad_signature", 401):
+        verifier.verify(method="POST", url=URL, params=tampered)
+    nothing_written()
+
+
+def test_unknown_consumer_key(verifier, clock, refused, nothing_written):
+    params = sign(moodle_params(), key="stranger", timestamp=int(clock()))
+    with refused("unknown_consumer", 401):
+        verifier.verify(method="POST", url=URL, params=params)
+    nothing_written()
+
+
+@pytest.mark.parametrize("method", [SIGNATURE_HMAC_SHA256, SIGNATURE_PLAINTEXT])
+def test_wrong_signature_method(method, verifier, clock, refused, nothing_written):
+    params = sign(moodle_params(), method=method, timestamp=int(clock()))
+    with refused("unsupported_signature_method", 401):
+        verifier.verify(method="POST", url=URL, params=params)
+    nothing_written()
+
+
+@pytest.mark.parametrize("name", ["oauth_nonce", "oauth_signature", "oauth_timestamp", "oauth_consumer_key"])
+def test_duplicate_oauth_parameter(name, verifier, signed, refused, nothing_written):
+    value = dict(signed)[name]
+    with refused("duplicate_oauth_parameter", 400):
+        verifier.verify(method="POST", url=URL, params=[*signed, (name, value)])
+    nothing_written()
+
+
+@pytest.mark.parametrize("name", ["oauth_signature", "oauth_nonce", "oauth_timestamp", "oauth_consumer_key"])
+def test_missing_oauth_parameter(name, verifier, signed, refused, nothing_written):
+    with refused(f"{name}_missing", 401):
+        verifier.verify(method="POST", url=URL, params=[(k, v) for k, v in signed if k != name])
+    nothing_written()
+
+
+def test_unsupported_oauth_version(verifier, signed, refused, nothing_written):
+    with refused("invalid_oauth_version", 401):
+        verifier.verify(method="POST", url=URL, params=[(k, "2.0" if k == "oauth_version" else v) for k, v in signed])
+    nothing_written()
+
+
+def test_get_is_refused(verifier, signed, refused, nothing_written):
+    with refused("method_not_allowed", 400):
+        verifier.verify(method="GET", url=URL, params=signed)
+    nothing_written()
+
+
+# -- time and replay --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("offset", [-301, 301, -86400], ids=["too-old", "future", "a-day-old"])
+def test_timestamp_out_of_window(offset, verifier, clock, refused, nothing_written):
+    params = sign(moodle_params(), timestamp=int(clock()) + offset)
+    with refused("timestamp_out_of_window", 401):
+        verifier.verify(method="POST", url=URL, params=params)
+    nothing_written()
+
+
+@pytest.mark.parametrize("offset", [-300, 300])
+def test_timestamp_at_the_window_edge(offset, verifier, clock):
+    params = sign(moodle_params(), timestamp=int(clock()) + offset)
+    assert verifier.verify(method="POST", url=URL, params=params).platform_user_id == "2"
+
+
+@pytest.mark.parametrize("timestamp", ["yesterday", "1.5e9", ""])
+def test_timestamp_not_an_integer(timestamp, verifier, clock, refused, nothing_written):
+    params = [(k, timestamp if k == "oauth_timestamp" else v) for k, v in sign(moodle_params(), timestamp=int(clock()))]
+    reason = "oauth_timestamp_missing" if timestamp == "" else "timestamp_invalid"
+    with refused(reason, 401):
+        verifier.verify(method="POST", url=URL, params=params)
+    nothing_written()
+
+
+def test_nonce_reused(verifier, signed, refused, lti11_store, clock):
+    verifier.verify(method="POST", url=URL, params=signed)
+    clock.advance(299)
+    with refused("nonce_reused", 401):
+        verifier.verify(method="POST", url=URL, params=signed)
+
+
+def test_nonce_reused_in_a_new_signed_request(verifier, clock, refused):
+    verifier.verify(method="POST", url=URL, params=sign(moodle_params(), timestamp=int(clock())))
+    clock.advance(5)
+    with refused("nonce_reused", 401):
+        verifier.verify(method="POST", url=URL, params=sign(moodle_params(), timestamp=int(clock())))
+
+
+def test_before_commit_refusal_consumes_nothing(verifier, signed, refused, nothing_written):
+    seen: list[Launch] = []
+
+    def unknown_content(launch: Launch) -> None:
+        seen.append(launch)
+        raise NotFound("unknown_content")
+
+    with refused("unknown_content", 404):
+        verifier.verify(method="POST", url=URL, params=signed, before_commit=unknown_content)
+    assert [launch.resource_link_id for launch in seen] == ["1"]
+    nothing_written()
+
+
+def test_before_commit_runs_before_the_nonce_is_consumed(verifier, signed, lti11_store):
+    writes_seen: list[list[object]] = []
+    verifier.verify(
+        method="POST",
+        url=URL,
+        params=signed,
+        before_commit=lambda _launch: writes_seen.append(list(lti11_store.writes)),
+    )
+    assert writes_seen == [[]]
+    assert [name for name, _ in lti11_store.writes] == ["consume_nonce"]
+
+
+# -- the LTI message --------------------------------------------------------------------------
+
+MESSAGE_REFUSALS = [
+    pytest.param({"lti_message_type": None}, "unsupported_message_type", id="message-type-missing"),
+    pytest.param({"lti_message_type": "ContentItemSelectionRequest"}, "unsupported_message_type", id="content-item"),
+    pytest.param({"lti_version": None}, "invalid_version", id="version-missing"),
+    pytest.param({"lti_version": "LTI-2p0"}, "invalid_version", id="version-2"),
+    pytest.param({"resource_link_id": None}, "resource_link_missing", id="resource-link-missing"),
+    pytest.param({"resource_link_id": ""}, "resource_link_missing", id="resource-link-empty"),
+    pytest.param({"user_id": None}, "user_id_missing", id="user-id-missing"),
+    pytest.param({"user_id": ""}, "user_id_missing", id="user-id-empty"),
+]
+
+
+@pytest.mark.parametrize(("changes", "reason"), MESSAGE_REFUSALS)
+def test_message_refusal(changes: Mapping[str, str | None], reason, verifier, clock, refused, nothing_written):
+    params = sign(moodle_params(**changes), timestamp=int(clock()))  # correctly signed, but not a launch we take
+    with refused(reason, 400):
+        verifier.verify(method="POST", url=URL, params=params)
+    nothing_written()
+
+
+def test_message_is_checked_before_the_consumer(verifier, clock, refused):
+    params = sign(moodle_params(user_id=None), key="stranger", timestamp=int(clock()))
+    with refused("user_id_missing", 400):
+        verifier.verify(method="POST", url=URL, params=params)

@@ -1,0 +1,125 @@
+"""LIS roles: the three spellings platforms use, normalised to v2 URIs, and the local rights they give."""
+
+from __future__ import annotations
+
+import pytest
+
+from lti_core.roles import local_role, normalise_role, normalise_roles, parse_lti11_roles
+from lti_core.types import Role
+
+MEMBERSHIP = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
+INSTITUTION = "http://purl.imsglobal.org/vocab/lis/v2/institution/person#"
+SYSTEM = "http://purl.imsglobal.org/vocab/lis/v2/system/person#"
+TA = "http://purl.imsglobal.org/vocab/lis/v2/membership/Instructor#TeachingAssistant"
+
+
+@pytest.mark.parametrize(
+    ("role", "expected"),
+    [
+        # Full LIS v2 URIs (LTI 1.3, Moodle) pass through.
+        (MEMBERSHIP + "Learner", MEMBERSHIP + "Learner"),
+        (MEMBERSHIP + "Instructor", MEMBERSHIP + "Instructor"),
+        (TA, TA),
+        (INSTITUTION + "Administrator", INSTITUTION + "Administrator"),
+        (SYSTEM + "Administrator", SYSTEM + "Administrator"),
+        # LTI 1.1 URNs.
+        ("urn:lti:role:ims/lis/Learner", MEMBERSHIP + "Learner"),
+        ("urn:lti:role:ims/lis/Instructor", MEMBERSHIP + "Instructor"),
+        ("urn:lti:role:ims/lis/TeachingAssistant", TA),
+        ("urn:lti:role:ims/lis/Instructor/TeachingAssistant", TA),
+        (
+            "urn:lti:role:ims/lis/Instructor/Grader",
+            "http://purl.imsglobal.org/vocab/lis/v2/membership/Instructor#Grader",
+        ),
+        ("urn:lti:role:ims/lis/ContentDeveloper", MEMBERSHIP + "ContentDeveloper"),
+        ("urn:lti:instrole:ims/lis/Administrator", INSTITUTION + "Administrator"),
+        ("urn:lti:instrole:ims/lis/Instructor", INSTITUTION + "Instructor"),
+        ("urn:lti:sysrole:ims/lis/Administrator", SYSTEM + "Administrator"),
+        ("urn:lti:sysrole:ims/lis/SysAdmin", SYSTEM + "SysAdmin"),
+        # Short names (LTI 1.1 launches, Moodle's NRPS memberships).
+        ("Learner", MEMBERSHIP + "Learner"),
+        ("Instructor", MEMBERSHIP + "Instructor"),
+        ("Mentor", MEMBERSHIP + "Mentor"),
+        ("ContentDeveloper", MEMBERSHIP + "ContentDeveloper"),
+        ("Administrator", MEMBERSHIP + "Administrator"),
+        ("TeachingAssistant", TA),
+        (" Instructor ", MEMBERSHIP + "Instructor"),
+        # Unknown values pass through unchanged (and give no rights).
+        ("http://example.com/roles#Wizard", "http://example.com/roles#Wizard"),
+        ("learner", "learner"),
+    ],
+)
+def test_normalise_role(role, expected):
+    assert normalise_role(role) == expected
+
+
+def test_normalise_roles_keeps_order_and_drops_duplicates_and_blanks():
+    assert normalise_roles(
+        ["Instructor", "", "  ", MEMBERSHIP + "Instructor", "urn:lti:role:ims/lis/Learner", "Learner"]
+    ) == (
+        MEMBERSHIP + "Instructor",
+        MEMBERSHIP + "Learner",
+    )
+
+
+def test_parse_lti11_roles():
+    assert parse_lti11_roles(
+        "Instructor,urn:lti:sysrole:ims/lis/Administrator,urn:lti:instrole:ims/lis/Administrator"
+    ) == (
+        MEMBERSHIP + "Instructor",
+        SYSTEM + "Administrator",
+        INSTITUTION + "Administrator",
+    )
+    assert parse_lti11_roles("Learner, urn:lti:role:ims/lis/TeachingAssistant") == (MEMBERSHIP + "Learner", TA)
+    assert parse_lti11_roles("") == ()
+    assert parse_lti11_roles(",,") == ()
+
+
+@pytest.mark.parametrize(
+    ("roles", "expected"),
+    [
+        ([MEMBERSHIP + "Instructor"], Role.STAFF),
+        (["Instructor"], Role.STAFF),
+        (["urn:lti:role:ims/lis/Instructor"], Role.STAFF),
+        ([TA], Role.STAFF),
+        (["TeachingAssistant"], Role.STAFF),
+        (["urn:lti:role:ims/lis/TeachingAssistant"], Role.STAFF),
+        ([MEMBERSHIP + "ContentDeveloper"], Role.STAFF),
+        ([MEMBERSHIP + "Administrator"], Role.STAFF),
+        # Moodle's site administrator teaching a course.
+        ([INSTITUTION + "Administrator", MEMBERSHIP + "Instructor", SYSTEM + "Administrator"], Role.STAFF),
+        # An administrator without a context role is staff...
+        ([INSTITUTION + "Administrator"], Role.STAFF),
+        ([SYSTEM + "Administrator"], Role.STAFF),
+        (["urn:lti:sysrole:ims/lis/SysAdmin"], Role.STAFF),
+        # ...but a learner here stays a learner, whatever the institution says.
+        ([INSTITUTION + "Administrator", MEMBERSHIP + "Learner"], Role.LEARNER),
+        (["Learner", "urn:lti:instrole:ims/lis/Administrator", "urn:lti:sysrole:ims/lis/Administrator"], Role.LEARNER),
+        # A teacher who is also enrolled as a learner is a teacher of this context.
+        ([MEMBERSHIP + "Learner", MEMBERSHIP + "Instructor"], Role.STAFF),
+        ([MEMBERSHIP + "Learner"], Role.LEARNER),
+        (["Learner"], Role.LEARNER),
+        # Observers and organisers are not graders.
+        ([MEMBERSHIP + "Mentor"], Role.LEARNER),
+        (["Mentor"], Role.LEARNER),
+        (["urn:lti:role:ims/lis/Mentor"], Role.LEARNER),
+        ([MEMBERSHIP + "Member"], Role.LEARNER),
+        ([MEMBERSHIP + "Manager"], Role.LEARNER),
+        ([MEMBERSHIP + "Officer"], Role.LEARNER),
+        # Institution-level roles other than administrator give no rights here.
+        ([INSTITUTION + "Instructor"], Role.LEARNER),
+        ([INSTITUTION + "Faculty"], Role.LEARNER),
+        # Sub-roles alone, unknown values and nothing at all.
+        (["http://purl.imsglobal.org/vocab/lis/v2/membership/Instructor#Grader"], Role.LEARNER),
+        (["instructor"], Role.LEARNER),
+        (["http://example.com/roles#Instructor"], Role.LEARNER),
+        ([], Role.LEARNER),
+    ],
+)
+def test_local_role(roles, expected):
+    assert local_role(roles) is expected
+
+
+def test_local_role_accepts_any_iterable():
+    assert local_role(r for r in ["Instructor"]) is Role.STAFF
+    assert local_role(("Learner",)) is Role.LEARNER
