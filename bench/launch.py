@@ -269,7 +269,7 @@ def run_lti13(args: argparse.Namespace, series: dict[str, Series], info: dict[st
         info["lti_core_jwks_fetches"] = lti_core.fetches
 
         # Where lti_core's time goes: the parts alone, then lti_core's own steps one by one.
-        tokens = [launch.id_token for launch in first[:WARMUP]]
+        tokens = [launch.id_token for launch in fx.sign_launches(key, WARMUP)]  # fresh: PyJWT checks exp
         parts = []
         for name, factory in (
             (RSA_VERIFY, peers.bare_rsa_verify),

@@ -7,6 +7,8 @@ No protocol decision is made here; lti_core raises ``LtiError`` for every refusa
 from __future__ import annotations
 
 import logging
+import secrets
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 
 STATE_COOKIE_PREFIX = "lti1p3_state_"
 SESSION_LAUNCH_KEY = "lti_publish_launch"
+PURGE_EVERY = 200
 HINT = N_("Launch again from your course. If this keeps happening, give the reason code to your administrator.")
 
 # One per process: the platform key cache must outlive requests, or every launch would fetch a JWKS.
@@ -163,6 +166,10 @@ def lti13_login(request: HttpRequest) -> HttpResponse:
         store, tool_base_urls=base_urls(request), redirect_uri=request.build_absolute_uri(f"/{URL_PREFIX}/lti13/launch")
     )
     redirect = login_handler.begin({k: params.get(k, "") for k in params})
+    if secrets.randbelow(PURGE_EVERY) == 0:
+        # States and nonces expire within minutes; sweeping now and then keeps the tables small
+        # without a scheduler (`lti-publish purge` does the same from cron).
+        store.purge_expired(time.time())
     response = HttpResponseRedirect(redirect.url)
     # Binds the state to this browser where cookies work; see LaunchValidator.load_state for the rest.
     secure = request.is_secure()

@@ -13,6 +13,7 @@ import time
 import uuid
 from functools import cache
 from typing import Any
+from urllib.parse import parse_qsl
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
@@ -103,6 +104,14 @@ def launch_page(request: HttpRequest) -> HttpResponse:
             "intro": _(N_("Launch the published content as a platform would, with real signed LTI messages.")),
             "content": [(cid, title, launch_details(base, cid)) for cid, title in published_content()],
             "roles": [("learner", _(N_("Learner"))), ("instructor", _(N_("Instructor")))],
+            "labels": {
+                "lti11_tool_url": _(N_("LTI 1.1 Tool URL")),
+                "lti13_target_link_uri": _(N_("LTI 1.3 Tool URL")),
+                "lti13_login_url": _(N_("Initiate login URL")),
+                "lti13_redirect_uri": _(N_("Redirection URI")),
+                "lti13_jwks_url": _(N_("Public keyset URL")),
+                "empty": _(N_("No published content.")),
+            },
             "css": static_text("css/lti_publish.css"),
         },
     )
@@ -151,8 +160,6 @@ def start_launch(request: HttpRequest) -> HttpResponse:
             body=params,
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
-        from urllib.parse import parse_qsl
-
         return autosubmit(request, details.lti11_tool_url, dict(parse_qsl(body)))
     hint = json.dumps({"role": request.POST["role"], "target": details.lti13_target_link_uri})
     return autosubmit(

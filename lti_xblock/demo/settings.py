@@ -76,7 +76,13 @@ STATIC_URL = "/static/"
 STATIC_ROOT = str(VAR_DIR / "static")
 
 # Launches arrive as cross-site form POSTs from the platform, inside its iframe or in a new window.
-SESSION_COOKIE_SAMESITE = os.environ.get("LTI_PUBLISH_SESSION_SAMESITE", "Lax")
+# Inside an iframe the session cookie is a third-party cookie: browsers send it only when it is
+# SameSite=None, which they accept only with Secure, i.e. over HTTPS. On plain-HTTP loopback (the
+# demo) Lax is the only setting browsers keep, and launches work in a new window or same-site.
+_HTTPS = os.environ.get("LTI_PUBLISH_BASE_URLS", "").startswith("https://")
+SESSION_COOKIE_SAMESITE = "None" if _HTTPS else "Lax"
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _HTTPS
+CSRF_COOKIE_SAMESITE = SESSION_COOKIE_SAMESITE
 # Behind a TLS-terminating proxy, signatures and redirects must use the public URL.
 USE_X_FORWARDED_HOST = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
