@@ -408,7 +408,10 @@ def _breakdown(core: Series, parts: dict[str, Series], steps: dict[str, float]) 
         row("RSA-2048 PKCS#1 v1.5 verify, cryptography, key loaded once", rsa.us_per_op)
     if jose:
         row("joserfc decode alone (deserialize_compact + json.loads)", jose.us_per_op)
-        row("remainder: state, registration, claims, nonce, Launch", total - jose.us_per_op)
+        rest = total - jose.us_per_op
+        row("remainder: state, registration, claims, nonce, Launch", rest)
+        if rest < 0:
+            lines[-1] += "  (below zero: machine noise between separately timed loops)"
     if steps:
         lines.append("  lti_core's own steps, timed one by one (µs, median of 500 launches, best of 4 such chunks):")
         lines.append("    " + ", ".join(f"{name} {us:.1f}" for name, us in steps.items()))

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.clickjacking import xframe_options_exempt
-from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from lti_core.errors import AuthenticationFailed, Forbidden, LtiError, NotFound
@@ -212,6 +212,7 @@ def lti13_jwks(request: HttpRequest) -> HttpResponse:
 
 @lti_endpoint
 @require_GET
+@ensure_csrf_cookie  # the content's XBlock JavaScript posts to its handlers with this token
 def content(request: HttpRequest, content_id: str) -> HttpResponse:
     host = compat.host()
     if not isinstance(host, compat.WorkbenchHost):  # pragma: no cover - the LMS serves its own courseware

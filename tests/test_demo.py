@@ -87,3 +87,7 @@ def test_local_launch_page_launches_onto_the_content_signed_in(demo, version, ro
         assert response.status_code == 200, response.text[:500]
         assert response.url.endswith(f"/lti_publish/content/{content_id}/")
         assert "Signed in as" in response.text and label in response.text
+        # What the content's XBlock JavaScript needs to reach its handlers: the runtime, its
+        # globals and the CSRF cookie (a learner pressing "check" was tried in Chromium).
+        assert "studentId = student_id" in response.text and "js/runtime/1.js" in response.text
+        assert browser.cookies.get("csrftoken")

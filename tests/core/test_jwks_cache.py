@@ -214,6 +214,17 @@ def test_malformed_jwks(body, platform, refused):
         cache.key_for(platform.jwks_url, platform.key.kid)
 
 
+def test_malformed_jwks_after_good_ones_keeps_the_old_keys_and_is_rate_limited(key_cache, platform, clock):
+    """A 200 that is not a key set (a proxy's or maintenance HTML page) is a failed fetch like a 503:
+    the known keys keep being served, and the platform is not asked again on every launch."""
+    key_cache.key_for(platform.jwks_url, platform.key.kid)
+    clock.advance(3600)
+    platform.failure = FetchResult(200, b"<html>Site under maintenance</html>", {"Content-Type": "text/html"})
+    for _ in range(3):
+        assert key_cache.key_for(platform.jwks_url, platform.key.kid).as_dict()["n"] == _n(platform.key)
+    assert len(platform.fetches) == 2
+
+
 # -- parsing ----------------------------------------------------------------------------------
 
 

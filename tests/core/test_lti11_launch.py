@@ -324,6 +324,22 @@ def test_nonce_reused_in_a_new_signed_request(verifier, clock, refused):
         verifier.verify(method="POST", url=URL, params=sign(moodle_params(), timestamp=int(clock())))
 
 
+def test_nonce_is_held_as_long_as_the_timestamp_is_accepted(verifier, signed, clock, refused):
+    """A replay at the last instant its timestamp is still inside the window must still find the nonce."""
+    verifier.verify(method="POST", url=URL, params=signed)
+    clock.advance(300)  # |now - oauth_timestamp| == window: the timestamp check still accepts it
+    with refused("nonce_reused", 401):
+        verifier.verify(method="POST", url=URL, params=signed)
+
+
+def test_nonce_of_a_future_dated_launch_is_held_until_its_timestamp_leaves_the_window(verifier, clock, refused):
+    params = sign(moodle_params(), timestamp=int(clock()) + 300)  # a consumer clock 5 minutes fast
+    verifier.verify(method="POST", url=URL, params=params)
+    clock.advance(600)
+    with refused("nonce_reused", 401):
+        verifier.verify(method="POST", url=URL, params=params)
+
+
 def test_before_commit_refusal_consumes_nothing(verifier, signed, refused, nothing_written):
     seen: list[Launch] = []
 

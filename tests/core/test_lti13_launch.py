@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import math
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -246,6 +247,30 @@ def test_expired_beyond_leeway(validator, platform, state, clock, refused, nothi
     with refused("token_expired", 401):
         validator.validate(token, state.state)
     nothing_written()
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")], ids=["NaN", "Infinity"])
+def test_non_json_numbers_in_exp_are_malformed(value, validator, platform, state, refused, nothing_written):
+    """``NaN`` and ``Infinity`` are not JSON (RFC 8259), but Python's json module reads them; a token
+    carrying them must be refused, not treated as a number that never compares as expired."""
+    token = platform.token(state, exp=value)
+    assert ("NaN" if math.isnan(value) else "Infinity") in jwt.utils.base64url_decode(token.split(".")[1]).decode()
+    with refused("id_token_malformed", 400):
+        validator.validate(token, state.state)
+    nothing_written()
+
+
+def test_token_with_nan_exp_cannot_be_replayed(validator, platform, state):
+    """With ``exp: NaN`` the nonce is stored with a NaN expiry, which never compares as unexpired."""
+    token = platform.token(state, exp=float("nan"))
+    outcomes = []
+    for _ in range(3):
+        try:
+            validator.validate(token, state.state)
+            outcomes.append("accepted")
+        except LtiError as exc:
+            outcomes.append(exc.reason)
+    assert outcomes.count("accepted") <= 1, outcomes
 
 
 def test_forged_token_is_refused_for_its_signature_before_its_claims_are_read(
