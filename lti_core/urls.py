@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import lru_cache
-from urllib.parse import SplitResult, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, unquote, urlencode, urlsplit, urlunsplit
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -34,6 +34,9 @@ def belongs_to_tool(uri: str, tool_base_urls: Iterable[str]) -> bool:
     if origin is None:
         return False
     path = parts.path or "/"
+    # A browser resolves "." and ".." (also percent-encoded) before it requests the URL.
+    if any(segment in (".", "..") for segment in unquote(path).split("/")):
+        return False
     for base in tool_base_urls:
         base_origin, base_path = _base(base)
         if base_origin == origin and (path == base_path or path.startswith(base_path + "/")):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from oauthlib.oauth1.rfc5849 import signature
@@ -61,7 +62,10 @@ class Lti11LaunchVerifier:
         if before_commit is not None:
             before_commit(launch)
         nonce = single.get("oauth_nonce", "")
-        if not self._store.consume_nonce("lti11:" + consumer_key, nonce, timestamp + self._window, self._now()):
+        # Held one second past the last instant the timestamp is accepted (the window is inclusive and
+        # a store treats expires_at <= now as expired), so no replay ever finds it gone.
+        held_until = timestamp + self._window + 1
+        if not self._store.consume_nonce("lti11:" + consumer_key, nonce, held_until, self._now()):
             raise AuthenticationFailed("nonce_reused", N_("This launch was already used; please launch again."))
         return launch
 
@@ -121,9 +125,17 @@ class Lti11LaunchVerifier:
         # collect_parameters returns, and pairs are what OAuth needs (names may repeat).
         normalized = signature.normalize_parameters(collected)  # type: ignore[arg-type]
         base = signature.signature_base_string("POST", signature.base_string_uri(url), normalized)
-        expected = signature.sign_hmac_sha1(base, secret, "")
+        expected = signature.sign_hmac_sha1_with_client(base, _ConsumerSecret(secret))
         if not hmac.compare_digest(expected, single["oauth_signature"]):
             raise AuthenticationFailed("bad_signature", N_("The launch's signature is not valid."))
+
+
+@dataclass(frozen=True)
+class _ConsumerSecret:
+    """What oauthlib's HMAC signer reads from a client: LTI launches have no resource-owner token."""
+
+    client_secret: str
+    resource_owner_secret: str = ""
 
 
 def build_launch(single: Mapping[str, str]) -> Launch:

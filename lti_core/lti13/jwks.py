@@ -127,7 +127,15 @@ class PlatformKeyCache:
         """Take a fetch result (None when the fetch failed). A failed fetch keeps the old keys for a while."""
         now = self._now()
         previous = self._entries.get(url)
-        if result is None or result.status != 200:
+        keys: dict[str, RSAKey] | None = None
+        if result is not None and result.status == 200:
+            try:
+                keys = parse_jwks(result.body)
+            except ServiceUnavailable:
+                # A 200 that is not a key set (a proxy's or a maintenance page) is a failed fetch too.
+                if previous is None:
+                    raise
+        if keys is None:
             if previous is not None:
                 # Keep serving known keys; try again after the rate-limit interval, not on every launch.
                 self._entries[url] = _Entry(
@@ -135,8 +143,7 @@ class PlatformKeyCache:
                 )
                 return
             raise ServiceUnavailable("platform_jwks_unreachable", N_("The platform's key set could not be fetched."))
-        keys = parse_jwks(result.body)
-        ttl = max_age(result.headers, self._default_max_age, self._max_max_age)
+        ttl = max_age(result.headers if result else {}, self._default_max_age, self._max_max_age)
         # A zero lifetime would mean one fetch per launch; hold it for the refetch interval instead.
         last_unknown = previous.unknown_kid_refetch_at if previous is not None else float("-inf")
         self._entries[url] = _Entry(keys, now, now + max(ttl, self._min_refetch_interval), last_unknown)

@@ -35,6 +35,11 @@ def _b64decode(segment: str) -> bytes:
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
+def _reject_non_json_number(name: str) -> Any:
+    # Python's json reads NaN and Infinity; JSON has neither, and an exp of NaN would never expire.
+    raise ValueError(f"not a JSON number: {name}")
+
+
 def split_token(id_token: str) -> tuple[dict[str, Any], str, str, bytes]:
     """(header, header segment, payload segment, signature) of a compact JWS, nothing trusted yet.
 
@@ -80,8 +85,9 @@ class LaunchValidator:
         ``browser_states`` are the states this browser holds proof of (state cookies, or values the
         platform-storage flow returned). When the browser holds *other* states but not this one,
         the launch was started in another browser: refused. When it holds none at all (third-party
-        cookies blocked), the cookie-free path applies: the single-use server-side state, bound to
-        the nonce the platform signed.
+        cookies blocked), the cookie-free path applies: the server-side state, bound to the nonce
+        the platform signed. The state lives until it expires; the nonce, consumed atomically, is
+        what makes each launch single-use.
         """
         if not state:
             raise InvalidRequest("state_missing", N_("The launch is missing its state; please launch again."))
@@ -115,7 +121,7 @@ class LaunchValidator:
         if not _RS256.verify(signing_input, signature, key):
             raise AuthenticationFailed("bad_signature", N_("The launch token's signature is not valid."))
         try:
-            body = json.loads(_b64decode(payload_segment))
+            body = json.loads(_b64decode(payload_segment), parse_constant=_reject_non_json_number)
         except (ValueError, binascii.Error) as exc:
             raise InvalidRequest("id_token_malformed", N_("The launch token is malformed.")) from exc
         if not isinstance(body, dict):

@@ -153,8 +153,8 @@ def test_moodle_learner_launch(verifier, signed, lti11_store, clock):
     assert launch.raw["oauth_callback"] == "about:blank"
     assert "oauth_signature" not in launch.raw
     assert (launch.target_link_uri, launch.deployment_id, launch.client_id) == ("", "", "")
-    # The one write: the nonce, scoped to the consumer, kept for the timestamp window.
-    assert lti11_store.writes == [("consume_nonce", ("lti11:" + KEY, "nonce-1", int(clock()) + 300, clock()))]
+    # The one write: the nonce, scoped to the consumer, held one second past the (inclusive) window.
+    assert lti11_store.writes == [("consume_nonce", ("lti11:" + KEY, "nonce-1", int(clock()) + 301, clock()))]
 
 
 def test_moodle_administrator_launch_is_staff(verifier, clock):
