@@ -102,6 +102,16 @@ def require_content(content_id: str) -> Callable[[Launch], None]:
     return check
 
 
+def free_username(suggested: str) -> str:
+    """``suggested`` (already unique per platform identity), or with a suffix if a local account took it."""
+    taken = set(get_user_model().objects.filter(username__startswith=suggested).values_list("username", flat=True))
+    name, n = suggested, 0
+    while name in taken:
+        n += 1
+        name = f"{suggested}_{n}"
+    return name
+
+
 def sign_in(request: HttpRequest, launch: Launch, content_id: str) -> HttpResponse:
     """Link (or create) the local user, give them their rights on the content, start a session."""
     host = compat.host()
@@ -112,10 +122,7 @@ def sign_in(request: HttpRequest, launch: Launch, content_id: str) -> HttpRespon
         if decision.outcome is LinkOutcome.LINKED:
             user = user_model.objects.get(pk=decision.local_user_id)
         elif decision.outcome is LinkOutcome.CREATE:
-            username = decision.suggested_username
-            while user_model.objects.filter(username=username).exists():
-                username = f"{decision.suggested_username}_{user_model.objects.count()}"
-            user = host.create_user(username, launch)
+            user = host.create_user(free_username(decision.suggested_username), launch)
             link = linker.link(launch, str(user.pk))
             if link.local_user_id != str(user.pk):  # a concurrent first launch linked first
                 user.delete()
