@@ -21,51 +21,18 @@ from oauthlib.oauth1 import (
 from lti_core.errors import NotFound
 from lti_core.lti11.launch import Lti11LaunchVerifier
 from lti_core.types import Consumer, Launch, Role
+from tests.peers.lti11 import moodle_lti11_params
 
 KEY = "moodle-key"
 SECRET = "moodle-secret-0123456789"
 URL = "https://tool.example/lti_publish/lti11/launch"
-MOODLE = "https://moodle.example"
 MEMBERSHIP = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
 ADMINISTRATOR = "Instructor,urn:lti:sysrole:ims/lis/Administrator,urn:lti:instrole:ims/lis/Administrator"
 
 
 def moodle_params(**changes: str | None) -> list[tuple[str, str]]:
-    """The unsigned parameters of a Moodle 4.x LTI 1.1 launch (mod/lti/locallib.php); None removes one."""
-    params = {
-        "user_id": "2",
-        "lis_person_sourcedid": "",
-        "roles": "Learner",
-        "context_id": "2",
-        "context_label": "TC101",
-        "context_title": "Test course 101",
-        "context_type": "CourseSection",
-        "lis_course_section_sourcedid": "",
-        "resource_link_id": "1",
-        "resource_link_title": "Published content",
-        "resource_link_description": "",
-        "lis_result_sourcedid": '{"data":{"instanceid":"1","userid":"2","typeid":"1","launchid":1462815330},'
-        '"hash":"5e4e9ec4b56e64d3f8b05cbd2b2d8c6c"}',
-        "lis_outcome_service_url": MOODLE + "/mod/lti/service.php",
-        "lis_person_name_given": "Sam",
-        "lis_person_name_family": "Student",
-        "lis_person_name_full": "Sam Student",
-        "lis_person_contact_email_primary": "sam.student@example.com",
-        "ext_user_username": "sam",
-        "ext_lms": "moodle-2",
-        "launch_presentation_locale": "en",
-        "launch_presentation_document_target": "iframe",
-        "launch_presentation_return_url": MOODLE
-        + "/mod/lti/return.php?course=2&launch_container=3&instanceid=1&sesskey=q1",
-        "tool_consumer_info_product_family_code": "moodle",
-        "tool_consumer_info_version": "2024100700",
-        "tool_consumer_instance_guid": "moodle.example",
-        "tool_consumer_instance_name": "Moodle test site",
-        "tool_consumer_instance_description": "Moodle test site",
-        "custom_content_id": "intro",
-        "lti_message_type": "basic-lti-launch-request",
-        "lti_version": "LTI-1p0",
-    }
+    """The unsigned parameters of a Moodle 4.x LTI 1.1 launch (the shared peer's); None removes one."""
+    params = moodle_lti11_params(custom_content_id="intro")
     for name, value in changes.items():
         if value is None:
             params.pop(name, None)
