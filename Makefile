@@ -6,6 +6,8 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The demo needs no test tools (and none of the test extra's system libraries).
+DEMO_STAMP := $(VENV)/.installed-demo
 # `make test` as a whole must stay under 15 minutes; pytest gets the bulk of it.
 PYTEST_TIMEOUT ?= 780
 
@@ -22,8 +24,15 @@ $(BIN)/python:
 
 # --use-pep517 makes the editable install go through setuptools' PEP 660 hook, the only one that
 # honours package_dir (static/ -> lti_publish_assets, translations/ -> lti_publish_assets.translations).
+# The test extra's mysqlclient builds against the MariaDB client library: `mariadb.sh deps` installs
+# pkg-config and libmariadb-dev first when they are missing (Debian, as root).
 $(STAMP): setup.py | $(BIN)/python
+	tests/services/mariadb.sh deps
 	$(BIN)/python -m pip install --use-pep517 -e ".[xblock,demo,test]"
+	touch $@
+
+$(DEMO_STAMP): setup.py | $(BIN)/python
+	$(BIN)/python -m pip install --use-pep517 -e ".[xblock,demo]"
 	touch $@
 
 venv: $(STAMP)
@@ -34,18 +43,23 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict lti_core
 
-# Starts a throwaway PostgreSQL server for the run and stops it afterwards, also on failure or ^C.
+# Starts throwaway PostgreSQL and MariaDB servers for the run and stops them afterwards, also on
+# failure or ^C. Without a server, the tests needing it skip (fail when CI=true).
 # pytest's exit code 5 (no tests collected) counts as a failure.
 pytest: $(STAMP)
-	@pg_dsn=""; export LTI_PG_INSTANCE="make-$$$$"; \
-	trap 'tests/services/postgres.sh stop >/dev/null 2>&1 || true' EXIT; trap 'exit 130' INT TERM; \
-	if pg_dsn="$$(tests/services/postgres.sh start)"; then \
-	    echo "PostgreSQL for the tests: $${pg_dsn%%:*}://...@$${pg_dsn##*@}"; \
-	else \
-	    echo "WARNING: no PostgreSQL server; tests needing it skip (or fail when CI=true)" >&2; \
-	    pg_dsn=""; \
-	fi; \
-	export LTI_TEST_POSTGRES_DSN="$$pg_dsn"; \
+	@export LTI_PG_INSTANCE="make-$$$$" LTI_MARIADB_INSTANCE="make-$$$$"; \
+	trap 'for s in postgres mariadb; do tests/services/$$s.sh stop >/dev/null 2>&1 || true; done' EXIT; \
+	trap 'exit 130' INT TERM; \
+	start_server() { \
+	    if dsn="$$(tests/services/$$1.sh start)"; then \
+	        echo "$$2 for the tests: $${dsn%%:*}://...@$${dsn##*@}" >&2; \
+	        echo "$$dsn"; \
+	    else \
+	        echo "WARNING: no $$2 server; tests needing it skip (or fail when CI=true)" >&2; \
+	    fi; \
+	}; \
+	export LTI_TEST_POSTGRES_DSN="$$(start_server postgres PostgreSQL)"; \
+	export LTI_TEST_MYSQL_DSN="$$(start_server mariadb MariaDB)"; \
 	rc=0; timeout --signal=TERM --kill-after=30 $(PYTEST_TIMEOUT) $(BIN)/pytest -q || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "ERROR: pytest collected no tests" >&2; rc=1; fi; \
 	if [ $$rc -eq 124 ]; then echo "ERROR: pytest exceeded $(PYTEST_TIMEOUT) s" >&2; fi; \
@@ -53,7 +67,7 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/python -m lti_xblock.demo
 
 bench: $(STAMP)
@@ -79,8 +93,12 @@ translations: $(STAMP)
 
 clean:
 	-tests/services/postgres.sh stop
+	-tests/services/mariadb.sh stop
 	-for state in var/postgres/*/state; do \
 	    [ -f "$$state" ] && LTI_PG_INSTANCE="$$(basename "$$(dirname "$$state")")" tests/services/postgres.sh stop; \
+	done; true
+	-for state in var/mariadb/*/state; do \
+	    [ -f "$$state" ] && LTI_MARIADB_INSTANCE="$$(basename "$$(dirname "$$state")")" tests/services/mariadb.sh stop; \
 	done; true
 	rm -rf $(VENV) build dist var *.egg-info .pytest_cache .mypy_cache .ruff_cache
 	find . -name __pycache__ -type d -not -path './.git/*' -prune -exec rm -rf {} +

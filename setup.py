@@ -66,6 +66,7 @@ setup(
             "pylti1p3>=2",
             "jupyterhub-ltiauthenticator>=1.6",
             "psycopg[binary]>=3.1",
+            "mysqlclient>=2.2",  # the MariaDB/MySQL driver Open edX uses; builds against libmariadb-dev
             "ruff>=0.6",
             "mypy>=1.10",
             "types-oauthlib",

@@ -1,17 +1,48 @@
 """The Django Store's tables. Portable across SQLite, MySQL/MariaDB and PostgreSQL: every indexed
-text column fits MySQL's utf8mb4 index limit, and single-use values are enforced by unique keys."""
+text column fits MySQL's utf8mb4 index limit, single-use values are enforced by unique keys, and
+identifiers (ExactCharField) compare exactly, also on MySQL/MariaDB."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+
+def exact_collation(connection: BaseDatabaseWrapper) -> str | None:
+    """The collation that compares text byte for byte, where the database's default does not.
+
+    SQLite and PostgreSQL (deterministic collations) already compare exactly. MySQL and MariaDB
+    default to case-insensitive collations that also ignore trailing spaces (PAD SPACE), so
+    `ABC` or `abc ` would find, overwrite or collide with `abc`: there, a binary NO PAD collation.
+    """
+    if connection.vendor != "mysql":
+        return None
+    if connection.mysql_is_mariadb:
+        return "utf8mb4_nopad_bin"
+    if connection.mysql_version >= (8, 0, 17):
+        return "utf8mb4_0900_bin"
+    return "utf8mb4_bin"  # PAD SPACE, but case-sensitive: the best older MySQL has
+
+
+class ExactCharField(models.CharField):
+    """A CharField for identifiers (issuers, client and deployment ids, consumer keys, OIDC states,
+    key ids, platform user ids): equal only if identical, on every database."""
+
+    def db_parameters(self, connection: BaseDatabaseWrapper) -> dict[str, Any]:
+        params: dict[str, Any] = super().db_parameters(connection)
+        if not self.db_collation:
+            params["collation"] = exact_collation(connection)
+        return params
 
 
 class LtiRegistration(models.Model):
     """An LTI 1.3 platform registration (issuer, client_id)."""
 
-    issuer = models.CharField(max_length=255)
-    client_id = models.CharField(max_length=255)
+    issuer = ExactCharField(max_length=255)
+    client_id = ExactCharField(max_length=255)
     name = models.CharField(max_length=255, blank=True, default="")
     auth_login_url = models.CharField(max_length=1024)
     auth_token_url = models.CharField(max_length=1024)
@@ -27,7 +58,7 @@ class LtiRegistration(models.Model):
 
 class LtiDeployment(models.Model):
     registration = models.ForeignKey(LtiRegistration, on_delete=models.CASCADE, related_name="deployments")
-    deployment_id = models.CharField(max_length=255)
+    deployment_id = ExactCharField(max_length=255)
     label = models.CharField(max_length=255, blank=True, default="")
 
     class Meta:
@@ -37,7 +68,7 @@ class LtiDeployment(models.Model):
 class LtiConsumer(models.Model):
     """An LTI 1.1 consumer key and its secret (needed in clear to verify HMAC-SHA1 signatures)."""
 
-    key = models.CharField(max_length=255, unique=True)
+    key = ExactCharField(max_length=255, unique=True)
     secret = models.CharField(max_length=255)
     name = models.CharField(max_length=255, blank=True, default="")
     created = models.DateTimeField(auto_now_add=True)
@@ -51,7 +82,7 @@ class LtiNonce(models.Model):
 
 
 class LtiOidcState(models.Model):
-    state = models.CharField(max_length=128, unique=True)
+    state = ExactCharField(max_length=128, unique=True)
     nonce = models.CharField(max_length=128)
     issuer = models.CharField(max_length=255)
     client_id = models.CharField(max_length=255)
@@ -60,7 +91,7 @@ class LtiOidcState(models.Model):
 
 
 class LtiToolKey(models.Model):
-    kid = models.CharField(max_length=128, unique=True)
+    kid = ExactCharField(max_length=128, unique=True)
     private_pem = models.TextField()
     public_jwk = models.JSONField()
     active = models.BooleanField(default=True)
@@ -70,8 +101,8 @@ class LtiToolKey(models.Model):
 class LtiUserLink(models.Model):
     """Permanent: (platform, platform user id) -> local user."""
 
-    platform = models.CharField(max_length=255)
-    platform_user_id = models.CharField(max_length=255)
+    platform = ExactCharField(max_length=255)
+    platform_user_id = ExactCharField(max_length=255)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="lti_links")
     created = models.DateTimeField(auto_now_add=True)
 
@@ -86,7 +117,7 @@ class LtiContentEnrollment(models.Model):
     """
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="lti_enrollments")
-    content_id = models.CharField(max_length=255)
+    content_id = ExactCharField(max_length=255)
     role = models.CharField(max_length=16)
 
     class Meta:

@@ -104,9 +104,11 @@ def require_content(content_id: str) -> Callable[[Launch], None]:
 
 def free_username(suggested: str) -> str:
     """``suggested`` (already unique per platform identity), or with a suffix if a local account took it."""
-    taken = set(get_user_model().objects.filter(username__startswith=suggested).values_list("username", flat=True))
+    # Case-insensitive: Open edX on MySQL treats "Alice" and "alice" as the same username.
+    similar = get_user_model().objects.filter(username__istartswith=suggested).values_list("username", flat=True)
+    taken = {username.lower() for username in similar}
     name, n = suggested, 0
-    while name in taken:
+    while name.lower() in taken:
         n += 1
         name = f"{suggested}_{n}"
     return name

@@ -88,10 +88,15 @@ def login(browser: requests.Session, tool: Tool, platform: PlatformPeer, **login
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """PostgreSQL tests fail (not skip) in CI when no server was started: CI must test all stores."""
-    if os.environ.get("LTI_TEST_POSTGRES_DSN") or os.environ.get("CI") == "true":
+    """PostgreSQL and MariaDB tests fail (not skip) in CI when no server was started: CI must test all
+    stores."""
+    if os.environ.get("CI") == "true":
         return
-    skip = pytest.mark.skip(reason="no PostgreSQL server (run through `make test`)")
-    for item in items:
-        if "postgres" in item.keywords:
-            item.add_marker(skip)
+    servers = {"postgres": ("LTI_TEST_POSTGRES_DSN", "PostgreSQL"), "mysql": ("LTI_TEST_MYSQL_DSN", "MariaDB")}
+    for marker, (variable, server) in servers.items():
+        if os.environ.get(variable):
+            continue
+        skip = pytest.mark.skip(reason=f"no {server} server (run through `make test`)")
+        for item in items:
+            if marker in item.keywords:
+                item.add_marker(skip)

@@ -1,4 +1,4 @@
-"""The Store contract: every Store implementation (memory, Django on SQLite, Django on PostgreSQL)
+"""The Store contract: every Store implementation (memory, Django on SQLite, PostgreSQL and MariaDB)
 must pass the same tests. Later hosts (the hub's SQLAlchemy store) add themselves to STORES."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from lti_core.lti13.tool_keys import generate_tool_key
 from lti_core.memory import MemoryStore
 from lti_core.store import Store
-from lti_core.types import Consumer, Deployment, OidcState, Registration, UserLink
+from lti_core.types import Consumer, Deployment, OidcState, Registration, ToolKey, UserLink
 
 
 @dataclass
@@ -43,6 +43,11 @@ STORES = [
         id="django-postgresql",
         marks=[pytest.mark.postgres, pytest.mark.django_db(transaction=True, databases=["default", "postgres"])],
     ),
+    pytest.param(
+        "mysql",
+        id="django-mariadb",
+        marks=[pytest.mark.mysql, pytest.mark.django_db(transaction=True, databases=["default", "mysql"])],
+    ),
 ]
 
 
@@ -55,6 +60,10 @@ def sut(request: pytest.FixtureRequest) -> Iterator[StoreUnderTest]:
         from django.conf import settings
 
         assert "postgres" in settings.DATABASES, "LTI_TEST_POSTGRES_DSN is not set: run the suite with `make test`"
+    if request.param == "mysql":
+        from django.conf import settings
+
+        assert "mysql" in settings.DATABASES, "LTI_TEST_MYSQL_DSN is not set: run the suite with `make test`"
     yield _django(request.param)
 
 
@@ -173,3 +182,80 @@ def test_user_links_are_permanent(sut: StoreUnderTest) -> None:
     assert store.save_user_link(UserLink("https://moodle.example", "2", mallory)) == link
     assert store.get_user_link("https://moodle.example", "2") == link
     assert store.get_user_link("other-consumer", "2") is None
+
+
+# Identifiers are compared exactly: MySQL/MariaDB's default collations ignore case (and trailing
+# spaces), which would let `ABC` read, overwrite or log in as `abc`.
+LOOKALIKE_IDS = ("abc", "ABC", "abc ")
+
+
+def test_registration_and_deployment_ids_are_case_sensitive(sut: StoreUnderTest) -> None:
+    store = sut.store
+    for client_id in LOOKALIKE_IDS:
+        store.save_registration(registration(client_id=client_id, key_set_url=f"https://moodle.example/{client_id}"))
+    store.save_registration(registration(issuer="https://MOODLE.example", client_id="abc", name="other issuer"))
+    for client_id in LOOKALIKE_IDS:
+        saved = store.get_registration("https://moodle.example", client_id)
+        assert saved is not None and saved.key_set_url == f"https://moodle.example/{client_id}"
+    assert sorted(r.client_id for r in store.find_registrations("https://moodle.example")) == sorted(LOOKALIKE_IDS)
+    assert [r.name for r in store.find_registrations("https://MOODLE.example")] == ["other issuer"]
+    assert store.get_registration("https://moodle.example", "Abc") is None
+    deployments = tuple(Deployment(d, f"label {d}") for d in LOOKALIKE_IDS)
+    store.save_registration(registration(deployments=deployments))
+    saved = store.get_registration("https://moodle.example", "abc")
+    assert saved is not None and saved.deployments == deployments
+
+
+def test_consumer_keys_are_case_sensitive(sut: StoreUnderTest) -> None:
+    store = sut.store
+    for key in LOOKALIKE_IDS:
+        store.save_consumer(Consumer(key, f"secret for {key}", "Moodle"))
+    for key in LOOKALIKE_IDS:
+        assert store.get_consumer(key) == Consumer(key, f"secret for {key}", "Moodle")
+    assert store.get_consumer("Abc") is None
+
+
+def test_nonces_and_scopes_are_case_sensitive(sut: StoreUnderTest) -> None:
+    store, now = sut.store, time.time()
+    for nonce in LOOKALIKE_IDS:
+        assert store.consume_nonce("lti11:a", nonce, now + 60, now) is True
+    assert store.consume_nonce("LTI11:A", "abc", now + 60, now) is True
+    for nonce in LOOKALIKE_IDS:
+        assert store.consume_nonce("lti11:a", nonce, now + 60, now) is False
+
+
+def test_oidc_states_are_case_sensitive(sut: StoreUnderTest) -> None:
+    store, now = sut.store, time.time()
+    states = {
+        s: OidcState(s, f"nonce {s}", "https://moodle.example", "abc", "https://tool/x/", now + 300)
+        for s in LOOKALIKE_IDS
+    }
+    for state in states.values():
+        store.save_state(state)
+    for s, state in states.items():
+        assert store.get_state(s, now) == state
+    assert store.get_state("Abc", now) is None
+    store.delete_state("ABC")
+    assert store.get_state("ABC", now) is None
+    assert store.get_state("abc", now) == states["abc"]
+    assert store.get_state("abc ", now) == states["abc "]
+
+
+def test_tool_key_ids_are_case_sensitive(sut: StoreUnderTest) -> None:
+    store = sut.store
+    key = generate_tool_key()
+    for kid in LOOKALIKE_IDS:
+        store.save_tool_key(ToolKey(kid, key.private_pem, {**key.public_jwk, "kid": kid}))
+    store.set_tool_key_active("ABC", False)
+    assert sorted((k.kid, k.active) for k in store.list_tool_keys()) == [("ABC", False), ("abc", True), ("abc ", True)]
+
+
+def test_user_links_are_case_sensitive(sut: StoreUnderTest) -> None:
+    store = sut.store
+    links = [UserLink("https://moodle.example", uid, sut.make_user(f"user{i}")) for i, uid in enumerate(LOOKALIKE_IDS)]
+    links.append(UserLink("https://MOODLE.example", "abc", sut.make_user("other platform")))
+    for link in links:
+        assert store.save_user_link(link) == link  # a new identity: never someone else's account
+    for link in links:
+        assert store.get_user_link(link.platform, link.platform_user_id) == link
+    assert store.get_user_link("https://moodle.example", "Abc") is None
