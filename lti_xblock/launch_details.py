@@ -26,6 +26,11 @@ class LaunchDetails:
     lti13_jwks_url: str
 
 
+def lti13_redirect_uri(base_url: str) -> str:
+    """The one LTI 1.3 redirect URI of the tool: platforms compare it to the registered one exactly."""
+    return f"{base_url.rstrip('/')}/{URL_PREFIX}/lti13/launch"
+
+
 def launch_details(base_url: str, content_id: str) -> LaunchDetails:
     """The URLs for ``content_id`` (a usage id) on the tool served at ``base_url``."""
     root = f"{base_url.rstrip('/')}/{URL_PREFIX}"
@@ -34,6 +39,6 @@ def launch_details(base_url: str, content_id: str) -> LaunchDetails:
         lti11_tool_url=f"{content}/ltiaccess",
         lti13_target_link_uri=f"{content}/",
         lti13_login_url=f"{root}/lti13/login",
-        lti13_redirect_uri=f"{root}/lti13/launch",
+        lti13_redirect_uri=lti13_redirect_uri(base_url),
         lti13_jwks_url=f"{root}/lti13/jwks",
     )

@@ -35,7 +35,7 @@ from lti_publish_assets import static_text
 from lti_xblock import compat
 from lti_xblock.http import fetch
 from lti_xblock.i18n import gettext as _
-from lti_xblock.launch_details import URL_PREFIX, tool_base_url
+from lti_xblock.launch_details import URL_PREFIX, lti13_redirect_uri, tool_base_url
 from lti_xblock.store import DjangoStore
 
 log = logging.getLogger(__name__)
@@ -82,8 +82,8 @@ def lti_endpoint(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
     return xframe_options_exempt(csrf_exempt(wrapper))
 
 
-def base_urls(request: HttpRequest) -> list[str]:
-    return [tool_base_url(request.build_absolute_uri("/"))]
+def base_url(request: HttpRequest) -> str:
+    return tool_base_url(request.build_absolute_uri("/"))
 
 
 def content_id_from_target(target_link_uri: str) -> str:
@@ -171,9 +171,8 @@ def lti11_launch(request: HttpRequest, content_id: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def lti13_login(request: HttpRequest) -> HttpResponse:
     params = request.POST if request.method == "POST" else request.GET
-    login_handler = OidcLogin(
-        store, tool_base_urls=base_urls(request), redirect_uri=request.build_absolute_uri(f"/{URL_PREFIX}/lti13/launch")
-    )
+    base = base_url(request)
+    login_handler = OidcLogin(store, tool_base_urls=[base], redirect_uri=lti13_redirect_uri(base))
     redirect = login_handler.begin({k: params.get(k, "") for k in params})
     if secrets.randbelow(PURGE_EVERY) == 0:
         # States and nonces expire within minutes; sweeping now and then keeps the tables small
@@ -185,7 +184,7 @@ def lti13_login(request: HttpRequest) -> HttpResponse:
     response.set_cookie(
         STATE_COOKIE_PREFIX + redirect.state.state,
         "1",
-        max_age=600,
+        max_age=max(0, int(redirect.state.expires_at - time.time())),
         httponly=True,
         secure=secure,
         samesite="None" if secure else "Lax",
@@ -198,7 +197,7 @@ def lti13_login(request: HttpRequest) -> HttpResponse:
 def lti13_launch(request: HttpRequest) -> HttpResponse:
     state = request.POST.get("state", "")
     browser_states = {n[len(STATE_COOKIE_PREFIX) :] for n in request.COOKIES if n.startswith(STATE_COOKIE_PREFIX)}
-    validator = LaunchValidator(store, platform_keys, tool_base_urls=base_urls(request))
+    validator = LaunchValidator(store, platform_keys, tool_base_urls=[base_url(request)])
     content: dict[str, str] = {}
 
     def check(launch: Launch) -> None:

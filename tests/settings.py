@@ -6,33 +6,36 @@ from urllib.parse import unquote, urlsplit
 
 from lti_xblock.demo.settings import *  # noqa: F403
 
-_dsn = os.environ.get("LTI_TEST_POSTGRES_DSN", "")
-if _dsn:
-    _parts = urlsplit(_dsn)
-    DATABASES["postgres"] = {  # noqa: F405
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": _parts.path.lstrip("/"),
-        "USER": unquote(_parts.username or ""),
-        "PASSWORD": unquote(_parts.password or ""),
-        "HOST": _parts.hostname,
-        "PORT": str(_parts.port or 5432),
-        "TEST": {"NAME": "test_" + _parts.path.lstrip("/")},
-    }
 
-_dsn = os.environ.get("LTI_TEST_MYSQL_DSN", "")
-if _dsn:
-    _parts = urlsplit(_dsn)
-    DATABASES["mysql"] = {  # noqa: F405
-        "ENGINE": "django.db.backends.mysql",
-        "NAME": _parts.path.lstrip("/"),
-        "USER": unquote(_parts.username or ""),
-        "PASSWORD": unquote(_parts.password or ""),
-        "HOST": _parts.hostname,
-        "PORT": str(_parts.port or 3306),
-        # Open edX's settings: 4-byte UTF-8 everywhere.
-        "OPTIONS": {"charset": "utf8mb4"},
-        "TEST": {"NAME": "test_" + _parts.path.lstrip("/"), "CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
+def _database(dsn: str, engine: str, default_port: int, **extra: dict[str, str]) -> dict[str, object]:
+    parts = urlsplit(dsn)
+    name = parts.path.lstrip("/")
+    settings: dict[str, object] = {
+        "ENGINE": engine,
+        "NAME": name,
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": parts.hostname,
+        "PORT": str(parts.port or default_port),
+        **extra,
     }
+    settings["TEST"] = {"NAME": "test_" + name, **extra.get("TEST", {})}
+    return settings
+
+
+if os.environ.get("LTI_TEST_POSTGRES_DSN"):
+    DATABASES["postgres"] = _database(  # noqa: F405
+        os.environ["LTI_TEST_POSTGRES_DSN"], "django.db.backends.postgresql", 5432
+    )
+if os.environ.get("LTI_TEST_MYSQL_DSN"):
+    DATABASES["mysql"] = _database(  # noqa: F405
+        os.environ["LTI_TEST_MYSQL_DSN"],
+        "django.db.backends.mysql",
+        3306,
+        # Open edX's settings: 4-byte UTF-8 everywhere.
+        OPTIONS={"charset": "utf8mb4"},
+        TEST={"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
+    )
 
 # A file, not SQLite's shared-cache memory database: that one answers concurrent writers with
 # "table is locked" at once instead of waiting, unlike any SQLite database a site really runs on.

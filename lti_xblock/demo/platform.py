@@ -28,7 +28,7 @@ from lti_core.i18n import N_
 from lti_core.lti13 import claims as c
 from lti_publish_assets import static_text
 from lti_xblock.i18n import gettext as _
-from lti_xblock.launch_details import launch_details, tool_base_url
+from lti_xblock.launch_details import launch_details, lti13_redirect_uri, tool_base_url
 
 CLIENT_ID = "demo-client"
 DEPLOYMENT_ID = "1"
@@ -182,7 +182,7 @@ def authorize(request: HttpRequest) -> HttpResponse:
     """The platform's OIDC authorization endpoint: checks the tool's request, answers with an id_token."""
     params = request.POST if request.method == "POST" else request.GET
     base = base_url(request)
-    expected_redirect = launch_details(base, "x").lti13_redirect_uri
+    expected_redirect = lti13_redirect_uri(base)
     if params.get("redirect_uri") != expected_redirect or params.get("client_id") != CLIENT_ID:
         return HttpResponseBadRequest("unregistered redirect_uri or client_id")
     if params.get("response_type") != "id_token" or params.get("scope") != "openid" or not params.get("nonce"):
