@@ -26,8 +26,13 @@ class Registration:
     key_set_url: str
     deployments: tuple[Deployment, ...] = ()
     name: str = ""
+    # Accept every deployment of this (issuer, client_id). Only for hosts whose existing configs name
+    # no deployments (jupyterhub-ltiauthenticator's never did); listing them is safer.
+    any_deployment: bool = False
 
     def has_deployment(self, deployment_id: str) -> bool:
+        if self.any_deployment:
+            return bool(deployment_id)
         return any(d.deployment_id == deployment_id for d in self.deployments)
 
 

@@ -47,6 +47,7 @@ class LtiRegistration(models.Model):
     auth_login_url = models.CharField(max_length=1024)
     auth_token_url = models.CharField(max_length=1024)
     key_set_url = models.CharField(max_length=1024)
+    any_deployment = models.BooleanField(default=False)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -35,6 +35,7 @@ class DjangoStore:
             key_set_url=row.key_set_url,
             deployments=deployments,
             name=row.name,
+            any_deployment=row.any_deployment,
         )
 
     def get_registration(self, issuer: str, client_id: str) -> Registration | None:
@@ -60,6 +61,7 @@ class DjangoStore:
                     "auth_login_url": registration.auth_login_url,
                     "auth_token_url": registration.auth_token_url,
                     "key_set_url": registration.key_set_url,
+                    "any_deployment": registration.any_deployment,
                 },
             )
             wanted = {d.deployment_id: d for d in registration.deployments}

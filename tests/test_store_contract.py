@@ -96,6 +96,11 @@ def test_registrations(sut: StoreUnderTest) -> None:
     assert saved.deployments == (Deployment("3"),)
     other = store.get_registration("https://moodle.example", "xyz")
     assert other is not None and other.deployments == (Deployment("5"), Deployment("6", "second"))
+    assert not other.any_deployment and not other.has_deployment("7")
+    store.save_registration(registration(client_id="any", deployments=(), any_deployment=True))
+    open_registration = store.get_registration("https://moodle.example", "any")
+    assert open_registration is not None and open_registration.any_deployment
+    assert open_registration.has_deployment("7") and not open_registration.has_deployment("")
 
 
 def test_consumers(sut: StoreUnderTest) -> None:

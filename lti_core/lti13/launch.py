@@ -17,7 +17,7 @@ from typing import Any
 from joserfc.jws import JWSRegistry
 
 from lti_core import roles as lis
-from lti_core.errors import AuthenticationFailed, Forbidden, InvalidRequest
+from lti_core.errors import AuthenticationFailed, Forbidden, InvalidRequest, LtiError
 from lti_core.i18n import N_
 from lti_core.lti13 import claims as c
 from lti_core.lti13.jwks import PlatformKeyCache
@@ -172,6 +172,28 @@ class LaunchValidator:
         expires_at = float(body["exp"]) + self._leeway
         if not self._store.consume_nonce("lti13:" + str(body["iss"]), str(body["nonce"]), expires_at, now):
             raise AuthenticationFailed("nonce_reused", N_("This launch was already used; please launch again."))
+
+    # -- for asynchronous hosts ----------------------------------------------------------------
+
+    def key_set_to_fetch(self, id_token: str, state: str) -> tuple[str, str] | None:
+        """``(key set URL, kid)`` when the platform key for this launch is not cached, else None.
+
+        An async host awaits that fetch, hands it to ``PlatformKeyCache.accept``, then calls
+        ``validate``, which finds the key cached and does no I/O. Nothing here is trusted or
+        written: any problem is left for ``validate`` to report with its proper reason.
+        """
+        try:
+            header = split_token(id_token)[0]
+            kid = header.get("kid")
+            oidc_state = self._store.get_state(state, self._now()) if state else None
+            if not isinstance(kid, str) or not kid or oidc_state is None or header.get("alg") != "RS256":
+                return None
+            registration = self._store.get_registration(oidc_state.issuer, oidc_state.client_id)
+            if registration is None or self._keys.plan(registration.key_set_url, kid) is not None:
+                return None
+        except LtiError:
+            return None
+        return registration.key_set_url, kid
 
     # -- the whole validation -----------------------------------------------------------------
 
