@@ -8,6 +8,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The demo needs no test tools (and none of the test extra's system libraries).
 DEMO_STAMP := $(VENV)/.installed-demo
+# configurable-http-proxy (npm, pinned by package-lock.json): the proxy of the real JupyterHub the
+# tests and the demo run.
+CHP := node_modules/.bin/configurable-http-proxy
 # `make test` as a whole must stay under 15 minutes; pytest gets the bulk of it.
 PYTEST_TIMEOUT ?= 780
 
@@ -26,13 +29,19 @@ $(BIN)/python:
 # honours package_dir (static/ -> lti_publish_assets, translations/ -> lti_publish_assets.translations).
 # The test extra's mysqlclient builds against the MariaDB client library: `mariadb.sh deps` installs
 # pkg-config and libmariadb-dev first when they are missing (Debian, as root).
-$(STAMP): setup.py | $(BIN)/python
+$(STAMP): setup.py | $(BIN)/python $(CHP)
 	tests/services/mariadb.sh deps
-	$(BIN)/python -m pip install --use-pep517 -e ".[xblock,demo,test]"
+	$(BIN)/python -m pip install --use-pep517 -e ".[xblock,jupyterhub,demo,test]"
 	touch $@
 
-$(DEMO_STAMP): setup.py | $(BIN)/python
-	$(BIN)/python -m pip install --use-pep517 -e ".[xblock,demo]"
+$(DEMO_STAMP): setup.py | $(BIN)/python $(CHP)
+	$(BIN)/python -m pip install --use-pep517 -e ".[xblock,jupyterhub,demo]"
+	touch $@
+
+# npm ci installs exactly what package-lock.json records (emptying node_modules first); the touch
+# makes sure the target ends up newer than the lockfile, whatever dates npm leaves.
+$(CHP): package-lock.json
+	npm ci --no-audit --no-fund
 	touch $@
 
 venv: $(STAMP)
@@ -100,5 +109,5 @@ clean:
 	-for state in var/mariadb/*/state; do \
 	    [ -f "$$state" ] && LTI_MARIADB_INSTANCE="$$(basename "$$(dirname "$$state")")" tests/services/mariadb.sh stop; \
 	done; true
-	rm -rf $(VENV) build dist var *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules build dist var *.egg-info .pytest_cache .mypy_cache .ruff_cache
 	find . -name __pycache__ -type d -not -path './.git/*' -prune -exec rm -rf {} +

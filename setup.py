@@ -20,7 +20,9 @@ setup(
     long_description_content_type="text/markdown",
     license="AGPL-3.0",
     python_requires=">=3.11",
-    packages=find_packages(include=["lti_core", "lti_core.*", "lti_xblock", "lti_xblock.*"])
+    packages=find_packages(
+        include=["lti_core", "lti_core.*", "lti_xblock", "lti_xblock.*", "jupyter_lti", "jupyter_lti.*"]
+    )
     + ["lti_publish_assets", "lti_publish_assets.translations"],
     # static/ and translations/ live at the top of the repository and ship inside the wheel as the
     # package `lti_publish_assets` (static/__init__.py says where things are), so every host finds
@@ -53,6 +55,7 @@ setup(
         "jupyterhub": [
             "jupyterhub>=5",
             "jupyterhub-ltiauthenticator>=1.6",
+            "jupyterlab>=4",  # the single-user server the hub spawns (brings jupyter_server)
         ],
         "demo": [
             "xblock-sdk>=0.14",
@@ -79,6 +82,10 @@ setup(
         "lms.djangoapp": ["lti_xblock = lti_xblock.apps:LtiXBlockConfig"],
         "cms.djangoapp": ["lti_xblock = lti_xblock.apps:LtiXBlockConfig"],
         "console_scripts": ["lti-publish = lti_xblock.cli:main"],
+        "jupyterhub.authenticators": [
+            "lti11 = jupyter_lti.lti11:LTI11Authenticator",
+            "lti13 = jupyter_lti.lti13:LTI13Authenticator",
+        ],
     },
     classifiers=[
         "Framework :: Django :: 5.2",

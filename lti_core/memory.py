@@ -78,3 +78,9 @@ class MemoryStore:
     def save_user_link(self, link: UserLink) -> UserLink:
         with self._lock:
             return self._links.setdefault((link.platform, link.platform_user_id), link)
+
+    def find_user_links(self, local_user_id: str) -> list[UserLink]:
+        return sorted(
+            (link for link in self._links.values() if link.local_user_id == local_user_id),
+            key=lambda link: (link.platform, link.platform_user_id),
+        )

@@ -58,6 +58,10 @@ class UserLinkStore(Protocol):
         """Create the link; if one already exists for the identity, keep it and return it (links are permanent)."""
         ...
 
+    def find_user_links(self, local_user_id: str) -> list[UserLink]:
+        """The platform identities linked to a local user (hosts that name users check a name is free)."""
+        ...
+
 
 class Lti11Store(ConsumerStore, NonceStore, Protocol):
     """What LTI 1.1 verification needs."""

@@ -154,3 +154,12 @@ class DjangoStore:
             if existing is None:  # the row that refused us was deleted in between: nothing to keep
                 raise
             return existing
+
+    def find_user_links(self, local_user_id: str) -> list[UserLink]:
+        rows = (
+            m.LtiUserLink.objects.using(self.using)
+            .filter(user_id=local_user_id)
+            .order_by("platform", "platform_user_id")
+            .values_list("platform", "platform_user_id")
+        )
+        return [UserLink(platform, platform_user_id, local_user_id) for platform, platform_user_id in rows]

@@ -17,7 +17,6 @@ from urllib.parse import unquote, urlsplit
 from django.contrib.auth import get_user_model, login
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
-from django.shortcuts import render
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -31,7 +30,7 @@ from lti_core.lti13.launch import LaunchValidator
 from lti_core.lti13.login import OidcLogin
 from lti_core.lti13.tool_keys import ToolKeySet
 from lti_core.types import Launch
-from lti_publish_assets import static_text
+from lti_publish_assets import error_page_html
 from lti_xblock import compat
 from lti_xblock.http import fetch
 from lti_xblock.i18n import gettext as _
@@ -52,19 +51,15 @@ tool_keys = ToolKeySet(store)
 
 
 def error_page(request: HttpRequest, error: LtiError) -> HttpResponse:
-    return render(
-        request,
-        "lti_xblock/error.html",
-        {
-            "title": _(N_("This launch could not be completed")),
-            "message": _(error.message),
-            "reason": error.reason,
-            "reason_label": _(N_("Reason code")),
-            "hint": _(HINT),
-            "css": static_text("css/lti_publish.css"),
-        },
-        status=error.status,
+    html = error_page_html(
+        lang=getattr(request, "LANGUAGE_CODE", "") or "en",
+        title=_(N_("This launch could not be completed")),
+        message=_(error.message),
+        reason=error.reason,
+        reason_label=_(N_("Reason code")),
+        hint=_(HINT),
     )
+    return HttpResponse(html, status=error.status, content_type="text/html; charset=utf-8")
 
 
 def lti_endpoint(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

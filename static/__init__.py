@@ -7,10 +7,12 @@ through this module, so a wheel install, an editable install and a checkout all 
 
 from __future__ import annotations
 
+import html
 from importlib.resources import files
 from pathlib import Path
+from string import Template
 
-__all__ = ["STATIC_DIR", "TRANSLATIONS_DIR", "static_text"]
+__all__ = ["STATIC_DIR", "TRANSLATIONS_DIR", "error_page_html", "static_text"]
 
 #: The directory holding ``css/``, ``js/`` and ``html/``.
 STATIC_DIR: Path = Path(__file__).resolve().parent
@@ -37,3 +39,20 @@ def static_text(relpath: str) -> str:
     if not path.is_relative_to(STATIC_DIR):
         raise ValueError(f"asset path outside the static directory: {relpath!r}")
     return path.read_text(encoding="utf-8")
+
+
+def error_page_html(*, lang: str, title: str, message: str, reason: str, reason_label: str, hint: str) -> str:
+    """The page every host shows for a refused request: translated text in, escaped HTML out.
+
+    One template for all hosts (Django and the hub), so a refusal reads the same wherever it happens.
+    """
+    values = {
+        "lang": lang,
+        "title": title,
+        "message": message,
+        "reason": reason,
+        "reason_label": reason_label,
+        "hint": hint,
+    }
+    escaped = {name: html.escape(value) for name, value in values.items()}
+    return Template(static_text("html/error.html")).substitute(escaped, css=static_text("css/lti_publish.css"))

@@ -1,16 +1,23 @@
-"""The Store contract: every Store implementation (memory, Django on SQLite, PostgreSQL and MariaDB)
-must pass the same tests. Later hosts (the hub's SQLAlchemy store) add themselves to STORES."""
+"""The Store contract: every Store implementation (memory; Django and the hub's SQLAlchemy store, each
+on SQLite, PostgreSQL and MariaDB) must pass the same tests. Later hosts add themselves to STORES."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.pool import NullPool
 
+from jupyter_lti.store import SqlAlchemyStore
 from lti_core.lti13.tool_keys import generate_tool_key
 from lti_core.memory import MemoryStore
 from lti_core.store import Store
@@ -22,6 +29,8 @@ class StoreUnderTest:
     store: Store
     make_user: Callable[[str], str]  # username -> local user id
     threads_share_db: bool = True
+    # Django opens a connection per thread: threads the tests start close theirs.
+    django: bool = False
 
 
 def _django(alias: str) -> StoreUnderTest:
@@ -32,7 +41,62 @@ def _django(alias: str) -> StoreUnderTest:
     def make_user(name: str) -> str:
         return str(get_user_model().objects.db_manager(alias).create_user(username=name).pk)
 
-    return StoreUnderTest(DjangoStore(using=alias), make_user)
+    return StoreUnderTest(DjangoStore(using=alias), make_user, django=True)
+
+
+# The test servers' DSNs (tests/services/*.sh) use the default drivers' schemes; the hub's
+# SQLAlchemy URLs name theirs.
+SQLALCHEMY_SERVERS = {
+    "postgresql": ("LTI_TEST_POSTGRES_DSN", "postgresql+psycopg", {}),
+    "mariadb": ("LTI_TEST_MYSQL_DSN", "mysql+mysqldb", {"charset": "utf8mb4"}),
+}
+
+
+@contextmanager
+def scratch_database(server: str) -> Iterator[str]:
+    """The SQLAlchemy URL of a new, empty database on a test server, dropped afterwards.
+
+    The MariaDB one defaults to a case-insensitive collation, as Open edX's and most hubs' do: the
+    store's identifier columns must not inherit it.
+    """
+    variable, driver, query = SQLALCHEMY_SERVERS[server]
+    dsn = os.environ.get(variable)
+    assert dsn, f"{variable} is not set: run the suite with `make test`"
+    url = make_url(dsn).set(drivername=driver).update_query_dict(query)
+    name = f"lti_sa_{uuid.uuid4().hex[:16]}"  # tests/services/mariadb.sh grants lti_%
+    admin = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    options = " CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci" if server == "mariadb" else ""
+    quoted = admin.dialect.identifier_preparer.quote_identifier(name)
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {quoted}{options}"))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        force = " WITH (FORCE)" if server == "postgresql" else ""
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP DATABASE IF EXISTS {quoted}{force}"))
+        admin.dispose()
+
+
+@contextmanager
+def _sqlalchemy(kind: str, tmp_path: Path) -> Iterator[StoreUnderTest]:
+    @contextmanager
+    def url() -> Iterator[str]:
+        if kind == "sqlite":
+            yield f"sqlite:///{tmp_path / 'lti_publish.sqlite'}"
+        elif kind == "memory":
+            yield "sqlite://"
+        else:
+            with scratch_database(kind) as scratch:
+                yield scratch
+
+    with url() as database:
+        store = SqlAlchemyStore(database)
+        try:
+            # Local users are JupyterHub usernames; the store has no user table to insert into.
+            yield StoreUnderTest(store, lambda name: name)
+        finally:
+            store.close()
 
 
 STORES = [
@@ -48,6 +112,10 @@ STORES = [
         id="django-mariadb",
         marks=[pytest.mark.mysql, pytest.mark.django_db(transaction=True, databases=["default", "mysql"])],
     ),
+    pytest.param("sqlalchemy:sqlite", id="sqlalchemy-sqlite"),
+    pytest.param("sqlalchemy:memory", id="sqlalchemy-sqlite-memory"),
+    pytest.param("sqlalchemy:postgresql", id="sqlalchemy-postgresql", marks=pytest.mark.postgres),
+    pytest.param("sqlalchemy:mariadb", id="sqlalchemy-mariadb", marks=pytest.mark.mysql),
 ]
 
 
@@ -55,6 +123,10 @@ STORES = [
 def sut(request: pytest.FixtureRequest) -> Iterator[StoreUnderTest]:
     if request.param == "memory":
         yield StoreUnderTest(MemoryStore(), lambda name: f"user:{name}")
+        return
+    if request.param.startswith("sqlalchemy:"):
+        with _sqlalchemy(request.param.removeprefix("sqlalchemy:"), request.getfixturevalue("tmp_path")) as under_test:
+            yield under_test
         return
     if request.param == "postgres":
         from django.conf import settings
@@ -135,9 +207,10 @@ def test_concurrent_nonce_consumption_has_one_winner(sut: StoreUnderTest) -> Non
         try:
             results.append(store.consume_nonce("race", "same", now + 60, now))
         finally:
-            from django.db import connections
+            if sut.django:
+                from django.db import connections
 
-            connections.close_all()
+                connections.close_all()
 
     threads = [threading.Thread(target=consume) for _ in range(6)]
     for t in threads:
@@ -187,6 +260,23 @@ def test_user_links_are_permanent(sut: StoreUnderTest) -> None:
     assert store.save_user_link(UserLink("https://moodle.example", "2", mallory)) == link
     assert store.get_user_link("https://moodle.example", "2") == link
     assert store.get_user_link("other-consumer", "2") is None
+
+
+def test_find_user_links(sut: StoreUnderTest) -> None:
+    store = sut.store
+    alice, mallory, nobody = sut.make_user("alice"), sut.make_user("mallory"), sut.make_user("nobody")
+    links = [
+        UserLink("https://moodle.example", "2", alice),
+        UserLink("moodle-key", "7", alice),
+        UserLink("https://canvas.example", "9", mallory),
+    ]
+    for link in links:
+        store.save_user_link(link)
+    assert store.find_user_links(alice) == sorted(links[:2], key=lambda link: (link.platform, link.platform_user_id))
+    assert store.find_user_links(mallory) == [links[2]]
+    assert store.find_user_links(nobody) == []
+    if not sut.django:  # local ids are names (Django's are primary keys): look-alikes are other users
+        assert store.find_user_links(alice.upper()) == store.find_user_links(alice + " ") == []
 
 
 # Identifiers are compared exactly: MySQL/MariaDB's default collations ignore case (and trailing

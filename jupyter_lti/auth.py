@@ -1,0 +1,295 @@
+"""What the LTI 1.1 and LTI 1.3 authenticators share: the store, usernames, the auth model, landing.
+
+Every protocol decision is lti_core's; this module only turns a verified ``Launch`` into what
+JupyterHub wants from an authenticator (a name, ``auth_state``, admin and group changes) and
+knows the hub's public address, also behind a reverse proxy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from jupyterhub.auth import Authenticator
+from jupyterhub.utils import url_path_join
+from tornado.web import RequestHandler
+from traitlets import Bool, CaselessStrEnum, Unicode, default
+
+from jupyter_lti.store import SqlAlchemyStore, default_store_url, describe_url
+from lti_core.errors import InvalidRequest
+from lti_core.i18n import N_
+from lti_core.linking import AccountLinker, LinkOutcome
+from lti_core.lti13 import claims
+from lti_core.types import Launch, Role
+from lti_core.urls import belongs_to_tool
+
+# Characters that would break a hub URL or a home directory; everything else a platform sends is kept,
+# so users made earlier by jupyterhub-ltiauthenticator from the same claim keep their names.
+_UNSAFE_IN_USERNAME = re.compile(r"[\s/\\?#%\x00-\x1f]+")
+# Paths that start or end a launch: landing there again would loop.
+_LAUNCH_PATHS = ("hub/lti/", "hub/lti11/", "hub/lti13/")
+
+
+def forwarded_first(value: str) -> str:
+    """The first hop of an X-Forwarded-* header (the one the browser talked to)."""
+    return value.split(",")[0].strip()
+
+
+class LtiAuthenticator(Authenticator):  # type: ignore[misc]
+    """Base of the LTI authenticators: JupyterHub is the tool, a course in a learning platform the way in.
+
+    Subclasses verify launches (LTI 1.1 or 1.3) with lti_core and call ``auth_model``.
+    """
+
+    # A hub behind an LTI authenticator has no login form: people arrive from their course.
+    auto_login = True
+
+    uri_scheme = CaselessStrEnum(
+        ("auto", "https", "http"),
+        default_value="auto",
+        config=True,
+        help="""Scheme of the hub's public URLs, used to check launch signatures and target links.
+
+        "auto" (default) takes it from the request as the browser sent it: from X-Forwarded-Proto or
+        X-Scheme when a reverse proxy sets them (see `trust_forwarded_headers`), else from the
+        connection. Set "https" when a TLS-terminating proxy does not forward the scheme.
+        If `JupyterHub.public_url` is set, it wins over both.
+        Why it matters: LTI 1.1 signs the exact launch URL (https://www.imsglobal.org/specs/ltiv1p1p1/implementation-guide#toc-4).
+        """,
+    )
+
+    trust_forwarded_headers = Bool(
+        True,
+        config=True,
+        help="""Honour X-Forwarded-Host and X-Forwarded-Proto from the reverse proxy in front of the hub.
+
+        The platform signs (LTI 1.1) or names (LTI 1.3 target_link_uri) the public URL, which a proxy
+        hides from the hub; with this on, the first hop of those headers is the public host and scheme.
+        Turn it off if clients can reach the hub without going through a proxy that overwrites them.
+        """,
+    )
+
+    store_url = Unicode(
+        "",
+        config=True,
+        help="""SQLAlchemy URL of the database for LTI data: nonces, login states, platforms, user links.
+
+        Default: an SQLite file `lti_publish.sqlite` beside the hub's own SQLite database, or, when the
+        hub uses PostgreSQL or MySQL, the hub's database itself. The tables are all named
+        `lti_publish_*`, apart from the hub's, so `jupyterhub upgrade-db` never touches them.
+        """,
+    )
+
+    instructor_group = Unicode(
+        "",
+        config=True,
+        help="""JupyterHub group that instructors are put in at each launch (and learners taken out of).
+
+        Give the group rights with `c.JupyterHub.load_groups`/`load_roles`, e.g. access to the servers
+        of their learners. Setting it makes the authenticator manage group membership
+        (`Authenticator.manage_groups`). Who is an instructor comes from the LTI roles
+        (https://www.imsglobal.org/spec/lti/v1p3/#role-vocabularies); a learner role always wins.
+        Empty (default): groups are left alone.
+        """,
+    )
+
+    admin_instructors = Bool(
+        False,
+        config=True,
+        help="""Make instructors hub admins when they launch.
+
+        Learners are never admins: a launch as a learner always clears the admin flag, so a person
+        who is a learner in one course cannot keep admin rights from another.
+        """,
+    )
+
+    landing_custom_key = Unicode(
+        "next",
+        config=True,
+        help="""Custom parameter naming where a launch lands, set by the teacher on the link in the platform.
+
+        For LTI 1.1 it is the form field `custom_<key>`; for LTI 1.3 the key in the custom claim
+        (https://www.imsglobal.org/spec/lti/v1p3/#custom-properties-and-variable-substitution).
+        A relative path opens in the learner's own server after it has started
+        (`lab/tree/week1/intro.ipynb`); an absolute path or URL must stay within the hub, else the
+        launch lands on the default page. Empty: only the link's target URL decides.
+        """,
+    )
+
+    @default("allow_all")
+    def _allow_all_default(self) -> bool:
+        # Whoever a registered platform vouches for may use the hub, unless allow lists are configured.
+        return not (self.allowed_users or self.allow_existing_users)
+
+    @default("enable_auth_state")
+    def _enable_auth_state_default(self) -> bool:
+        # The launch context (grade and roster endpoints) is kept in auth_state, which JupyterHub only
+        # stores encrypted: on as soon as the hub has a crypt key.
+        return bool(os.environ.get("JUPYTERHUB_CRYPT_KEY"))
+
+    @default("manage_groups")
+    def _manage_groups_default(self) -> bool:
+        return bool(self.instructor_group)
+
+    # -- the store -----------------------------------------------------------------------------
+
+    _store: SqlAlchemyStore | None = None
+    _hub_db_url: str = "sqlite:///jupyterhub.sqlite"
+
+    @property
+    def store(self) -> SqlAlchemyStore:
+        if self._store is None:
+            url = self.store_url or default_store_url(self._hub_db_url)
+            self._store = SqlAlchemyStore(url)
+            self.log.info("LTI store: %s", describe_url(url))
+            self.save_configured_platforms()
+        return self._store
+
+    def bind_to_hub(self, app: Any) -> None:
+        """Called from ``get_handlers``: the hub's database decides where the LTI store goes."""
+        self._hub_db_url = str(getattr(app, "db_url", "") or self._hub_db_url)
+        _ = self.store
+
+    def save_configured_platforms(self) -> None:
+        """Write the platforms (1.3) or consumers (1.1) of the hub config into the store."""
+
+    # -- public URLs ---------------------------------------------------------------------------
+
+    def public_origin(self, handler: RequestHandler) -> str:
+        """``scheme://host[:port]`` as the browser saw it."""
+        public_url = handler.settings.get("public_url")
+        if public_url:
+            parts = urlsplit(public_url.geturl() if hasattr(public_url, "geturl") else str(public_url))
+            return f"{parts.scheme}://{parts.netloc}"
+        request = handler.request
+        headers = request.headers
+        scheme = self.uri_scheme
+        if scheme == "auto":
+            forwarded = headers.get("X-Scheme") or headers.get("X-Forwarded-Proto") or ""
+            scheme = forwarded_first(forwarded) if forwarded and self.trust_forwarded_headers else request.protocol
+        host = request.host
+        if self.trust_forwarded_headers and headers.get("X-Forwarded-Host"):
+            host = forwarded_first(headers["X-Forwarded-Host"])
+        return f"{scheme.lower()}://{host}"
+
+    def public_base_url(self, handler: RequestHandler) -> str:
+        """The hub's public root, with the hub's base_url: ``https://hub.example/prefix/``."""
+        return self.public_origin(handler) + handler.settings.get("base_url", "/")
+
+    def public_request_url(self, handler: RequestHandler) -> str:
+        return self.public_origin(handler) + handler.request.uri
+
+    # -- usernames -----------------------------------------------------------------------------
+
+    def claimed_username(self, launch: Launch) -> str:
+        """The value of `username_key` in the launch, or "" when not configured or not sent."""
+        return ""
+
+    def _safe(self, name: str) -> str:
+        return str(self.normalize_username(_UNSAFE_IN_USERNAME.sub("-", name).strip("-")))[:255]
+
+    def username_for(self, handler: Any, launch: Launch) -> str:
+        """The hub user this platform identity signs in as: the same one at every launch.
+
+        The first launch links (platform, user id) to a name, permanently. A name another identity is
+        linked to, or a hub admin's, is never handed out: the identity gets the name with a short
+        hash of itself appended instead.
+        """
+        linker = AccountLinker(self.store)
+        decision = linker.decide(launch)
+        if decision.outcome is LinkOutcome.LINKED:
+            return decision.local_user_id
+        claimed = self.claimed_username(launch)
+        candidate = self._safe(claimed) if claimed else decision.suggested_username
+        name = self.free_username(handler, candidate, launch, adopt_existing=bool(claimed))
+        # If a racing launch of the same identity linked first, its name wins.
+        return linker.link(launch, name).local_user_id
+
+    def free_username(self, handler: Any, candidate: str, launch: Launch, *, adopt_existing: bool) -> str:
+        digest = hashlib.sha256(f"{launch.platform}\x00{launch.platform_user_id}".encode()).hexdigest()
+        names = [candidate, f"{candidate}-{digest[:8]}", f"{candidate}-{digest[:16]}", f"lti-{digest[:32]}"]
+        for name in names:
+            if self.store.find_user_links(name):
+                continue  # another platform identity owns it
+            user = handler.find_user(name)
+            if user is None:
+                return name
+            # A hub user no launch has linked yet, named by the claim the admin chose (for instance one
+            # jupyterhub-ltiauthenticator made): take it over, unless it is an admin.
+            if adopt_existing and not user.admin:
+                return name
+        raise InvalidRequest("username_unavailable", N_("No hub username could be chosen for this user."))
+
+    # -- what JupyterHub gets ------------------------------------------------------------------
+
+    def auth_model(self, handler: Any, launch: Launch) -> dict[str, Any]:
+        staff = launch.role is Role.STAFF
+        model: dict[str, Any] = {"name": self.username_for(handler, launch), "auth_state": self.auth_state(launch)}
+        if not staff:
+            model["admin"] = False
+        elif self.admin_instructors:
+            model["admin"] = True
+        if self.manage_groups:
+            model["groups"] = ([self.instructor_group] if staff else []) if self.instructor_group else None
+        # The handler lands the browser where the launch points, once JupyterHub has signed the user in.
+        handler.lti_launch = launch
+        return model
+
+    def auth_state(self, launch: Launch) -> dict[str, Any]:
+        """What later services need (grades, roster), under "lti"; beside it, the launch's own claims
+        (1.3) or parameters (1.1), as jupyterhub-ltiauthenticator kept them, for existing hooks."""
+        raw = launch.raw
+        context = {
+            "lti_version": launch.lti_version,
+            "platform": launch.platform,
+            "user_id": launch.platform_user_id,
+            "client_id": launch.client_id,
+            "deployment_id": launch.deployment_id,
+            "roles": list(launch.roles),
+            "role": launch.role.value,
+            "context": {"id": launch.context_id, "title": launch.context_title},
+            "resource_link": {"id": launch.resource_link_id, "title": launch.resource_link_title},
+            "target_link_uri": launch.target_link_uri,
+            "custom": dict(launch.custom),
+            "person": {
+                "name": launch.name,
+                "given_name": launch.given_name,
+                "family_name": launch.family_name,
+                "email": launch.email,
+                "locale": launch.locale,
+            },
+            "ags": raw.get(claims.AGS_ENDPOINT),
+            "nrps": raw.get(claims.NRPS),
+            "lis_outcome_service_url": raw.get("lis_outcome_service_url", ""),
+            "lis_result_sourcedid": raw.get("lis_result_sourcedid", ""),
+        }
+        launch_data = {k: v for k, v in raw.items() if not k.startswith("oauth_") and k != "nonce"}
+        return {**launch_data, "lti": context}
+
+    # -- landing -------------------------------------------------------------------------------
+
+    def landing_url(self, handler: Any, launch: Launch, user: Any) -> str:
+        """Where the browser goes after the launch: a path within the hub, never anywhere else."""
+        base = self.public_base_url(handler)
+        hub_prefix = url_path_join(handler.settings.get("base_url", "/"), "hub/")
+        wanted = launch.custom.get(self.landing_custom_key, "") if self.landing_custom_key else ""
+        if not wanted and launch.target_link_uri:
+            target = launch.target_link_uri
+            query = dict(parse_qsl(urlsplit(target).query))
+            wanted = query.get("next", "") or target
+        if wanted:
+            if not urlsplit(wanted).scheme and not wanted.startswith("/"):
+                # A path in the learner's own server: user-redirect starts it first if needed.
+                wanted = url_path_join(hub_prefix, "user-redirect", wanted)
+            absolute = wanted if urlsplit(wanted).scheme else self.public_origin(handler) + wanted
+            if belongs_to_tool(absolute, [base]):
+                parts = urlsplit(absolute)
+                relative = parts.path[len(urlsplit(base).path) :].lstrip("/")
+                if relative not in ("", "hub", "hub/") and not relative.startswith(_LAUNCH_PATHS):
+                    return parts.path + (f"?{parts.query}" if parts.query else "")
+            else:
+                self.log.warning("LTI launch asked to land outside the hub; using the default page")
+        return str(handler.get_next_url(user))

@@ -1,0 +1,187 @@
+"""The hub's LTI endpoints: tornado request in, lti_core's plain data out, and back.
+
+Platform-facing POSTs are cross-site by design, so they carry no ``_xsrf`` token: their signature
+(LTI 1.1) or their state and signed nonce (LTI 1.3) is what protects them. Only these handlers skip
+the hub's XSRF check; every other hub form keeps it. Refusals become a readable page with the
+reason code and a 4xx status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from jupyterhub.handlers import BaseHandler
+from jupyterhub.utils import url_path_join
+
+from lti_core.errors import AuthenticationFailed, Forbidden, InvalidRequest, LtiError
+from lti_core.i18n import N_, translation
+from lti_publish_assets import TRANSLATIONS_DIR, error_page_html
+
+STATE_COOKIE_PREFIX = "lti1p3_state_"
+HINT = N_("Launch again from your course. If this keeps happening, give the reason code to your administrator.")
+
+
+def preferred_language(accept_language: str) -> str:
+    """The first language of an Accept-Language header ("fr-CA,fr;q=0.9" -> "fr-CA")."""
+    first = accept_language.split(",")[0].split(";")[0].strip()
+    return first if first and first != "*" else "en"
+
+
+class LtiHandler(BaseHandler):  # type: ignore[misc]
+    """Base of the platform-facing endpoints."""
+
+    lti_launch: Any = None
+
+    def check_xsrf_cookie(self) -> None:
+        """LTI messages are cross-site form POSTs from the platform: no ``_xsrf`` can be in them."""
+        return None
+
+    def gettext(self, message: str) -> str:
+        language = preferred_language(self.request.headers.get("Accept-Language", ""))
+        return translation(str(TRANSLATIONS_DIR), language).gettext(message)
+
+    def refuse(self, error: LtiError) -> None:
+        """The readable error page: what happened, the reason code, what to do. Nothing secret in it."""
+        self.log.info("LTI request refused: %s (%s) %s", error.reason, self.request.path, error.detail)
+        self.clear()
+        self.set_status(error.status)
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        language = preferred_language(self.request.headers.get("Accept-Language", ""))
+        self.finish(
+            error_page_html(
+                lang=language,
+                title=self.gettext(N_("This launch could not be completed")),
+                message=self.gettext(error.message),
+                reason=error.reason,
+                reason_label=self.gettext(N_("Reason code")),
+                hint=self.gettext(HINT),
+            )
+        )
+
+    async def sign_in(self, data: dict[str, Any]) -> Any:
+        """Hand the launch to JupyterHub's login (which calls the authenticator), then land.
+
+        Returns the user, or None when the launch was refused (the page is already written).
+        """
+        try:
+            user = await self.login_user(data)
+        except LtiError as error:
+            self.refuse(error)
+            return None
+        if user is None:  # verified, but the hub's allow/block lists say no
+            self.refuse(Forbidden("user_not_allowed", N_("Your account is not allowed to use this hub.")))
+            return None
+        launch = self.lti_launch
+        self.redirect(self.authenticator.landing_url(self, launch, user))
+        return user
+
+
+class LtiInfoHandler(LtiHandler):
+    """Where JupyterHub sends people who are not signed in: this hub is opened from a course."""
+
+    async def get(self) -> None:
+        self.refuse(
+            AuthenticationFailed("not_signed_in", N_("Open this hub from your course in your learning platform."))
+        )
+
+    async def post(self) -> None:
+        await self.get()
+
+
+class LTI11LaunchHandler(LtiHandler):
+    """The LTI 1.1 tool URL: a basic-lti-launch-request, signed with OAuth 1.0a HMAC-SHA1."""
+
+    async def get(self) -> None:
+        self.refuse(InvalidRequest("method_not_allowed", N_("LTI launches must be sent with POST.")))
+
+    async def post(self) -> None:
+        pairs = [
+            (name, value.decode("utf-8", "replace"))
+            for name, values in self.request.body_arguments.items()
+            for value in values
+        ]
+        data = {"method": "POST", "url": self.authenticator.public_request_url(self), "params": pairs}
+        await self.sign_in(data)
+
+
+class LTI11ConfigHandler(LtiHandler):
+    """The LTI 1.1 configuration XML (IMS Common Cartridge basic LTI link) to paste into a platform."""
+
+    async def get(self) -> None:
+        self.set_header("Content-Type", "application/xml; charset=utf-8")
+        self.finish(self.authenticator.lti11_config_xml(self))
+
+
+class LTI13LoginHandler(LtiHandler):
+    """OIDC third-party login initiation: the platform sends iss, login_hint, target_link_uri."""
+
+    async def get(self) -> None:
+        params = {name: self.get_argument(name) for name in self.request.arguments}
+        try:
+            redirect = self.authenticator.begin_login(self, params)
+        except LtiError as error:
+            self.refuse(error)
+            return
+        # Binds the state to this browser where cookies work; where they do not (an iframe with
+        # third-party cookies blocked), lti_core binds it to the nonce the platform signs.
+        secure = self.authenticator.public_origin(self).startswith("https://")
+        self.set_cookie(
+            STATE_COOKIE_PREFIX + redirect.state.state,
+            "1",
+            path=url_path_join(self.hub.base_url, "lti13"),
+            httponly=True,
+            secure=secure,
+            samesite="None" if secure else "Lax",
+            expires=redirect.state.expires_at,
+        )
+        self.redirect(redirect.url)
+
+    async def post(self) -> None:
+        await self.get()  # Moodle initiates the login with a form POST, others with a GET
+
+
+class LTI13LaunchHandler(LtiHandler):
+    """The redirect URI: the platform's form POST of the signed id_token."""
+
+    async def get(self) -> None:
+        self.refuse(InvalidRequest("method_not_allowed", N_("LTI launches must be sent with POST.")))
+
+    async def post(self) -> None:
+        state = self.get_body_argument("state", "")
+        cookies = {
+            name[len(STATE_COOKIE_PREFIX) :] for name in self.request.cookies if name.startswith(STATE_COOKIE_PREFIX)
+        }
+        data = {"id_token": self.get_body_argument("id_token", ""), "state": state, "browser_states": cookies}
+        if await self.sign_in(data) is not None:
+            self.clear_cookie(STATE_COOKIE_PREFIX + state, path=url_path_join(self.hub.base_url, "lti13"))
+
+
+class LTI13JwksHandler(LtiHandler):
+    """The tool's public key set (what platforms verify the tool's signed messages and tokens with)."""
+
+    async def get(self) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "public, max-age=3600")
+        self.finish(json.dumps(self.authenticator.tool_jwks()))
+
+
+class LTI13ConfigHandler(LtiHandler):
+    """The tool configuration JSON (Canvas's format, also read by people filling in Moodle's form)."""
+
+    async def get(self) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(self.authenticator.lti13_config(self), indent=2))
+
+
+__all__ = [
+    "LTI11ConfigHandler",
+    "LTI11LaunchHandler",
+    "LTI13ConfigHandler",
+    "LTI13JwksHandler",
+    "LTI13LaunchHandler",
+    "LTI13LoginHandler",
+    "LtiHandler",
+    "LtiInfoHandler",
+]

@@ -1,0 +1,116 @@
+"""The LTI 1.1 authenticator: a drop-in for ``ltiauthenticator.lti11.auth.LTI11Authenticator``.
+
+Same class name (``c.LTI11Authenticator`` sections apply), same traits, same launch URL
+(``/hub/lti/launch``) so Moodle's and Canvas's existing tool settings keep working. Underneath,
+lti_core verifies the OAuth 1.0a signature over the public URL, the timestamp window and a
+single-use nonce kept in a database (jupyterhub-ltiauthenticator never stores nonces).
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from jupyterhub.utils import url_path_join
+from ltiauthenticator.lti11.auth import LTI11Authenticator as _LtiAuthenticator11
+from traitlets import Dict as DictTrait
+from traitlets import Unicode
+
+from jupyter_lti.auth import LtiAuthenticator
+from jupyter_lti.handlers import LTI11ConfigHandler, LTI11LaunchHandler, LtiInfoHandler
+from lti_core.lti11.launch import Lti11LaunchVerifier
+from lti_core.types import Consumer, Launch
+
+LTI11_SPEC = "https://www.imsglobal.org/specs/ltiv1p1p1/implementation-guide"
+LAUNCH_PATH = "lti/ltiaccess"
+
+
+class LTI11Authenticator(LtiAuthenticator, _LtiAuthenticator11):  # type: ignore[misc]
+    """JupyterHub as an LTI 1.1 tool provider, for Moodle's, Canvas's or Brightspace's External Tool."""
+
+    login_service = "LTI 1.1"
+
+    consumers = DictTrait(
+        config=True,
+        help=f"""Consumer keys and their shared secrets: `{{"key": "secret"}}`, one entry per platform.
+
+        Each platform (consumer) signs its launches with its secret (OAuth 1.0a HMAC-SHA1,
+        {LTI11_SPEC}#toc-4); users of different consumers never share a hub user.
+        """,
+    )
+
+    username_key = Unicode(
+        "",
+        allow_none=True,
+        config=True,
+        help=f"""Launch parameter whose value becomes the hub username, e.g. `lis_person_contact_email_primary`,
+        `ext_user_username` (Moodle) or `custom_canvas_user_id` (Canvas); see {LTI11_SPEC}#toc-3.
+
+        Empty (default): a name that cannot collide across consumers, the user's given name plus a hash
+        of (consumer key, user_id), such as `sam_3f2a9c01b4`. Whatever the key, the first launch links
+        the platform user to the hub user for good, and a name already linked to someone else (or a hub
+        admin's) gets a short hash appended instead of being shared.
+        """,
+    )
+
+    config_title = Unicode("JupyterHub", config=True, help="Tool title in the configuration XML at /hub/lti11/config.")
+
+    config_description = Unicode(
+        "JupyterHub LTI 1.1 external tool",
+        config=True,
+        help="Tool description in the configuration XML at /hub/lti11/config.",
+    )
+
+    config_icon = Unicode(
+        "",
+        config=True,
+        help="URL of a 16x16 icon (gif, png or jpg) for the configuration XML at /hub/lti11/config.",
+    )
+
+    def login_url(self, base_url: str) -> str:
+        return str(url_path_join(base_url, "lti", "login"))
+
+    def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
+        self.bind_to_hub(app)
+        return [
+            ("/lti/login", LtiInfoHandler),
+            ("/" + LAUNCH_PATH, LTI11LaunchHandler),
+            # The launch URL jupyterhub-ltiauthenticator used: platforms set up for it keep working.
+            ("/lti/launch", LTI11LaunchHandler),
+            ("/lti11/config", LTI11ConfigHandler),
+        ]
+
+    def save_configured_platforms(self) -> None:
+        for key, secret in sorted(self.consumers.items()):
+            self.store.save_consumer(Consumer(str(key), str(secret)))
+
+    async def authenticate(self, handler: Any, data: dict[str, Any] | None = None) -> dict[str, Any]:
+        data = data or {}
+        verifier = Lti11LaunchVerifier(self.store)
+        launch = verifier.verify(
+            method=str(data.get("method", "")), url=str(data.get("url", "")), params=data.get("params", [])
+        )
+        return self.auth_model(handler, launch)
+
+    def claimed_username(self, launch: Launch) -> str:
+        key = self.username_key
+        if not key:
+            return ""
+        value = launch.raw.get(key, "")
+        if not isinstance(value, str) or not value.strip():
+            self.log.warning("LTI 1.1 launch has no %r parameter; using the default username", key)
+            return ""
+        return value.strip()
+
+    def lti11_config_xml(self, handler: Any) -> str:
+        launch_url = str(url_path_join(self.public_base_url(handler), "hub", LAUNCH_PATH))
+        return (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            '<cartridge_basiclti_link xmlns="http://www.imsglobal.org/xsd/imslticc_v1p0"'
+            ' xmlns:blti="http://www.imsglobal.org/xsd/imsbasiclti_v1p0">\n'
+            f"  <blti:title>{escape(self.config_title)}</blti:title>\n"
+            f"  <blti:description>{escape(self.config_description)}</blti:description>\n"
+            f"  <blti:icon>{escape(self.config_icon)}</blti:icon>\n"
+            f"  <blti:launch_url>{escape(launch_url)}</blti:launch_url>\n"
+            "</cartridge_basiclti_link>\n"
+        )

@@ -1,0 +1,309 @@
+"""The LTI 1.3 authenticator: a drop-in for ``ltiauthenticator.lti13.auth.LTI13Authenticator``.
+
+A hub config written for jupyterhub-ltiauthenticator 1.6 keeps working when only
+``c.JupyterHub.authenticator_class`` changes: the class has the same name (so ``c.LTI13Authenticator``
+sections apply), the same traits and the same URLs (``/hub/lti13/oauth_login``, ``oauth_callback``,
+``config``), so platforms need no new registration. What changes is underneath: every check of the
+1EdTech Security Framework (lti_core), the platform's key set cached instead of fetched per launch
+and fetched without blocking the hub, nonces and states in a database, collision-free usernames.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jupyterhub.utils import url_path_join
+from ltiauthenticator.lti13.auth import LTI13Authenticator as _LtiAuthenticator13
+from traitlets import Float, Unicode, default
+from traitlets import List as ListTrait
+from traitlets import Set as SetTrait
+
+from jupyter_lti.auth import LtiAuthenticator
+from jupyter_lti.handlers import (
+    LTI13ConfigHandler,
+    LTI13JwksHandler,
+    LTI13LaunchHandler,
+    LTI13LoginHandler,
+    LtiInfoHandler,
+)
+from jupyter_lti.http import PlatformKeyLoader
+from lti_core.lti13 import claims as c
+from lti_core.lti13.jwks import PlatformKeyCache
+from lti_core.lti13.launch import LaunchValidator
+from lti_core.lti13.login import LoginRedirect, OidcLogin
+from lti_core.lti13.tool_keys import ToolKeySet
+from lti_core.types import Deployment, Launch, Registration
+
+SECURITY_SPEC = "https://www.imsglobal.org/spec/security/v1p0/"
+PLATFORM_KEYS = PlatformKeyCache()  # one per process: it must outlive requests and authenticator reloads
+
+
+class LTI13Authenticator(LtiAuthenticator, _LtiAuthenticator13):  # type: ignore[misc]
+    """JupyterHub as an LTI 1.3 tool: learners launched from a course land signed in on their server."""
+
+    login_service = "LTI 1.3"
+
+    issuer = Unicode(
+        "",
+        config=True,
+        help=f"""The platform's issuer (`iss`), exactly as its tokens carry it, e.g. `https://moodle.example.org`.
+
+        Moodle shows it as "Platform ID" in the tool's details. For several platforms use `platforms`.
+        See {SECURITY_SPEC}#id-token.
+        """,
+    )
+
+    client_id = SetTrait(
+        trait=Unicode(),
+        config=True,
+        help="""The client ID(s) the platform gave this hub when the tool was registered.
+
+        A str or a set of str; each (issuer, client_id) pair is one registration. A launch whose token is
+        not addressed (`aud`, `azp`) to one of them is refused.
+        """,
+    )
+
+    authorize_url = Unicode(
+        "",
+        config=True,
+        help="""The platform's OIDC authentication request URL (Moodle: `.../mod/lti/auth.php`).
+
+        The hub sends the browser there during the login initiation of every launch
+        (https://www.imsglobal.org/spec/security/v1p0/#step-2-authentication-request).
+        """,
+    )
+
+    jwks_endpoint = Unicode(
+        "",
+        config=True,
+        help="""The platform's public key set URL (Moodle: `.../mod/lti/certs.php`).
+
+        Fetched without blocking the hub, cached as its Cache-Control allows (5 minutes without one),
+        and fetched again at once when a launch is signed with a key it does not list yet
+        (https://www.imsglobal.org/spec/security/v1p0/#h_key-set-url).
+        """,
+    )
+
+    token_url = Unicode(
+        "",
+        config=True,
+        help="""The platform's OAuth 2 access token URL (Moodle: `.../mod/lti/token.php`).
+
+        Not needed for launches; the grade (AGS) and roster (NRPS) services use it
+        (https://www.imsglobal.org/spec/security/v1p0/#using-json-web-tokens-with-oauth-2-0-client-credentials-grant).
+        """,
+    )
+
+    jwks_algorithms = ListTrait(
+        default_value=["RS256"],
+        config=True,
+        help="""Signing algorithms accepted for launch tokens. LTI 1.3 requires RS256, and only RS256 is
+        accepted: "none", HMAC and other algorithms are refused whatever this says
+        (https://www.imsglobal.org/spec/security/v1p0/#authentication-response-validation).
+        Kept for configs written for jupyterhub-ltiauthenticator.
+        """,
+    )
+
+    deployment_ids = ListTrait(
+        Unicode(),
+        config=True,
+        help="""The deployment IDs this hub accepts from the platform (Moodle shows "Deployment ID").
+
+        Empty (default, as jupyterhub-ltiauthenticator has no such setting): every deployment of the
+        registered client is accepted. Listing them refuses launches from placements you did not set up
+        (https://www.imsglobal.org/spec/lti/v1p3/#lti-deployment-id-claim).
+        """,
+    )
+
+    platforms = ListTrait(
+        config=True,
+        help="""More platforms, each a dict with `issuer`, `client_id`, `authorize_url`, `jwks_endpoint`, and
+        optionally `token_url`, `deployment_ids` (list) and `name`. Users of different platforms never
+        share a hub user, even with the same `sub` or email.
+        """,
+    )
+
+    username_key = Unicode(
+        "",
+        config=True,
+        help="""Claim of the launch token whose value becomes the hub username, e.g. `email` or `given_name`;
+        `custom_<name>` reads `<name>` from the custom claim
+        (https://www.imsglobal.org/spec/lti/v1p3/#custom-properties-and-variable-substitution).
+
+        Empty (default): a name that cannot collide across platforms, the user's given name plus a hash of
+        (issuer, sub), such as `sam_3f2a9c01b4`. Whatever the key, the first launch links the platform
+        user to the hub user for good: the same person always lands as the same user, and a name already
+        linked to someone else (or a hub admin's) gets a short hash appended instead of being shared.
+        """,
+    )
+
+    time_leeway = Float(
+        10.0,
+        config=True,
+        help="""Seconds of clock difference allowed when checking the token's `exp` and `iat`
+        (https://www.imsglobal.org/spec/security/v1p0/#id-token).""",
+    )
+
+    tool_name = Unicode(
+        "JupyterHub", config=True, help="Tool name shown in the configuration JSON at /hub/lti13/config."
+    )
+
+    tool_description = Unicode(
+        "Launch interactive Jupyter notebooks with JupyterHub",
+        config=True,
+        help="Tool description shown in the configuration JSON at /hub/lti13/config.",
+    )
+
+    @default("platforms")
+    def _platforms_default(self) -> list[dict[str, Any]]:
+        return []
+
+    # -- wiring ----------------------------------------------------------------------------------
+
+    _tool_keys: ToolKeySet | None = None
+    _key_loader: PlatformKeyLoader | None = None
+
+    def login_url(self, base_url: str) -> str:
+        return str(url_path_join(base_url, "lti", "login"))
+
+    def callback_url(self, base_url: str) -> str:
+        return str(url_path_join(base_url, "lti13", "oauth_callback"))
+
+    def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
+        self.bind_to_hub(app)
+        return [
+            ("/lti/login", LtiInfoHandler),
+            ("/lti13/oauth_login", LTI13LoginHandler),
+            ("/lti13/oauth_callback", LTI13LaunchHandler),
+            ("/lti13/jwks", LTI13JwksHandler),
+            ("/lti13/config", LTI13ConfigHandler),
+        ]
+
+    def configured_registrations(self) -> list[Registration]:
+        entries: list[dict[str, Any]] = []
+        if self.issuer:
+            for client_id in sorted(self.client_id):
+                entries.append(
+                    {
+                        "issuer": self.issuer,
+                        "client_id": client_id,
+                        "authorize_url": self.authorize_url,
+                        "jwks_endpoint": self.jwks_endpoint,
+                        "token_url": self.token_url,
+                        "deployment_ids": list(self.deployment_ids),
+                    }
+                )
+        entries.extend(self.platforms)
+        registrations = []
+        for entry in entries:
+            deployment_ids = [str(d) for d in entry.get("deployment_ids") or ()]
+            registrations.append(
+                Registration(
+                    issuer=str(entry["issuer"]),
+                    client_id=str(entry["client_id"]),
+                    auth_login_url=str(entry["authorize_url"]),
+                    auth_token_url=str(entry.get("token_url", "")),
+                    key_set_url=str(entry["jwks_endpoint"]),
+                    deployments=tuple(Deployment(d) for d in deployment_ids),
+                    name=str(entry.get("name", "")),
+                    any_deployment=not deployment_ids,
+                )
+            )
+        return registrations
+
+    def save_configured_platforms(self) -> None:
+        if "RS256" not in self.jwks_algorithms:
+            self.log.warning("LTI 1.3 requires RS256; jwks_algorithms=%r is ignored", self.jwks_algorithms)
+        for registration in self.configured_registrations():
+            self.store.save_registration(registration)
+            if registration.any_deployment:
+                self.log.warning(
+                    "LTI 1.3 platform %s (client %s) accepts every deployment: set deployment_ids to restrict it",
+                    registration.issuer,
+                    registration.client_id,
+                )
+
+    @property
+    def tool_keys(self) -> ToolKeySet:
+        if self._tool_keys is None:
+            self._tool_keys = ToolKeySet(self.store)
+        return self._tool_keys
+
+    @property
+    def key_loader(self) -> PlatformKeyLoader:
+        if self._key_loader is None:
+            self._key_loader = PlatformKeyLoader(PLATFORM_KEYS)
+        return self._key_loader
+
+    # -- the protocol, through lti_core ---------------------------------------------------------
+
+    def redirect_uri(self, handler: Any) -> str:
+        return str(url_path_join(self.public_base_url(handler), "hub", "lti13", "oauth_callback"))
+
+    def begin_login(self, handler: Any, params: dict[str, str]) -> LoginRedirect:
+        login = OidcLogin(
+            self.store, tool_base_urls=[self.public_base_url(handler)], redirect_uri=self.redirect_uri(handler)
+        )
+        return login.begin(params)
+
+    async def authenticate(self, handler: Any, data: dict[str, Any] | None = None) -> dict[str, Any]:
+        data = data or {}
+        validator = LaunchValidator(
+            self.store, self.key_loader.keys, tool_base_urls=[self.public_base_url(handler)], leeway=self.time_leeway
+        )
+        id_token, state = str(data.get("id_token", "")), str(data.get("state", ""))
+        await self.key_loader.prepare(validator, id_token, state)  # the only I/O, awaited
+        launch = validator.validate(id_token, state, data.get("browser_states"))
+        return self.auth_model(handler, launch)
+
+    def claimed_username(self, launch: Launch) -> str:
+        key = self.username_key
+        if not key:
+            return ""
+        if key.startswith("custom_"):
+            value = launch.custom.get(key[len("custom_") :], "")
+        else:
+            value = launch.raw.get(key, "")
+        if not isinstance(value, str) or not value.strip():
+            self.log.warning("LTI 1.3 launch has no %r claim; using the default username", key)
+            return ""
+        return value.strip()
+
+    def tool_jwks(self) -> dict[str, Any]:
+        self.tool_keys.ensure_key()
+        return self.tool_keys.jwks()
+
+    def lti13_config(self, handler: Any) -> dict[str, Any]:
+        """What a platform admin pastes or reads: every URL of this hub's tool registration."""
+        base = self.public_base_url(handler)
+        target = str(url_path_join(base, "hub", "lti13", "oauth_callback"))
+        return {
+            "title": self.tool_name,
+            "description": self.tool_description,
+            "oidc_initiation_url": str(url_path_join(base, "hub", "lti13", "oauth_login")),
+            "target_link_uri": target,
+            "redirect_uris": [target],
+            "public_jwk_url": str(url_path_join(base, "hub", "lti13", "jwks")),
+            "scopes": [],
+            "custom_fields": {},
+            "extensions": [
+                {
+                    "platform": "canvas.instructure.com",
+                    "privacy_level": "public",
+                    "settings": {
+                        "placements": [
+                            {
+                                "placement": "course_navigation",
+                                "message_type": c.RESOURCE_LINK_REQUEST,
+                                "target_link_uri": target,
+                            },
+                            {
+                                "placement": "assignment_selection",
+                                "message_type": c.RESOURCE_LINK_REQUEST,
+                                "target_link_uri": target,
+                            },
+                        ]
+                    },
+                }
+            ],
+        }

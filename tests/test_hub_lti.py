@@ -1,0 +1,531 @@
+"""The JupyterHub host for real: a JupyterHub process behind configurable-http-proxy, launched into by a
+Moodle-like LTI 1.3 platform (real RSA keys, real JWKS) and by LTI 1.1 forms signed with oauthlib.
+
+Two hubs per module run: one with the LTI 1.3 authenticator, configured exactly as a
+jupyterhub-ltiauthenticator 1.6 config with only ``authenticator_class`` changed (plus two more
+platforms in ``platforms``), and one with the LTI 1.1 authenticator. Tests use their own platform
+user ids, so they share the hubs without seeing each other's users.
+"""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from traitlets.config import Config, PyFileConfigLoader
+
+from tests.hub import HubProcess
+from tests.peers import DELETE
+from tests.peers.lti11 import INSTRUCTOR, moodle_lti11_params, sign_lti11_launch
+from tests.peers.platform import INSTRUCTOR_ROLES, PlatformPeer
+
+pytestmark = pytest.mark.slow
+
+# What a browser sends with a form POST from another site (the platform's auto-submitted form).
+CROSS_SITE = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}
+CONSUMER_KEY, CONSUMER_SECRET = "moodle-key", "moodle-secret-0123456789"
+OTHER_KEY, OTHER_SECRET = "canvas-key", "canvas-secret-9876543210"
+
+#: A config for jupyterhub-ltiauthenticator 1.6's LTI 1.3 authenticator, as its docs write it.
+LTIAUTHENTICATOR_13_CONFIG = """
+c.JupyterHub.authenticator_class = "{authenticator_class}"
+c.LTI13Authenticator.issuer = "{issuer}"
+c.LTI13Authenticator.client_id = ["{client_id}"]
+c.LTI13Authenticator.authorize_url = "{issuer}/auth"
+c.LTI13Authenticator.jwks_endpoint = "{issuer}/jwks"
+c.LTI13Authenticator.jwks_algorithms = ["RS256"]
+c.LTI13Authenticator.uri_scheme = "auto"
+c.LTI13Authenticator.tool_name = "Notebooks"
+c.LTI13Authenticator.tool_description = "Course notebooks"
+"""
+
+#: The same for its LTI 1.1 authenticator.
+LTIAUTHENTICATOR_11_CONFIG = """
+c.JupyterHub.authenticator_class = "{authenticator_class}"
+c.LTI11Authenticator.consumers = {{"{key}": "{secret}", "{other_key}": "{other_secret}"}}
+c.LTI11Authenticator.username_key = "{username_key}"
+c.LTI11Authenticator.uri_scheme = "auto"
+c.LTI11Authenticator.config_title = "Notebooks"
+c.LTI11Authenticator.config_description = "Course notebooks"
+c.LTI11Authenticator.config_icon = "https://hub.example/icon.png"
+"""
+
+
+def crypt_key() -> str:
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+@pytest.fixture(scope="module")
+def platforms() -> Iterator[dict[str, PlatformPeer]]:
+    """The drop-in platform, a strict one (listed deployments) and one whose JWKS answers slowly."""
+    peers = {
+        "moodle": PlatformPeer(client_id="moodle-client"),
+        "strict": PlatformPeer(client_id="strict-client", deployment_id="7"),
+        "slow": PlatformPeer(client_id="slow-client", jwks_delay=3.0),
+    }
+    for peer in peers.values():
+        peer.start()
+    yield peers
+    for peer in peers.values():
+        peer.stop()
+
+
+@pytest.fixture(scope="module")
+def hub13(tmp_path_factory: pytest.TempPathFactory, platforms: dict[str, PlatformPeer]) -> Iterator[HubProcess]:
+    moodle, strict, slow = platforms["moodle"], platforms["strict"], platforms["slow"]
+    config = LTIAUTHENTICATOR_13_CONFIG.format(
+        authenticator_class="jupyter_lti.lti13.LTI13Authenticator", issuer=moodle.issuer, client_id=moodle.client_id
+    )
+    config += f"""
+c.LTI13Authenticator.platforms = [
+    {{"issuer": "{strict.issuer}", "client_id": "{strict.client_id}", "authorize_url": "{strict.auth_url}",
+      "jwks_endpoint": "{strict.jwks_url}", "deployment_ids": ["7"]}},
+    {{"issuer": "{slow.issuer}", "client_id": "{slow.client_id}", "authorize_url": "{slow.auth_url}",
+      "jwks_endpoint": "{slow.jwks_url}"}},
+]
+c.LTI13Authenticator.instructor_group = "instructors"
+"""
+    hub = HubProcess(tmp_path_factory.mktemp("hub13"), config, env={"JUPYTERHUB_CRYPT_KEY": crypt_key()})
+    with hub.start():
+        for peer in platforms.values():
+            peer.register_redirect_uri(hub.hub_url + "lti13/oauth_callback")
+        yield hub
+
+
+@pytest.fixture(scope="module")
+def hub11(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    config = LTIAUTHENTICATOR_11_CONFIG.format(
+        authenticator_class="lti11",  # the entry point name
+        key=CONSUMER_KEY,
+        secret=CONSUMER_SECRET,
+        other_key=OTHER_KEY,
+        other_secret=OTHER_SECRET,
+        username_key="",
+    )
+    hub = HubProcess(tmp_path_factory.mktemp("hub11"), config, env={"JUPYTERHUB_CRYPT_KEY": crypt_key()})
+    with hub.start():
+        yield hub
+
+
+@pytest.fixture
+def browser() -> Iterator[requests.Session]:
+    with requests.Session() as session:
+        yield session
+
+
+def api(hub: HubProcess, path: str) -> Any:
+    response = requests.get(
+        hub.hub_url + "api/" + path, headers={"Authorization": f"token {hub.api_token}"}, timeout=30
+    )
+    response.raise_for_status()
+    return response.json()
+
+
+def user_names(hub: HubProcess) -> set[str]:
+    return {user["name"] for user in api(hub, "users")}
+
+
+def new_user_id() -> str:
+    return str(secrets.randbelow(10**9) + 1000)
+
+
+def launch13(
+    browser: requests.Session,
+    hub: HubProcess,
+    platform: PlatformPeer,
+    *,
+    target: str = "",
+    claims: dict[str, Any] | None = None,
+    **login_overrides: Any,
+) -> requests.Response:
+    """A whole LTI 1.3 launch as the browser makes it; returns the hub's answer to the id_token POST."""
+    login_url = hub.hub_url + "lti13/oauth_login"
+    form = platform.login_form(
+        login_url, target or hub.hub_url + "lti13/oauth_callback", claims=claims, **login_overrides
+    )
+    response = browser.post(login_url, data=form, headers=CROSS_SITE, allow_redirects=False, timeout=30)
+    if response.status_code != 302:
+        return response
+    status, action, fields = platform.authorize_redirect(response.headers["Location"])
+    assert status == 200 and action == hub.hub_url + "lti13/oauth_callback", (status, action, fields)
+    return browser.post(action, data=fields, headers=CROSS_SITE, allow_redirects=False, timeout=60)
+
+
+def launch11(
+    browser: requests.Session,
+    hub: HubProcess,
+    *,
+    key: str = CONSUMER_KEY,
+    secret: str = CONSUMER_SECRET,
+    path: str = "lti/ltiaccess",
+    url: str = "",
+    headers: dict[str, str] | None = None,
+    **params: Any,
+) -> requests.Response:
+    launch_url = hub.hub_url + path
+    form = sign_lti11_launch(url or launch_url, key, secret, moodle_lti11_params(**params))
+    return browser.post(
+        launch_url, data=form, headers={**CROSS_SITE, **(headers or {})}, allow_redirects=False, timeout=60
+    )
+
+
+def follow_to_server(browser: requests.Session, hub: HubProcess, response: requests.Response) -> requests.Response:
+    """Follow the redirects after a launch, as the browser does, until the user's server answers.
+
+    The spawn-pending page waits for the server with JavaScript; here the REST API is polled instead.
+    """
+    assert response.status_code == 302, response.text[:2000]
+    deadline = time.monotonic() + 90
+    location = response.headers["Location"]
+    while time.monotonic() < deadline:
+        response = browser.get(requests.compat.urljoin(hub.url, location), allow_redirects=False, timeout=60)
+        if response.status_code in (301, 302, 303, 307):
+            location = response.headers["Location"]
+            continue
+        pending = re.match(r"/hub/spawn-pending/([^/?]+)", urlsplit(response.url).path)
+        if pending is None:
+            return response
+        name = pending.group(1)
+        while not api(hub, f"users/{name}")["servers"].get("", {}).get("ready"):
+            assert time.monotonic() < deadline, "the user's server never became ready"
+            time.sleep(0.3)
+        location = f"/user/{name}/"
+    raise AssertionError("the launch never reached the user's server")
+
+
+def assert_refused(response: requests.Response, reason: str, status: int | None = None) -> None:
+    assert 400 <= response.status_code < 500, (response.status_code, response.text[:500])
+    if status is not None:
+        assert response.status_code == status
+    assert f"<code>{reason}</code>" in response.text, response.text[:2000]
+    assert "Traceback" not in response.text
+
+
+# -- LTI 1.3 -------------------------------------------------------------------------------------
+
+
+def test_lti13_launch_creates_the_user_and_lands_on_their_server(browser, hub13, platforms):
+    moodle = platforms["moodle"]
+    moodle.user_id = new_user_id()
+    response = launch13(browser, hub13, moodle)
+    assert response.status_code == 302, response.text[:2000]
+    name = next(n for n in user_names(hub13) if n.startswith("sam_"))
+    landed = follow_to_server(browser, hub13, response)
+    assert landed.status_code == 200
+    assert urlsplit(landed.url).path.startswith(f"/user/{name}/"), landed.url
+    user = api(hub13, f"users/{name}")
+    assert user["servers"][""]["ready"] is True
+    assert user["admin"] is False and user["groups"] == []
+
+
+def test_second_launch_reuses_the_user_and_keeps_the_launch_context(browser, hub13, platforms):
+    moodle = platforms["moodle"]
+    moodle.user_id = new_user_id()
+    before = user_names(hub13)
+    assert launch13(browser, hub13, moodle).status_code == 302
+    (name,) = user_names(hub13) - before
+    with requests.Session() as other_browser:
+        assert launch13(other_browser, hub13, moodle).status_code == 302
+    assert user_names(hub13) - before == {name}
+    state = api(hub13, f"users/{name}")["auth_state"]["lti"]
+    assert state["platform"] == moodle.issuer and state["user_id"] == moodle.user_id
+    assert state["ags"]["lineitem"].startswith(moodle.issuer) and state["nrps"]["context_memberships_url"]
+    assert state["context"]["id"] == "2" and state["resource_link"]["id"] == "1"
+
+
+def test_same_sub_on_another_platform_is_another_user(browser, hub13, platforms):
+    moodle, strict = platforms["moodle"], platforms["strict"]
+    moodle.user_id = strict.user_id = new_user_id()
+    before = user_names(hub13)
+    assert launch13(browser, hub13, moodle).status_code == 302
+    with requests.Session() as other:
+        assert launch13(other, hub13, strict).status_code == 302
+    assert len(user_names(hub13) - before) == 2
+
+
+def test_instructor_joins_the_instructor_group_and_a_learner_never_is_admin(browser, hub13, platforms):
+    moodle = platforms["moodle"]
+    moodle.user_id = new_user_id()
+    before = user_names(hub13)
+    assert launch13(browser, hub13, moodle, claims={"roles": INSTRUCTOR_ROLES}).status_code == 302
+    (name,) = user_names(hub13) - before
+    assert api(hub13, f"users/{name}")["groups"] == ["instructors"]
+    with requests.Session() as other:  # the same person, a learner in another course
+        assert launch13(other, hub13, moodle).status_code == 302
+    user = api(hub13, f"users/{name}")
+    assert user["groups"] == [] and user["admin"] is False
+
+
+def test_custom_next_opens_a_notebook_path_in_the_users_server(browser, hub13, platforms):
+    moodle = platforms["moodle"]
+    moodle.user_id = new_user_id()
+    response = launch13(browser, hub13, moodle, claims={"custom": {"next": "lab/tree/week1/intro.ipynb"}})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/hub/user-redirect/lab/tree/week1/intro.ipynb"
+
+
+def test_landing_outside_the_hub_is_never_used(browser, hub13, platforms):
+    moodle = platforms["moodle"]
+    moodle.user_id = new_user_id()
+    response = launch13(browser, hub13, moodle, claims={"custom": {"next": "https://evil.example/phish"}})
+    assert response.status_code == 302
+    assert not urlsplit(response.headers["Location"]).netloc
+    assert_refused(
+        launch13(browser, hub13, moodle, target="https://evil.example/hub/"), "target_link_outside_tool", 403
+    )
+
+
+def test_target_link_uri_within_the_hub_is_where_the_launch_lands(browser, hub13, platforms):
+    moodle = platforms["moodle"]
+    moodle.user_id = new_user_id()
+    target = hub13.hub_url + "user-redirect/lab/tree/project.ipynb"
+    response = launch13(browser, hub13, moodle, target=target)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/hub/user-redirect/lab/tree/project.ipynb"
+
+
+REFUSED_13 = [
+    ({"aud": "someone-else"}, "wrong_audience", 401),
+    ({"iss": "https://evil.example"}, "wrong_issuer", 401),
+    ({"exp": 1_000_000_000}, "token_expired", 401),
+    ({"nonce": "not-the-nonce"}, "nonce_mismatch", 401),
+    ({"deployment_id": DELETE}, "unknown_deployment", 403),
+    ({"sub": DELETE}, "sub_missing", 400),
+    ({"version": "1.1.0"}, "invalid_version", 400),
+    ({"message_type": "LtiSomethingElse"}, "unsupported_message_type", 400),
+]
+
+
+@pytest.mark.parametrize(("claims", "reason", "status"), REFUSED_13, ids=[r for _, r, _ in REFUSED_13])
+def test_refused_lti13_launches_get_a_readable_page_and_make_no_user(claims, reason, status, browser, hub13, platforms):
+    moodle = platforms["moodle"]
+    moodle.user_id = new_user_id()
+    before = user_names(hub13)
+    assert_refused(launch13(browser, hub13, moodle, claims=claims), reason, status)
+    assert user_names(hub13) == before
+
+
+def test_forged_replayed_and_stateless_id_tokens_are_refused(browser, hub13, platforms):
+    moodle = platforms["moodle"]
+    moodle.user_id = new_user_id()
+    login_url = hub13.hub_url + "lti13/oauth_login"
+    form = moodle.login_form(login_url, hub13.hub_url + "lti13/oauth_callback")
+    response = browser.post(login_url, data=form, headers=CROSS_SITE, allow_redirects=False)
+    _, action, fields = moodle.authorize_redirect(response.headers["Location"])
+    head, body, signature = fields["id_token"].split(".")
+    forged = {**fields, "id_token": f"{head}.{body}.{signature[:-4]}AAAA"}
+    assert_refused(browser.post(action, data=forged, headers=CROSS_SITE), "bad_signature", 401)
+    assert_refused(browser.post(action, data={**fields, "state": ""}, headers=CROSS_SITE), "state_missing", 400)
+    assert browser.post(action, data=fields, headers=CROSS_SITE, allow_redirects=False).status_code == 302
+    assert_refused(browser.post(action, data=fields, headers=CROSS_SITE), "nonce_reused", 401)
+
+
+def test_deployments_listed_for_a_platform_are_enforced(browser, hub13, platforms):
+    strict = platforms["strict"]
+    strict.user_id = new_user_id()
+    assert_refused(launch13(browser, hub13, strict, claims={"deployment_id": "8"}), "unknown_deployment", 403)
+    assert launch13(browser, hub13, strict).status_code == 302
+
+
+def test_unknown_platform_is_refused_at_login(browser, hub13, platforms):
+    response = launch13(browser, hub13, platforms["moodle"], iss="https://unknown.example")
+    assert_refused(response, "unknown_platform", 401)
+
+
+def test_a_slow_jwks_fetch_does_not_block_the_hub(browser, hub13, platforms):
+    slow = platforms["slow"]  # its JWKS answers after 3 s, and nothing has fetched it yet
+    slow.user_id = new_user_id()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        launching = pool.submit(launch13, browser, hub13, slow)
+        while slow.jwks_fetches == 0:  # the hub is now waiting on the platform
+            assert not launching.done(), launching.result().text[:2000]
+            time.sleep(0.05)
+        started = time.monotonic()
+        answer = requests.get(hub13.hub_url + "api/", timeout=10)
+        waited = time.monotonic() - started
+        assert answer.status_code == 200 and not launching.done()
+        assert waited < 1.0, f"/hub/api answered after {waited:.2f} s: the launch blocked the event loop"
+        assert launching.result().status_code == 302
+    assert slow.jwks_fetches == 1
+    slow.user_id = new_user_id()
+    with requests.Session() as other:
+        assert launch13(other, hub13, slow).status_code == 302
+    assert slow.jwks_fetches == 1  # steady state: the cached key set, no fetch
+
+
+def test_lti_posts_need_no_xsrf_but_other_hub_forms_keep_it(browser, hub13, platforms):
+    moodle = platforms["moodle"]
+    moodle.user_id = new_user_id()
+    response = launch13(browser, hub13, moodle)  # cross-site POSTs without any _xsrf
+    assert response.status_code == 302
+    refused = browser.post(hub13.hub_url + "spawn", headers=CROSS_SITE, allow_redirects=False)
+    assert refused.status_code == 403 and "_xsrf" in refused.text
+
+
+def test_tool_jwks_and_config_are_served(hub13):
+    jwks = requests.get(hub13.hub_url + "lti13/jwks", timeout=10).json()
+    assert jwks["keys"] and all(set(k) <= {"kty", "n", "e", "kid", "alg", "use"} for k in jwks["keys"])
+    config = requests.get(hub13.hub_url + "lti13/config", timeout=10).json()
+    assert config["oidc_initiation_url"] == hub13.hub_url + "lti13/oauth_login"
+    assert config["public_jwk_url"] == hub13.hub_url + "lti13/jwks"
+    assert config["title"] == "Notebooks"
+
+
+def test_a_visit_without_a_launch_explains_how_to_get_in(hub13):
+    response = requests.get(hub13.url, timeout=10)
+    assert_refused(response, "not_signed_in", 401)
+
+
+# -- LTI 1.1 -------------------------------------------------------------------------------------
+
+
+def test_lti11_launch_creates_the_user_and_lands_on_their_server(browser, hub11):
+    user_id = new_user_id()
+    before = user_names(hub11)
+    response = launch11(browser, hub11, user_id=user_id)
+    landed = follow_to_server(browser, hub11, response)
+    (name,) = user_names(hub11) - before
+    assert landed.status_code == 200 and urlsplit(landed.url).path.startswith(f"/user/{name}/")
+    state = api(hub11, f"users/{name}")["auth_state"]
+    assert state["lti"]["lis_outcome_service_url"] == "https://moodle.example/mod/lti/service.php"
+    assert state["lti"]["lis_result_sourcedid"].startswith('{"data"')
+    assert "oauth_signature" not in state and state["user_id"] == user_id
+
+
+def test_lti11_second_launch_and_the_old_launch_url_reuse_the_user(browser, hub11):
+    user_id = new_user_id()
+    before = user_names(hub11)
+    assert launch11(browser, hub11, user_id=user_id).status_code == 302
+    assert launch11(browser, hub11, user_id=user_id, path="lti/launch").status_code == 302
+    assert len(user_names(hub11) - before) == 1
+
+
+def test_lti11_same_user_id_from_another_consumer_is_another_user(browser, hub11):
+    user_id = new_user_id()
+    before = user_names(hub11)
+    assert launch11(browser, hub11, user_id=user_id).status_code == 302
+    assert launch11(browser, hub11, user_id=user_id, key=OTHER_KEY, secret=OTHER_SECRET).status_code == 302
+    assert len(user_names(hub11) - before) == 2
+
+
+def test_lti11_behind_a_proxy_checks_the_public_url(browser, hub11):
+    public = "https://hub.example.org/hub/lti/ltiaccess"
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "hub.example.org"}
+    assert launch11(browser, hub11, user_id=new_user_id(), url=public, headers=forwarded).status_code == 302
+    assert_refused(launch11(browser, hub11, user_id=new_user_id(), url=public), "bad_signature", 401)
+
+
+def test_refused_lti11_launches_get_a_readable_page_and_make_no_user(browser, hub11):
+    before = user_names(hub11)
+    assert_refused(launch11(browser, hub11, user_id=new_user_id(), secret="wrong"), "bad_signature", 401)
+    assert_refused(launch11(browser, hub11, key="nobody", user_id=new_user_id()), "unknown_consumer", 401)
+    assert_refused(launch11(browser, hub11, user_id=""), "user_id_missing", 400)
+    url = hub11.hub_url + "lti/ltiaccess"
+    old = sign_lti11_launch(
+        url,
+        CONSUMER_KEY,
+        CONSUMER_SECRET,
+        moodle_lti11_params(user_id=new_user_id()),
+        timestamp=int(time.time()) - 3600,
+    )
+    assert_refused(browser.post(url, data=old, headers=CROSS_SITE), "timestamp_out_of_window", 401)
+    assert_refused(browser.get(url), "method_not_allowed", 400)
+    assert user_names(hub11) == before
+    form = sign_lti11_launch(url, CONSUMER_KEY, CONSUMER_SECRET, moodle_lti11_params(user_id=new_user_id()))
+    assert browser.post(url, data=form, headers=CROSS_SITE, allow_redirects=False).status_code == 302
+    after_first = user_names(hub11)
+    assert_refused(browser.post(url, data=form, headers=CROSS_SITE), "nonce_reused", 401)
+    assert user_names(hub11) == after_first
+
+
+def test_lti11_instructor_is_not_admin_by_default(browser, hub11):
+    before = user_names(hub11)
+    assert launch11(browser, hub11, user_id=new_user_id(), roles=INSTRUCTOR).status_code == 302
+    (name,) = user_names(hub11) - before
+    assert api(hub11, f"users/{name}")["admin"] is False
+
+
+def test_lti11_config_xml(hub11):
+    xml = requests.get(hub11.hub_url + "lti11/config", timeout=10).text
+    assert f"<blti:launch_url>{hub11.hub_url}lti/ltiaccess</blti:launch_url>" in xml
+    assert "<blti:title>Notebooks</blti:title>" in xml
+
+
+# -- drop-in for jupyterhub-ltiauthenticator ------------------------------------------------------
+
+
+def load(config_text: str, tmp_path: Path) -> Config:
+    path = tmp_path / "jupyterhub_config.py"
+    path.write_text(config_text)
+    return PyFileConfigLoader(path.name, str(tmp_path)).load_config()
+
+
+@pytest.mark.parametrize("version", ["1.1", "1.3"])
+def test_an_ltiauthenticator_config_is_understood_by_both_classes(version, tmp_path):
+    """The config the hubs above run on is a genuine jupyterhub-ltiauthenticator config: its traits load
+    into ltiauthenticator's class and into ours, with the same values."""
+    if version == "1.3":
+        from ltiauthenticator.lti13.auth import LTI13Authenticator as Theirs
+
+        from jupyter_lti.lti13 import LTI13Authenticator as Ours
+
+        text = LTIAUTHENTICATOR_13_CONFIG.format(
+            authenticator_class="x", issuer="https://moodle.example", client_id="abc"
+        )
+        traits = [
+            "issuer",
+            "client_id",
+            "authorize_url",
+            "jwks_endpoint",
+            "jwks_algorithms",
+            "uri_scheme",
+            "tool_name",
+            "tool_description",
+        ]
+    else:
+        from ltiauthenticator.lti11.auth import LTI11Authenticator as Theirs
+
+        from jupyter_lti.lti11 import LTI11Authenticator as Ours
+
+        text = LTIAUTHENTICATOR_11_CONFIG.format(
+            authenticator_class="x", key="k", secret="s", other_key="k2", other_secret="s2", username_key="user_id"
+        )
+        traits = ["consumers", "username_key", "uri_scheme", "config_title", "config_description", "config_icon"]
+    config = load(text, tmp_path)
+    theirs, ours = Theirs(config=config), Ours(config=config, store_url="sqlite://")
+    for trait in traits:
+        assert getattr(ours, trait) == getattr(theirs, trait), trait
+        assert ours.trait_metadata(trait, "config") and ours.trait_metadata(trait, "help"), trait
+
+
+def test_every_option_is_configurable_with_help_that_links_the_spec():
+    from jupyter_lti.lti11 import LTI11Authenticator
+    from jupyter_lti.lti13 import LTI13Authenticator
+
+    for cls in (LTI11Authenticator, LTI13Authenticator):
+        own = {name for k in cls.mro() if k.__module__.startswith("jupyter_lti") for name in vars(k)}
+        for name, trait in cls.class_traits(config=True).items():
+            if name in own:
+                assert len(trait.help) > 40, f"{cls.__name__}.{name}"
+        protocol = [
+            n for n in ("username_key", "uri_scheme", "jwks_endpoint", "consumers") if cls.class_traits().get(n)
+        ]
+        for name in protocol:
+            assert re.search(r"https://www\.imsglobal\.org/spec", cls.class_traits()[name].help), name
+
+
+def test_authenticators_are_registered_as_entry_points():
+    from importlib.metadata import entry_points
+
+    names = {ep.name: ep.value for ep in entry_points(group="jupyterhub.authenticators")}
+    assert names["lti11"] == "jupyter_lti.lti11:LTI11Authenticator"
+    assert names["lti13"] == "jupyter_lti.lti13:LTI13Authenticator"
