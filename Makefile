@@ -17,7 +17,7 @@ PYTEST_TIMEOUT ?= 780
 LANGUAGES := fr
 DOMAIN := lti_publish
 POT := translations/$(DOMAIN).pot
-I18N_SOURCES := lti_core lti_xblock static/js
+I18N_SOURCES := lti_core lti_xblock jupyter_lti static/js
 
 .PHONY: venv test lint typecheck pytest demo bench translations clean
 
