@@ -50,7 +50,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict lti_core
+	$(BIN)/mypy --strict lti_core jupyter_lti
 
 # Starts throwaway PostgreSQL and MariaDB servers for the run and stops them afterwards, also on
 # failure or ^C. Without a server, the tests needing it skip (fail when CI=true).

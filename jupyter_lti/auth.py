@@ -177,7 +177,7 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
 
     def public_base_url(self, handler: RequestHandler) -> str:
         """The hub's public root, with the hub's base_url: ``https://hub.example/prefix/``."""
-        return self.public_origin(handler) + handler.settings.get("base_url", "/")
+        return self.public_origin(handler) + str(handler.settings.get("base_url", "/"))
 
     def public_request_url(self, handler: RequestHandler) -> str:
         return self.public_origin(handler) + handler.request.uri

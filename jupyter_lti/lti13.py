@@ -115,7 +115,7 @@ class LTI13Authenticator(LtiAuthenticator, _LtiAuthenticator13):  # type: ignore
         """,
     )
 
-    platforms = ListTrait(
+    platforms: ListTrait[dict[str, Any]] = ListTrait(
         config=True,
         help="""More platforms, each a dict with `issuer`, `client_id`, `authorize_url`, `jwks_endpoint`, and
         optionally `token_url`, `deployment_ids` (list) and `name`. Users of different platforms never
