@@ -9,6 +9,8 @@ reason code and a 4xx status, never a traceback.
 from __future__ import annotations
 
 import json
+import secrets
+import time
 from typing import Any
 
 from jupyterhub.handlers import BaseHandler
@@ -19,6 +21,7 @@ from lti_core.i18n import N_, translation
 from lti_publish_assets import TRANSLATIONS_DIR, error_page_html
 
 STATE_COOKIE_PREFIX = "lti1p3_state_"
+PURGE_EVERY = 200
 HINT = N_("Launch again from your course. If this keeps happening, give the reason code to your administrator.")
 
 
@@ -73,8 +76,11 @@ class LtiHandler(BaseHandler):  # type: ignore[misc]
         if user is None:  # verified, but the hub's allow/block lists say no
             self.refuse(Forbidden("user_not_allowed", N_("Your account is not allowed to use this hub.")))
             return None
-        launch = self.lti_launch
-        self.redirect(self.authenticator.landing_url(self, launch, user))
+        if secrets.randbelow(PURGE_EVERY) == 0:
+            # States and nonces expire within minutes; sweeping now and then keeps the tables small
+            # without a scheduler.
+            self.authenticator.store.purge_expired(time.time())
+        self.redirect(self.authenticator.landing_url(self, self.lti_launch, user))
         return user
 
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
@@ -369,6 +369,23 @@ def test_lti_posts_need_no_xsrf_but_other_hub_forms_keep_it(browser, hub13, plat
     assert response.status_code == 302
     refused = browser.post(hub13.hub_url + "spawn", headers=CROSS_SITE, allow_redirects=False)
     assert refused.status_code == 403 and "_xsrf" in refused.text
+
+
+def test_lti13_behind_a_proxy_uses_the_public_url(browser, hub13, platforms):
+    """The redirect URI sent to the platform and the target link check use the forwarded public URL."""
+    forwarded = {**CROSS_SITE, "X-Forwarded-Proto": "https", "X-Forwarded-Host": "hub.example.org"}
+    moodle = platforms["moodle"]
+    login_url = hub13.hub_url + "lti13/oauth_login"
+    public_target = "https://hub.example.org/hub/lti13/oauth_callback"
+    form = moodle.login_form(login_url, public_target)
+    response = browser.post(login_url, data=form, headers=forwarded, allow_redirects=False)
+    assert response.status_code == 302, response.text[:2000]
+    query = dict(parse_qsl(urlsplit(response.headers["Location"]).query))
+    assert query["redirect_uri"] == public_target
+    # Without the proxy's headers, the same public target is not this hub's address.
+    form = moodle.login_form(login_url, public_target)
+    refused = browser.post(login_url, data=form, headers=CROSS_SITE, allow_redirects=False)
+    assert_refused(refused, "target_link_outside_tool", 403)
 
 
 def test_tool_jwks_and_config_are_served(hub13):
