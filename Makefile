@@ -76,11 +76,13 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+# The workbench tool on 127.0.0.1:8000 (launch page /demo/) and a real JupyterHub with the LTI 1.3
+# authenticator on :8001 (proxy API :8002, hub :8003), state in var/. Ctrl-C or SIGTERM stops both.
 demo: $(DEMO_STAMP)
 	$(BIN)/python -m lti_xblock.demo
 
 bench: $(STAMP)
-	$(BIN)/python bench/launch.py
+	$(BIN)/python bench/launch.py --hub
 
 # Extract every marked string (N_, _, gettext... in Python and JavaScript), merge it into each
 # language's catalog (creating missing ones) and compile the .mo files that ship in the wheel.

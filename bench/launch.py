@@ -485,6 +485,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="also print the results as JSON, on the last line")
     parser.add_argument("--only", choices=("lti13", "lti11"), help="run one section only")
     parser.add_argument(
+        "--hub",
+        action="store_true",
+        help="afterwards, also run bench/hub.py (launches through two real JupyterHubs) with its defaults; "
+        "with --json, its JSON line comes last",
+    )
+    parser.add_argument(
         "--jwks-server",
         choices=("process", "thread"),
         default="process",
@@ -515,6 +521,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         doc = {"info": info, "results": [r.as_dict() for r in results]}
         print()
         print(json.dumps(doc, ensure_ascii=False, separators=(",", ":")))  # one line, the last: `tail -n1 | jq`
+    if args.hub:
+        from bench import hub  # only now: it needs the jupyterhub extra and configurable-http-proxy
+
+        print(flush=True)
+        return hub.main(["--json"] if args.json else [])
     return 0
 
 

@@ -298,6 +298,11 @@ class SqlAlchemyStore:
                     parsed = parsed.update_query_dict({"charset": "utf8mb4"})
         connect_args.update(kwargs.pop("connect_args", {}))
         self.engine = create_engine(parsed, connect_args=connect_args, **kwargs)
+        # Read on every launch, written almost never: registrations change only through this store
+        # (the hub is one process, its config the writer) and user links never change once made.
+        # Kept in memory, they save two database round trips per launch.
+        self._registration_cache: dict[tuple[str, str], Registration] = {}
+        self._link_cache: dict[tuple[str, str], UserLink] = {}
         if backend == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas(file_database=not memory))
         with self._serial:
@@ -378,13 +383,19 @@ class SqlAlchemyStore:
             return self._registrations(connection.execute(query).all())
 
     def get_registration(self, issuer: str, client_id: str) -> Registration | None:
+        cached = self._registration_cache.get((issuer, client_id))
+        if cached is not None:
+            return cached
         found = self._select_registrations(registrations.c.issuer == issuer, registrations.c.client_id == client_id)
+        if found:
+            self._registration_cache[(issuer, client_id)] = found[0]
         return found[0] if found else None
 
     def find_registrations(self, issuer: str) -> list[Registration]:
         return self._select_registrations(registrations.c.issuer == issuer)
 
     def save_registration(self, registration: Registration) -> None:
+        self._registration_cache.pop((registration.issuer, registration.client_id), None)
         key = {"issuer": registration.issuer, "client_id": registration.client_id}
         with self._begin() as connection:
             self._upsert(
@@ -512,13 +523,20 @@ class SqlAlchemyStore:
 
     # user links ------------------------------------------------------------------------------
     def get_user_link(self, platform: str, platform_user_id: str) -> UserLink | None:
+        cached = self._link_cache.get((platform, platform_user_id))
+        if cached is not None:
+            return cached
         with self._begin() as connection:
             local_user_id = connection.execute(
                 select(user_links.c.local_user_id).where(
                     user_links.c.platform == platform, user_links.c.platform_user_id == platform_user_id
                 )
             ).scalar_one_or_none()
-        return UserLink(platform, platform_user_id, local_user_id) if local_user_id is not None else None
+        if local_user_id is None:
+            return None
+        link = UserLink(platform, platform_user_id, local_user_id)
+        self._link_cache[(platform, platform_user_id)] = link
+        return link
 
     def save_user_link(self, link: UserLink) -> UserLink:
         try:

@@ -1,19 +1,29 @@
-"""`make demo` as a new user meets it: the real demo process, its printout, and its local launch page."""
+"""`make demo` as a new user meets it: the real demo process, its printout, and its local launch page,
+with the demo JupyterHub (a real hub, its proxy and JupyterLab servers) beside the workbench."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 import requests
 
-from tests.peers.platform import parse_autosubmit_form
+from tests.hub import alive, cmdline, descendants, port_is_open
+from tests.peers.platform import PlatformPeer, parse_autosubmit_form
+
+REPO = Path(__file__).parent.parent
+AUTOSUBMIT = 'onload="document.forms[0].submit()"'
 
 
 def free_port() -> int:
@@ -22,65 +32,158 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    port = free_port()
-    var = tmp_path_factory.mktemp("demo-var")
-    env = {**os.environ, "LTI_PUBLISH_VAR": str(var), "LTI_PUBLISH_PORT": str(port)}
+@dataclass
+class Demo:
+    """One `python -m lti_xblock.demo` process (what `make demo` runs) and where it serves."""
+
+    process: subprocess.Popen[bytes]
+    var: Path
+    base: str  # the workbench, with the local launch page at /demo/
+    hub: str  # the demo JupyterHub's public URL, http://127.0.0.1:<port>/
+    hub_ports: tuple[int, int, int]
+
+    @property
+    def printout(self) -> str:
+        return (self.var / "demo.log").read_text()
+
+    def stop(self) -> int:
+        """SIGTERM, as `kill` or a service manager sends; the exit status."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=60)
+
+
+def start_demo(var: Path, env: dict[str, str] | None = None) -> Demo:
+    port, hub_ports = free_port(), (free_port(), free_port(), free_port())
+    env = {
+        **os.environ,
+        "LTI_PUBLISH_VAR": str(var),
+        "LTI_PUBLISH_PORT": str(port),
+        "LTI_PUBLISH_HUB_PORT": str(hub_ports[0]),
+        "LTI_PUBLISH_HUB_PROXY_API_PORT": str(hub_ports[1]),
+        "LTI_PUBLISH_HUB_INTERNAL_PORT": str(hub_ports[2]),
+        **(env or {}),
+    }
     env.pop("DJANGO_SETTINGS_MODULE", None)
-    log = (var / "demo.log").open("w+")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lti_xblock.demo"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=Path(__file__).parent.parent,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(base + "/demo/", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, (var / "demo.log").read_text()
+    with (var / "demo.log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "lti_xblock.demo"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO
+        )
+    demo = Demo(process, var, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{env['LTI_PUBLISH_HUB_PORT']}/", hub_ports)
+    deadline = time.monotonic() + 90
+    while True:  # the hub starts (or fails to) before the workbench serves
+        try:
+            if requests.get(demo.base + "/demo/", timeout=2).status_code == 200:
+                return demo
+        except requests.ConnectionError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            if process.poll() is None:
+                demo.stop()
+            raise AssertionError(demo.printout)
+        time.sleep(0.3)
+
+
+class _LaunchForms(HTMLParser):
+    """The launch page's forms: (action, hidden fields, the buttons' (attributes, name, value))."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[tuple[str, dict[str, str], list[dict[str, str | None]]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "form":
+            self.forms.append((a.get("action") or "", {}, []))
+        elif self.forms and tag == "input" and a.get("name"):
+            self.forms[-1][1][str(a["name"])] = a.get("value") or ""
+        elif self.forms and tag == "button":
+            self.forms[-1][2].append(a)
+
+
+def click(page: requests.Response, **data_attributes: str) -> tuple[str, dict[str, str]]:
+    """What a browser POSTs when the button with these data-* attributes is clicked: (action, fields)."""
+    parser = _LaunchForms()
+    parser.feed(page.text)
+    for action, fields, buttons in parser.forms:
+        for button in buttons:
+            if all(button.get(f"data-{k}") == v for k, v in data_attributes.items()):
+                return urljoin(page.url, action), {**fields, str(button["name"]): str(button["value"])}
+    raise AssertionError(f"no button with {data_attributes} on {page.url}")
+
+
+def browse(browser: requests.Session, response: requests.Response, deadline: float) -> requests.Response:
+    """Go on as a browser does: follow redirects, submit auto-submitting forms, and wait on JupyterHub's
+    spawn-pending page (its JavaScript waits for the server; here the page is asked again until it
+    redirects to the server). Returns the first other page."""
+    while True:
+        assert time.monotonic() < deadline, f"still at {response.url} ({response.status_code})"
+        if response.status_code in (301, 302, 303, 307):
+            location = urljoin(response.url, response.headers["Location"])
+            response = browser.get(location, allow_redirects=False, timeout=60)
+        elif AUTOSUBMIT in response.text:
+            action, fields = parse_autosubmit_form(response.text)
+            response = browser.post(action, data=fields, allow_redirects=False, timeout=60)
+        elif urlsplit(response.url).path.startswith("/hub/spawn-pending/"):
+            assert response.status_code == 200, response.text[:2000]
             time.sleep(0.3)
-        yield base, (var / "demo.log").read_text()
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
+            response = browser.get(response.url, allow_redirects=False, timeout=60)
+        else:
+            return response
+
+
+# -- the workbench, with a hub that cannot start -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    """The demo with its hub's public port taken by someone else: the workbench runs without the hub."""
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        demo = start_demo(tmp_path_factory.mktemp("demo-var"), {"LTI_PUBLISH_HUB_PORT": str(taken)})
+        try:
+            yield demo
+        finally:
+            assert demo.stop() == 0, demo.printout
 
 
 def test_demo_prints_what_to_paste_into_moodle(demo):
-    base, printout = demo
     for expected in (
-        f"{base}/demo/",
+        f"{demo.base}/demo/",
         "/ltiaccess",
-        f"{base}/lti_publish/lti13/login",
-        f"{base}/lti_publish/lti13/launch",
-        f"{base}/lti_publish/lti13/jwks",
+        f"{demo.base}/lti_publish/lti13/login",
+        f"{demo.base}/lti_publish/lti13/launch",
+        f"{demo.base}/lti_publish/lti13/jwks",
         "lti-publish add-platform",
         "lti-publish issue-consumer",
     ):
-        assert expected in printout
+        assert expected in demo.printout
+
+
+def test_a_hub_that_cannot_start_leaves_the_workbench_running_and_says_why(demo):
+    port = urlsplit(demo.hub).port
+    why = f"port {port} (public) on 127.0.0.1 is in use"
+    assert "JupyterHub: NOT started; the workbench demo runs without it. Why: " + why in demo.printout
+    page = requests.get(demo.base + "/demo/", timeout=10)
+    assert "The demo JupyterHub is not running: " + why in page.text
+    assert 'data-tool="jupyterhub"' not in page.text
+    refused = requests.post(demo.base + "/demo/launch", data={"role": "learner", "tool": "jupyterhub"}, timeout=10)
+    assert refused.status_code == 400
 
 
 @pytest.mark.parametrize("version", ["1.1", "1.3"])
 @pytest.mark.parametrize(("role", "label"), [("learner", "(learner)"), ("instructor", "(staff)")])
 def test_local_launch_page_launches_onto_the_content_signed_in(demo, version, role, label):
-    base, _ = demo
     with requests.Session() as browser:
-        page = browser.get(base + "/demo/")
+        page = browser.get(demo.base + "/demo/")
         assert page.status_code == 200 and 'data-version="1.3"' in page.text
         content_id = page.text.split('name="content_id" value="', 1)[1].split('"', 1)[0]
         response = browser.post(
-            base + "/demo/launch", data={"content_id": content_id, "role": role, "version": version}
+            demo.base + "/demo/launch", data={"content_id": content_id, "role": role, "version": version}
         )
         for _ in range(3):  # the auto-submitting forms a browser would submit
-            if 'onload="document.forms[0].submit()"' not in response.text:
+            if AUTOSUBMIT not in response.text:
                 break
             action, fields = parse_autosubmit_form(response.text)
             response = browser.post(action, data=fields)
@@ -91,3 +194,106 @@ def test_local_launch_page_launches_onto_the_content_signed_in(demo, version, ro
         # globals and the CSRF cookie (a learner pressing "check" was tried in Chromium).
         assert "studentId = student_id" in response.text and "js/runtime/1.js" in response.text
         assert browser.cookies.get("csrftoken")
+
+
+# -- the demo JupyterHub, for real --------------------------------------------------------------
+
+
+def moodle_lines() -> str:
+    """The hub config lines `make demo` prints for a Moodle platform (placeholders still in)."""
+    from jupyter_lti.demo import DemoHub, DemoPlatform
+
+    lines = DemoHub(Path("/nonexistent"), DemoPlatform("", "", "", "")).instructions()
+    first = next(i for i, line in enumerate(lines) if "platforms.append(" in line)
+    last = next(i for i, line in enumerate(lines) if i > first and line.strip() == "})")
+    return textwrap.dedent("\n".join(lines[first : last + 1]))
+
+
+@pytest.mark.slow
+def test_make_demo_launches_into_jupyterlab_with_the_welcome_notebook_and_stops_clean(tmp_path):
+    started = time.monotonic()
+    with PlatformPeer(client_id="moodleclient123", deployment_id="5") as moodle:
+        # An admin who followed the printout for a Moodle: its values in the local hub config.
+        snippet = moodle_lines()
+        for placeholder, value in {
+            "<Platform ID>": moodle.issuer,
+            "<Client ID>": moodle.client_id,
+            "<Deployment ID>": moodle.deployment_id,
+            "<Authentication request URL>": moodle.auth_url,
+            "<Public keyset URL>": moodle.jwks_url,
+            "<Access token URL>": moodle.token_url,
+        }.items():
+            snippet = snippet.replace(placeholder, value)
+        (tmp_path / "jupyterhub").mkdir()
+        (tmp_path / "jupyterhub" / "jupyterhub_config.local.py").write_text("c = get_config()  # noqa\n" + snippet)
+
+        demo = start_demo(tmp_path)
+        try:
+            hub = demo.hub
+            printout = demo.printout
+            for expected in (
+                f"JupyterHub (LTI 1.3; JupyterLab for each user): {hub}hub/",
+                '"Learner · JupyterHub (LTI 1.3)"',
+                f"Tool URL:            {hub}hub/lti13/oauth_callback",
+                "LTI version:         LTI 1.3",
+                "Public key type:     Keyset URL",
+                f"Public keyset:       {hub}hub/lti13/jwks",
+                f"Initiate login URL:  {hub}hub/lti13/oauth_login",
+                f"Redirection URI(s):  {hub}hub/lti13/oauth_callback",
+                "Custom parameters:   next=lab/tree/welcome.ipynb",
+                str(tmp_path / "jupyterhub" / "jupyterhub_config.local.py"),
+                *moodle_lines().splitlines(),
+            ):
+                assert expected in printout, expected
+
+            landed_as = {}
+            for role in ("learner", "instructor"):
+                with requests.Session() as browser:
+                    page = browser.get(demo.base + "/demo/", timeout=10)
+                    assert f"{role.capitalize()} &middot; JupyterHub (LTI 1.3)" in page.text
+                    action, fields = click(page, tool="jupyterhub", role=role)
+                    assert fields == {"role": role, "tool": "jupyterhub"}
+                    response = browser.post(action, data=fields, allow_redirects=False, timeout=30)
+                    landed = browse(browser, response, time.monotonic() + 40)
+                    # In the user's own JupyterLab, on the welcome notebook.
+                    assert landed.status_code == 200, (landed.url, landed.text[:2000])
+                    path = urlsplit(landed.url).path
+                    assert path.startswith("/user/") and path.endswith("/lab/tree/welcome.ipynb"), landed.url
+                    assert "jupyterlab" in landed.text.lower()
+                    name = path.split("/")[2]
+                    notebook = browser.get(f"{hub}user/{name}/api/contents/welcome.ipynb", timeout=30)
+                    assert notebook.status_code == 200, notebook.text[:500]
+                    assert notebook.json()["type"] == "notebook"
+                    assert notebook.json()["content"]["nbformat"] == 4
+                    landed_as[role] = name
+            assert landed_as["learner"].startswith("ada_") and landed_as["instructor"].startswith("grace_")
+            homes = tmp_path / "jupyterhub" / "home"
+            assert {p.name for p in homes.iterdir()} == set(landed_as.values())
+
+            # The Moodle added with the printed lines launches too (to the same landing, before any spawn).
+            moodle.register_redirect_uri(hub + "hub/lti13/oauth_callback")
+            with requests.Session() as browser:
+                form = moodle.login_form(
+                    hub + "hub/lti13/oauth_login",
+                    hub + "hub/lti13/oauth_callback",
+                    claims={"custom": {"next": "lab/tree/welcome.ipynb"}},
+                )
+                response = browser.post(hub + "hub/lti13/oauth_login", data=form, allow_redirects=False, timeout=30)
+                assert response.status_code == 302, response.text[:2000]
+                status, action, fields = moodle.authorize_redirect(response.headers["Location"])
+                assert status == 200 and action == hub + "hub/lti13/oauth_callback", (status, fields)
+                response = browser.post(action, data=fields, allow_redirects=False, timeout=30)
+                assert response.status_code == 302, response.text[:2000]
+                assert response.headers["Location"] == "/hub/user-redirect/lab/tree/welcome.ipynb"
+
+            # Stopping the demo stops the hub, its proxy and both JupyterLab servers: nothing is left.
+            running = descendants(demo.process.pid)
+            commands = " ".join(cmdline(pid) for pid in running)
+            assert "jupyterhub-singleuser" in commands and "configurable-http-proxy" in commands
+        finally:
+            status = demo.stop()
+        assert status == 0, demo.printout[-3000:]
+        assert "JupyterHub stopped." in demo.printout
+        assert not [pid for pid, starttime in running.items() if alive(pid, starttime)]
+        assert not any(port_is_open(port) for port in demo.hub_ports)
+    assert time.monotonic() - started < 60

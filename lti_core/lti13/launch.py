@@ -76,6 +76,9 @@ class LaunchValidator:
         self._tool_base_urls = (tool_base_urls,) if isinstance(tool_base_urls, str) else tuple(tool_base_urls)
         self._leeway = leeway
         self._now = now
+        # What key_set_to_fetch read, so validate does not read it again (one validator per request).
+        self._read_state: OidcState | None = None
+        self._read_registration: Registration | None = None
 
     # -- the steps, in order ------------------------------------------------------------------
 
@@ -93,7 +96,9 @@ class LaunchValidator:
             raise InvalidRequest("state_missing", N_("The launch is missing its state; please launch again."))
         if browser_states and state not in browser_states:
             raise Forbidden("state_not_bound", N_("This launch was started in another browser; please launch again."))
-        found = self._store.get_state(state, now)
+        found = self._read_state if self._read_state is not None and self._read_state.state == state else None
+        if found is None or found.expires_at <= now:
+            found = self._store.get_state(state, now)
         if found is None:
             raise AuthenticationFailed(
                 "state_unknown", N_("The launch has expired or was not started here; please launch again.")
@@ -101,7 +106,9 @@ class LaunchValidator:
         return found
 
     def registration(self, state: OidcState) -> Registration:
-        registration = self._store.get_registration(state.issuer, state.client_id)
+        registration = self._read_registration
+        if registration is None or (registration.issuer, registration.client_id) != (state.issuer, state.client_id):
+            registration = self._store.get_registration(state.issuer, state.client_id)
         if registration is None:
             raise AuthenticationFailed("unknown_platform", N_("This platform is not registered with the tool."))
         return registration
@@ -189,6 +196,7 @@ class LaunchValidator:
             if not isinstance(kid, str) or not kid or oidc_state is None or header.get("alg") != "RS256":
                 return None
             registration = self._store.get_registration(oidc_state.issuer, oidc_state.client_id)
+            self._read_state, self._read_registration = oidc_state, registration
             if registration is None or self._keys.plan(registration.key_set_url, kid) is not None:
                 return None
         except LtiError:

@@ -1,9 +1,17 @@
-"""`make demo`: migrate, set up a demo platform, serve the tool on 127.0.0.1, print what to paste."""
+"""`make demo`: migrate, set up a demo platform, start the demo JupyterHub, serve the tool on 127.0.0.1,
+print what to paste. Ctrl-C or SIGTERM stops everything, the hub's proxy and users' servers too."""
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
+from types import FrameType
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    """SIGTERM as Ctrl-C: runserver then returns and the finally below stops the hub."""
+    raise KeyboardInterrupt
 
 
 def main() -> None:
@@ -15,15 +23,33 @@ def main() -> None:
     import django
 
     django.setup()
+    from django.conf import settings
     from django.core.management import call_command
 
+    from lti_xblock.demo import hub as demo_hub
     from lti_xblock.demo.setup import prepare
 
     # The workbench app has models but no migrations: run_syncdb creates its tables.
     call_command("migrate", verbosity=0, interactive=False, run_syncdb=True)
     print(prepare(base))
     sys.stdout.flush()
-    call_command("runserver", f"{host}:{port}", use_reloader=False, insecure_serving=True, use_threading=True)
+    signal.signal(signal.SIGTERM, _interrupt)
+    hub = None
+    try:
+        hub, text = demo_hub.start(base, host, settings.VAR_DIR)
+        print(text)
+        sys.stdout.flush()
+        call_command("runserver", f"{host}:{port}", use_reloader=False, insecure_serving=True, use_threading=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        # Stopping takes a few seconds: a second Ctrl-C must not leave the hub's processes behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if hub is not None:
+            print("Stopping the demo JupyterHub (its proxy and users' servers) ...", flush=True)
+            hub.stop()
+            print("JupyterHub stopped.", flush=True)
 
 
 if __name__ == "__main__":

@@ -2,15 +2,19 @@
 
 It launches into this tool exactly as Moodle would: LTI 1.1 form POSTs signed by oauthlib, and the
 LTI 1.3 OIDC dance (login initiation POST, authorization endpoint, id_token signed with its own
-RSA key and published at its own JWKS URL). It is demo code: it trusts whoever opens the page.
+RSA key and published at its own JWKS URL). It launches the same way (LTI 1.3) into the demo
+JupyterHub that `make demo` runs beside it (lti_xblock/demo/hub.py). It is demo code: it trusts
+whoever opens the page.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import time
 import uuid
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 from urllib.parse import parse_qsl
@@ -24,6 +28,8 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 from oauthlib.oauth1 import SIGNATURE_HMAC_SHA1, SIGNATURE_TYPE_BODY, Client
 
+from jupyter_lti.demo import NEXT as HUB_NEXT
+from jupyter_lti.demo import HubLti13Urls
 from lti_core.i18n import N_
 from lti_core.lti13 import claims as c
 from lti_publish_assets import static_text
@@ -33,6 +39,10 @@ from lti_xblock.launch_details import launch_details, lti13_redirect_uri, tool_b
 CLIENT_ID = "demo-client"
 DEPLOYMENT_ID = "1"
 CONSUMER_KEY = "demo-consumer"
+# The demo JupyterHub (lti_xblock/demo/hub.py): its registration with this platform, and whether it runs.
+HUB_CLIENT_ID = "demo-jupyterhub"
+HUB_URL_ENV = "LTI_PUBLISH_DEMO_HUB_URL"  # set by `make demo` once the hub answers
+HUB_ERROR_ENV = "LTI_PUBLISH_DEMO_HUB_ERROR"  # why it does not run
 PEOPLE = {
     "learner": {
         "user_id": "101",
@@ -57,6 +67,29 @@ def base_url(request: HttpRequest) -> str:
 
 def issuer(base: str) -> str:
     return f"{base}/demo/platform"
+
+
+def demo_hub() -> HubLti13Urls | None:
+    """The URLs of the demo JupyterHub, when `make demo` runs one."""
+    url = os.environ.get(HUB_URL_ENV, "")
+    return HubLti13Urls(url) if url else None
+
+
+@dataclass(frozen=True)
+class ToolRegistration:
+    """A tool as this platform knows it: where id_tokens may go, and the custom claim of its links."""
+
+    redirect_uri: str
+    custom: dict[str, str] = field(default_factory=dict)
+
+
+def registered_tools(base: str) -> dict[str, ToolRegistration]:
+    """The tools registered with this platform, by client_id: this tool, and the demo hub if it runs."""
+    tools = {CLIENT_ID: ToolRegistration(lti13_redirect_uri(base))}
+    hub = demo_hub()
+    if hub is not None:
+        tools[HUB_CLIENT_ID] = ToolRegistration(hub.launch, {"next": HUB_NEXT})
+    return tools
 
 
 @cache
@@ -112,9 +145,34 @@ def launch_page(request: HttpRequest) -> HttpResponse:
                 "lti13_jwks_url": _(N_("Public keyset URL")),
                 "empty": _(N_("No published content.")),
             },
+            "hub": hub_section(),
             "css": static_text("css/lti_publish.css"),
         },
     )
+
+
+def hub_section() -> dict[str, Any]:
+    """The launch page's JupyterHub part: its buttons and URLs, or why the hub does not run."""
+    hub = demo_hub()
+    return {
+        "title": _(N_("JupyterHub (LTI 1.3)")),
+        "intro": _(
+            N_(
+                "Each launch signs the person in to the demo JupyterHub and opens welcome.ipynb in their own "
+                "JupyterLab (custom parameter next=lab/tree/welcome.ipynb)."
+            )
+        ),
+        "urls": hub,
+        "button": _(N_("JupyterHub (LTI 1.3)")),
+        "unavailable": _(N_("The demo JupyterHub is not running: %(reason)s"))
+        % {"reason": os.environ.get(HUB_ERROR_ENV) or _(N_("`make demo` did not start it."))},
+        "labels": {
+            "launch": _(N_("Tool URL and redirection URI")),
+            "login": _(N_("Initiate login URL")),
+            "jwks": _(N_("Public keyset URL")),
+            "config": _(N_("Configuration (JSON)")),
+        },
+    }
 
 
 @csrf_exempt
@@ -124,6 +182,8 @@ def start_launch(request: HttpRequest) -> HttpResponse:
 
     base = base_url(request)
     person = PEOPLE.get(request.POST.get("role", ""))
+    if request.POST.get("tool") == "jupyterhub":
+        return start_hub_launch(request, base, person)
     content_id = request.POST.get("content_id", "")
     if person is None or not content_id:
         return HttpResponseBadRequest("role and content_id are required")
@@ -176,14 +236,37 @@ def start_launch(request: HttpRequest) -> HttpResponse:
     )
 
 
+def start_hub_launch(request: HttpRequest, base: str, person: dict[str, Any] | None) -> HttpResponse:
+    """The login initiation into the demo JupyterHub, as Moodle POSTs it to /hub/lti13/oauth_login."""
+    hub = demo_hub()
+    if person is None:
+        return HttpResponseBadRequest("role is required")
+    if hub is None:
+        return HttpResponseBadRequest("the demo JupyterHub is not running")
+    hint = json.dumps({"role": request.POST["role"], "target": hub.launch})
+    return autosubmit(
+        request,
+        hub.login,
+        {
+            "iss": issuer(base),
+            "login_hint": person["user_id"],
+            "target_link_uri": hub.launch,
+            "lti_message_hint": hint,
+            "client_id": HUB_CLIENT_ID,
+            "lti_deployment_id": DEPLOYMENT_ID,
+        },
+    )
+
+
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 def authorize(request: HttpRequest) -> HttpResponse:
     """The platform's OIDC authorization endpoint: checks the tool's request, answers with an id_token."""
     params = request.POST if request.method == "POST" else request.GET
     base = base_url(request)
-    expected_redirect = lti13_redirect_uri(base)
-    if params.get("redirect_uri") != expected_redirect or params.get("client_id") != CLIENT_ID:
+    client_id = params.get("client_id", "")
+    tool = registered_tools(base).get(client_id)
+    if tool is None or params.get("redirect_uri") != tool.redirect_uri:
         return HttpResponseBadRequest("unregistered redirect_uri or client_id")
     if params.get("response_type") != "id_token" or params.get("scope") != "openid" or not params.get("nonce"):
         return HttpResponseBadRequest("not an LTI 1.3 authentication request")
@@ -195,7 +278,7 @@ def authorize(request: HttpRequest) -> HttpResponse:
     now = int(time.time())
     claims: dict[str, Any] = {
         "iss": issuer(base),
-        "aud": CLIENT_ID,
+        "aud": client_id,
         "sub": params.get("login_hint"),
         "iat": now,
         "exp": now + 60,
@@ -217,6 +300,8 @@ def authorize(request: HttpRequest) -> HttpResponse:
         },
         c.LAUNCH_PRESENTATION: {"locale": request.LANGUAGE_CODE, "document_target": "window"},
     }
+    if tool.custom:
+        claims[c.CUSTOM] = dict(tool.custom)
     key = platform_key()
     token = jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
     return autosubmit(request, params["redirect_uri"], {"id_token": token, "state": params.get("state", "")})

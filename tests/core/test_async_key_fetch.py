@@ -36,3 +36,16 @@ def test_registration_open_to_any_deployment(platform):
     assert registration.has_deployment("42")
     assert not registration.has_deployment("")
     assert not dataclasses.replace(registration, any_deployment=False).has_deployment("42")
+
+
+def test_validate_after_key_set_to_fetch_reads_state_and_registration_once(store, platform, state, tool, clock):
+    reads: list[str] = []
+    get_state, get_registration = store.get_state, store.get_registration
+    store.get_state = lambda *a: reads.append("state") or get_state(*a)  # type: ignore[method-assign]
+    store.get_registration = lambda *a: reads.append("registration") or get_registration(*a)  # type: ignore[method-assign]
+    keys = PlatformKeyCache(platform.fetch, now=clock)
+    validator = LaunchValidator(store, keys, tool_base_urls=[tool.base_url], now=clock)
+    token = platform.token(state)
+    validator.key_set_to_fetch(token, state.state)
+    assert validator.validate(token, state.state, [state.state]).platform_user_id == "2"
+    assert reads == ["state", "registration"]
