@@ -40,7 +40,6 @@ import argparse
 import http.client
 import json
 import os
-import platform as pyplatform
 import signal
 import statistics
 import subprocess
@@ -53,7 +52,6 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -63,6 +61,7 @@ if __package__ in (None, ""):  # run as a script: make `tests` and `bench` impor
 
 import requests  # noqa: E402
 
+from bench import machine  # noqa: E402
 from tests.hub import HubProcess  # noqa: E402
 from tests.peers.platform import PlatformPeer  # noqa: E402
 
@@ -539,24 +538,9 @@ def run(args: argparse.Namespace, stack: ExitStack, info: dict[str, Any]) -> lis
 
 
 def _versions() -> dict[str, str]:
-    out = {"python": pyplatform.python_version()}
-    for dist in ("jupyterhub", "jupyterhub-ltiauthenticator", "tornado", "SQLAlchemy", "PyJWT", "cryptography"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = "missing"
-    return out
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return pyplatform.processor() or pyplatform.machine()
+    return machine.versions(
+        "jupyterhub", "jupyterhub-ltiauthenticator", "tornado", "SQLAlchemy", "PyJWT", "cryptography"
+    )
 
 
 def report(rows: list[Row], info: dict[str, Any]) -> str:
@@ -637,7 +621,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     info: dict[str, Any] = {
         "versions": _versions(),
-        "cpu": _cpu_model(),
+        "cpu": machine.cpu_model(),
         "cores": os.cpu_count(),
         "launches": args.launches,
         "rounds": args.rounds,

@@ -16,14 +16,12 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +29,10 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable from t
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import fixtures as fx  # noqa: E402
-from bench import peers  # noqa: E402
+from bench import (
+    machine,  # noqa: E402
+    peers,  # noqa: E402
+)
 from bench.jwks_server import JwksServer  # noqa: E402
 
 WARMUP = 300  # launches per implementation before its first timed round (tokens of their own)
@@ -358,24 +359,9 @@ def run_lti11(args: argparse.Namespace, series: dict[str, Series], info: dict[st
 
 
 def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for dist in ("joserfc", "cryptography", "PyJWT", "PyLTI1p3", "jwcrypto", "jupyterhub-ltiauthenticator", "oauthlib"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = "missing"
-    return out
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return machine.versions(
+        "joserfc", "cryptography", "PyJWT", "PyLTI1p3", "jwcrypto", "jupyterhub-ltiauthenticator", "oauthlib"
+    )
 
 
 def _table(title: str, rows: list[Series], baseline: str) -> list[str]:
@@ -502,7 +488,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     info: dict[str, Any] = {
         "versions": _versions(),
-        "cpu": _cpu_model(),
+        "cpu": machine.cpu_model(),
         "seconds": args.seconds,
         "rounds": args.rounds,
         "jwks_server": args.jwks_server,

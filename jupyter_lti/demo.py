@@ -10,43 +10,31 @@ spawns JupyterLab with SimpleLocalProcessSpawner (no system users: homes are dir
 state directory) and copies a welcome notebook into every new home. Everything it writes stays in
 the state directory. Demo code: SimpleLocalProcessSpawner gives users no isolation from each other.
 
-JupyterHub starts the proxy and each single-user server in a session of their own, so signals to
-the hub's process group do not reach them: the hub stops them itself on SIGTERM, and ``stop`` ends
-any process it saw below the hub that outlived it (Linux: read from /proc). The hub also gets
-SIGTERM if the process that started it dies without stopping it.
+Running the hub is jupyter_lti.hubprocess's (shared with the tests' hub): JupyterHub starts the proxy
+and each single-user server in a session of their own, so signals to the hub's process group do not
+reach them: the hub stops them itself on SIGTERM, and ``stop`` ends any process it saw below the hub
+that outlived it (Linux: read from /proc). The demo's hub also gets SIGTERM if the process that
+started it dies without stopping it.
 
 Not imported by the hub's own code, and imports nothing from JupyterHub at module level.
 """
 
 from __future__ import annotations
 
-import ctypes
-import os
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-VENV_BIN = Path(sys.prefix) / "bin"
-PROJECT_CHP = REPO / "node_modules" / ".bin" / "configurable-http-proxy"
+from jupyter_lti.hubprocess import HubChild, port_in_use
 
 WELCOME_NOTEBOOK = "welcome.ipynb"
 #: The custom parameter a launch carries so that it opens the welcome notebook (see LtiAuthenticator).
 NEXT = f"lab/tree/{WELCOME_NOTEBOOK}"
 #: Extra hub settings an admin adds (a platform from Moodle, ...): read at each start when it exists.
 LOCAL_CONFIG = "jupyterhub_config.local.py"
-STOP_TIMEOUT = 30.0
-LOG_TAIL_LINES = 30
 
 
 class HubNotStarted(RuntimeError):
@@ -167,96 +155,35 @@ def expose_launch(spawner: Any, auth_state: dict[str, Any] | None) -> None:
     }
 
 
-# --- processes, from /proc -------------------------------------------------------------------------
-
-
-def _stat(pid: int) -> tuple[str, int, int, int] | None:
-    """(state, ppid, pgrp, starttime) of a process, or None when it is gone."""
-    try:
-        data = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = data[data.rindex(")") + 2 :].split()  # the command name may hold spaces and parentheses
-    return fields[0], int(fields[1]), int(fields[2]), int(fields[19])
-
-
-def alive(pid: int, starttime: int) -> bool:
-    """True while that very process (not a later one with the same pid) runs; zombies count as gone."""
-    stat = _stat(pid)
-    return stat is not None and stat[3] == starttime and stat[0] not in ("Z", "X")
-
-
-def descendants(root: int) -> dict[int, int]:
-    """Every live process below ``root``, as {pid: starttime}."""
-    children: dict[int, list[int]] = {}
-    starttimes: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            stat = _stat(int(entry.name))
-            if stat is not None and stat[0] not in ("Z", "X"):
-                children.setdefault(stat[1], []).append(int(entry.name))
-                starttimes[int(entry.name)] = stat[3]
-    found: dict[int, int] = {}
-    todo = [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found[child] = starttimes[child]
-                todo.append(child)
-    return found
-
-
-def _terminate_with_parent() -> None:
-    """In the hub's process, before exec: SIGTERM when the demo process dies (Linux prctl)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def port_in_use(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return True
-    return False
-
-
 # --- the hub ---------------------------------------------------------------------------------------
 
 
-class DemoHub:
+class DemoHub(HubChild):
     """One JupyterHub (and its proxy) on ``host``, its state in ``state_dir``; see the module docstring."""
+
+    append_log = False  # a new log at each `make demo`
+    die_with_parent = True
+    install_hint = "the jupyterhub extra (`make demo` installs it)"
 
     def __init__(
         self, state_dir: Path, platform: DemoPlatform, *, host: str = "127.0.0.1", ports: HubPorts | None = None
     ) -> None:
-        self.state_dir = Path(state_dir).resolve()
-        self.platform = platform
-        self.host = host
         self.ports = ports or HubPorts()
-        self.url = f"http://{host}:{self.ports.public}/"
+        super().__init__(
+            state_dir, port=self.ports.public, proxy_api_port=self.ports.proxy_api, hub_port=self.ports.hub, host=host
+        )
+        self.state_dir = self.workdir
+        self.platform = platform
         self.urls = HubLti13Urls(self.url)
-        self.config_path = self.state_dir / "jupyterhub_config.py"
         self.local_config_path = self.state_dir / LOCAL_CONFIG
-        self.log_path = self.state_dir / "jupyterhub.log"
         self.welcome_path = self.state_dir / WELCOME_NOTEBOOK
-        self.homes = self.state_dir / "home"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.seen: dict[int, int] = {}  # every process seen below the hub: what stop() makes sure is gone
 
     # -- files ---------------------------------------------------------------------------------
 
     def chp_command(self) -> str:
-        if PROJECT_CHP.exists():
-            return str(PROJECT_CHP)
-        return shutil.which("configurable-http-proxy") or ""
+        return super().chp_command() or shutil.which("configurable-http-proxy") or ""
 
     def config_text(self) -> str:
-        s = self.state_dir
-        jupyter = s / "jupyter"
         p = self.platform
         lines = [
             "# Written by `make demo` (jupyter_lti/demo.py) at each start: edits here are lost.",
@@ -266,16 +193,11 @@ class DemoHub:
             "from jupyter_lti.demo import copy_welcome_notebook, expose_launch",
             "",
             "c = get_config()  # noqa",
-            f"c.JupyterHub.bind_url = {self.url!r}",
-            f"c.JupyterHub.hub_bind_url = {f'http://{self.host}:{self.ports.hub}'!r}",
-            f"c.ConfigurableHTTPProxy.api_url = {f'http://{self.host}:{self.ports.proxy_api}'!r}",
-            f"c.ConfigurableHTTPProxy.command = [{self.chp_command()!r}]",
-            f"c.ConfigurableHTTPProxy.pid_file = {str(s / 'jupyterhub-proxy.pid')!r}",
-            f"c.JupyterHub.db_url = {'sqlite:///' + str(s / 'jupyterhub.sqlite')!r}",
-            f"c.JupyterHub.cookie_secret_file = {str(s / 'jupyterhub_cookie_secret')!r}",
-            f"c.JupyterHub.pid_file = {str(s / 'jupyterhub.pid')!r}",
-            "c.JupyterHub.cleanup_servers = True",
-            "c.JupyterHub.cleanup_proxy = True",
+            "# The hub behind its proxy, and JupyterLab for each user from this virtualenv, with a home in",
+            "# the demo's state directory.",
+            *self.process_config_lines(),
+            f"c.Spawner.pre_spawn_hook = copy_welcome_notebook({str(self.welcome_path)!r})",
+            "c.Spawner.auth_state_hook = expose_launch",
             "",
             "# The LTI 1.3 authenticator, trusting the demo's local launch page as a platform.",
             'c.JupyterHub.authenticator_class = "lti13"',
@@ -287,25 +209,17 @@ class DemoHub:
             f"c.LTI13Authenticator.deployment_ids = [{p.deployment_id!r}]",
             'c.LTI13Authenticator.tool_name = "lti-publish demo JupyterHub"',
             "",
-            "# JupyterLab for each user, from this virtualenv, with a home in the demo's state directory.",
-            'c.JupyterHub.spawner_class = "simple"',
-            f"c.SimpleLocalProcessSpawner.home_dir_template = {str(self.homes / '{username}')!r}",
-            f"c.Spawner.cmd = [{str(VENV_BIN / 'jupyterhub-singleuser')!r}]",
-            f"c.Spawner.args = {['--allow-root'] if os.geteuid() == 0 else []!r}",
-            'c.Spawner.default_url = "/lab"',
-            "c.Spawner.environment = {",
-            f"    'JUPYTER_RUNTIME_DIR': {str(jupyter / 'runtime')!r},",
-            f"    'JUPYTER_CONFIG_DIR': {str(jupyter / 'config')!r},",
-            f"    'JUPYTER_DATA_DIR': {str(jupyter / 'data')!r},",
-            f"    'IPYTHONDIR': {str(jupyter / 'ipython')!r},",
-            "}",
-            f"c.Spawner.pre_spawn_hook = copy_welcome_notebook({str(self.welcome_path)!r})",
-            "c.Spawner.auth_state_hook = expose_launch",
-            "",
             f"if os.path.exists({str(self.local_config_path)!r}):",
             f"    load_subconfig({str(self.local_config_path)!r})  # noqa: F821",
         ]
         return "\n".join(lines) + "\n"
+
+    def write_files(self) -> None:
+        import nbformat
+
+        self.homes.mkdir(exist_ok=True)
+        nbformat.write(welcome_notebook(), str(self.welcome_path))
+        super().write_files()
 
     def crypt_key(self) -> str:
         """The key JupyterHub encrypts auth_state (the launch context) with, kept across runs."""
@@ -316,151 +230,23 @@ class DemoHub:
         return path.read_text().strip()
 
     def hub_env(self) -> dict[str, str]:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("JUPYTERHUB_", "JPY_", "JUPYTER_", "DJANGO_", "LTI_PUBLISH_"))
-            and k != "CONFIGPROXY_AUTH_TOKEN"
-        }
-        jupyter = self.state_dir / "jupyter"
-        env.update(
-            JUPYTER_RUNTIME_DIR=str(jupyter / "runtime"),
-            JUPYTER_CONFIG_DIR=str(jupyter / "config"),
-            JUPYTER_DATA_DIR=str(jupyter / "data"),
-            JUPYTERHUB_CRYPT_KEY=self.crypt_key(),
-            PYTHONUNBUFFERED="1",
-        )
+        env = {k: v for k, v in super().hub_env().items() if not k.startswith(("DJANGO_", "LTI_PUBLISH_"))}
+        env["JUPYTERHUB_CRYPT_KEY"] = self.crypt_key()
         return env
-
-    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
 
     # -- running -------------------------------------------------------------------------------
 
+    def start_error(self, message: str, *, timed_out: bool = False) -> Exception:
+        return HubNotStarted(message)
+
     def check(self) -> None:
         """What must be there before starting; HubNotStarted says what is missing, and how to get it."""
-        for program in ("jupyterhub", "jupyterhub-singleuser"):
-            if not (VENV_BIN / program).exists():
-                raise HubNotStarted(f"{VENV_BIN / program} is missing (the jupyterhub extra: `make demo` installs it)")
-        if not self.chp_command():
-            raise HubNotStarted(f"{PROJECT_CHP} is missing (`npm ci` installs it from package-lock.json)")
+        super().check()
         if shutil.which("node") is None:
             raise HubNotStarted("node is not on PATH (configurable-http-proxy runs on Node.js)")
         for name, port in (("public", self.ports.public), ("proxy API", self.ports.proxy_api), ("hub", self.ports.hub)):
             if port_in_use(self.host, port):
                 raise HubNotStarted(f"port {port} ({name}) on {self.host} is in use (another `make demo`?)")
-
-    def start(self, timeout: float = 60) -> DemoHub:
-        """Write the state directory, start the hub, wait until /hub/health answers through the proxy."""
-        if self.process is not None:
-            raise RuntimeError("this hub was started already")
-        self.check()
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.homes.mkdir(exist_ok=True)
-        import nbformat
-
-        nbformat.write(welcome_notebook(), str(self.welcome_path))
-        self.config_path.write_text(self.config_text())
-        env = self.hub_env()
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(  # noqa: S603 (fixed program, our own config)
-                [str(VENV_BIN / "jupyterhub"), "-f", str(self.config_path)],
-                cwd=self.state_dir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_terminate_with_parent,
-            )
-        health = self.urls.hub + "health"
-        deadline = time.monotonic() + timeout
-        try:
-            while True:
-                self.track()
-                if self.process.poll() is not None:
-                    raise HubNotStarted(
-                        f"JupyterHub exited with status {self.process.returncode} while starting; "
-                        f"the end of {self.log_path}:\n{self.log_tail()}"
-                    )
-                try:
-                    with urllib.request.urlopen(health, timeout=2) as response:  # noqa: S310 (our http URL)
-                        if response.status == 200:
-                            break
-                except (urllib.error.URLError, OSError):
-                    pass
-                if time.monotonic() > deadline:
-                    raise HubNotStarted(
-                        f"JupyterHub did not answer {health} within {timeout:.0f} s; "
-                        f"the end of {self.log_path}:\n{self.log_tail()}"
-                    )
-                time.sleep(0.2)
-        except BaseException:
-            self.stop()
-            raise
-        self.track()
-        return self
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def track(self) -> dict[int, int]:
-        """Note (and return) the processes now below the hub."""
-        if self.process is None or self.process.poll() is not None:
-            return {}
-        now = descendants(self.process.pid)
-        self.seen.update(now)
-        return now
-
-    def survivors(self) -> list[int]:
-        return [pid for pid, starttime in self.seen.items() if alive(pid, starttime)]
-
-    def stop(self) -> None:
-        """SIGTERM the hub, which stops its users' servers and its proxy; then end whatever outlived it."""
-        process = self.process
-        if process is None:
-            return
-        try:
-            if process.poll() is None:
-                self.track()
-                process.send_signal(signal.SIGTERM)
-                deadline = time.monotonic() + STOP_TIMEOUT
-                while process.poll() is None and time.monotonic() < deadline:
-                    self.track()
-                    time.sleep(0.1)
-                if process.poll() is None:
-                    try:
-                        os.killpg(process.pid, signal.SIGKILL)  # it leads its own session and group
-                    except ProcessLookupError:
-                        pass
-                    process.wait(10)
-            else:
-                process.wait()
-        finally:
-            self._end_survivors()
-
-    def _end_survivors(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            left = self.survivors()
-            if not left:
-                return
-            for pid in left:
-                stat = _stat(pid)
-                try:
-                    # The proxy and the single-user servers lead groups of their own (kernels...).
-                    if stat is not None and stat[2] == pid:
-                        os.killpg(pid, sig)
-                    else:
-                        os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
-            deadline = time.monotonic() + 5
-            while self.survivors() and time.monotonic() < deadline:
-                time.sleep(0.05)
 
     # -- what `make demo` prints ----------------------------------------------------------------
 
