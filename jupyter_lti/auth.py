@@ -18,6 +18,7 @@ from jupyterhub.utils import url_path_join
 from tornado.web import RequestHandler
 from traitlets import Bool, CaselessStrEnum, Unicode, default
 
+from jupyter_lti.handlers import LtiInfoHandler
 from jupyter_lti.store import SqlAlchemyStore, default_store_url, describe_url
 from lti_core.errors import InvalidRequest
 from lti_core.i18n import N_
@@ -148,13 +149,23 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
             self.save_configured_platforms()
         return self._store
 
-    def bind_to_hub(self, app: Any) -> None:
-        """Called from ``get_handlers``: the hub's database decides where the LTI store goes."""
-        self._hub_db_url = str(getattr(app, "db_url", "") or self._hub_db_url)
-        _ = self.store
-
     def save_configured_platforms(self) -> None:
         """Write the platforms (1.3) or consumers (1.1) of the hub config into the store."""
+
+    # -- the hub's routes ----------------------------------------------------------------------
+
+    def login_url(self, base_url: str) -> str:
+        return str(url_path_join(base_url, "lti", "login"))
+
+    def protocol_handlers(self) -> list[tuple[str, Any]]:
+        """The version's own endpoints, below the hub's prefix."""
+        return []
+
+    def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
+        # The hub's database decides where the LTI store goes; open it now, not at the first launch.
+        self._hub_db_url = str(getattr(app, "db_url", "") or self._hub_db_url)
+        _ = self.store
+        return [("/lti/login", LtiInfoHandler), *self.protocol_handlers()]
 
     # -- public URLs ---------------------------------------------------------------------------
 
@@ -182,11 +193,26 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
     def public_request_url(self, handler: RequestHandler) -> str:
         return self.public_origin(handler) + handler.request.uri
 
+    def hub_url(self, handler: RequestHandler, *path: str) -> str:
+        """A public URL of the hub's pages: ``hub_url(handler, "lti13", "jwks")``."""
+        return str(url_path_join(self.public_base_url(handler), "hub", *path))
+
     # -- usernames -----------------------------------------------------------------------------
 
     def claimed_username(self, launch: Launch) -> str:
         """The value of `username_key` in the launch, or "" when not configured or not sent."""
-        return ""
+        key = self.username_key
+        if not key:
+            return ""
+        value = self.launch_value(launch, key)
+        if not isinstance(value, str) or not value.strip():
+            self.log.warning("LTI launch has no %r; using the default username", key)
+            return ""
+        return value.strip()
+
+    def launch_value(self, launch: Launch, key: str) -> Any:
+        """What `username_key` names in a launch: a claim (1.3) or a form parameter (1.1)."""
+        return launch.raw.get(key, "")
 
     def _safe(self, name: str) -> str:
         return str(self.normalize_username(_UNSAFE_IN_USERNAME.sub("-", name).strip("-")))[:255]

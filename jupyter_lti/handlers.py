@@ -96,11 +96,15 @@ class LtiInfoHandler(LtiHandler):
         await self.get()
 
 
-class LTI11LaunchHandler(LtiHandler):
-    """The LTI 1.1 tool URL: a basic-lti-launch-request, signed with OAuth 1.0a HMAC-SHA1."""
+class LtiLaunchHandler(LtiHandler):
+    """A launch endpoint: platforms POST launches; a GET (a bookmark, a reload) gets the refusal page."""
 
     async def get(self) -> None:
         self.refuse(InvalidRequest("method_not_allowed", N_("LTI launches must be sent with POST.")))
+
+
+class LTI11LaunchHandler(LtiLaunchHandler):
+    """The LTI 1.1 tool URL: a basic-lti-launch-request, signed with OAuth 1.0a HMAC-SHA1."""
 
     async def post(self) -> None:
         pairs = [
@@ -148,11 +152,8 @@ class LTI13LoginHandler(LtiHandler):
         await self.get()  # Moodle initiates the login with a form POST, others with a GET
 
 
-class LTI13LaunchHandler(LtiHandler):
+class LTI13LaunchHandler(LtiLaunchHandler):
     """The redirect URI: the platform's form POST of the signed id_token."""
-
-    async def get(self) -> None:
-        self.refuse(InvalidRequest("method_not_allowed", N_("LTI launches must be sent with POST.")))
 
     async def post(self) -> None:
         state = self.get_body_argument("state", "")
@@ -190,4 +191,5 @@ __all__ = [
     "LTI13LoginHandler",
     "LtiHandler",
     "LtiInfoHandler",
+    "LtiLaunchHandler",
 ]

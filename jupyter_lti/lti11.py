@@ -11,15 +11,14 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from jupyterhub.utils import url_path_join
 from ltiauthenticator.lti11.auth import LTI11Authenticator as _LtiAuthenticator11
 from traitlets import Dict as DictTrait
 from traitlets import Unicode
 
 from jupyter_lti.auth import LtiAuthenticator
-from jupyter_lti.handlers import LTI11ConfigHandler, LTI11LaunchHandler, LtiInfoHandler
+from jupyter_lti.handlers import LTI11ConfigHandler, LTI11LaunchHandler
 from lti_core.lti11.launch import Lti11LaunchVerifier
-from lti_core.types import Consumer, Launch
+from lti_core.types import Consumer
 
 LTI11_SPEC = "https://www.imsglobal.org/specs/ltiv1p1p1/implementation-guide"
 LAUNCH_PATH = "lti/ltiaccess"
@@ -67,13 +66,8 @@ class LTI11Authenticator(LtiAuthenticator, _LtiAuthenticator11):  # type: ignore
         help="URL of a 16x16 icon (gif, png or jpg) for the configuration XML at /hub/lti11/config.",
     )
 
-    def login_url(self, base_url: str) -> str:
-        return str(url_path_join(base_url, "lti", "login"))
-
-    def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
-        self.bind_to_hub(app)
+    def protocol_handlers(self) -> list[tuple[str, Any]]:
         return [
-            ("/lti/login", LtiInfoHandler),
             ("/" + LAUNCH_PATH, LTI11LaunchHandler),
             # The launch URL jupyterhub-ltiauthenticator used: platforms set up for it keep working.
             ("/lti/launch", LTI11LaunchHandler),
@@ -92,18 +86,8 @@ class LTI11Authenticator(LtiAuthenticator, _LtiAuthenticator11):  # type: ignore
         )
         return self.auth_model(handler, launch)
 
-    def claimed_username(self, launch: Launch) -> str:
-        key = self.username_key
-        if not key:
-            return ""
-        value = launch.raw.get(key, "")
-        if not isinstance(value, str) or not value.strip():
-            self.log.warning("LTI 1.1 launch has no %r parameter; using the default username", key)
-            return ""
-        return value.strip()
-
     def lti11_config_xml(self, handler: Any) -> str:
-        launch_url = str(url_path_join(self.public_base_url(handler), "hub", LAUNCH_PATH))
+        launch_url = self.hub_url(handler, LAUNCH_PATH)
         return (
             '<?xml version="1.0" encoding="UTF-8"?>\n'
             '<cartridge_basiclti_link xmlns="http://www.imsglobal.org/xsd/imslticc_v1p0"'

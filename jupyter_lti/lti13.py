@@ -24,7 +24,6 @@ from jupyter_lti.handlers import (
     LTI13JwksHandler,
     LTI13LaunchHandler,
     LTI13LoginHandler,
-    LtiInfoHandler,
 )
 from jupyter_lti.http import PlatformKeyLoader
 from lti_core.lti13 import claims as c
@@ -163,16 +162,11 @@ class LTI13Authenticator(LtiAuthenticator, _LtiAuthenticator13):  # type: ignore
     _tool_keys: ToolKeySet | None = None
     _key_loader: PlatformKeyLoader | None = None
 
-    def login_url(self, base_url: str) -> str:
-        return str(url_path_join(base_url, "lti", "login"))
-
     def callback_url(self, base_url: str) -> str:
         return str(url_path_join(base_url, "lti13", "oauth_callback"))
 
-    def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
-        self.bind_to_hub(app)
+    def protocol_handlers(self) -> list[tuple[str, Any]]:
         return [
-            ("/lti/login", LtiInfoHandler),
             ("/lti13/oauth_login", LTI13LoginHandler),
             ("/lti13/oauth_callback", LTI13LaunchHandler),
             ("/lti13/jwks", LTI13JwksHandler),
@@ -238,7 +232,7 @@ class LTI13Authenticator(LtiAuthenticator, _LtiAuthenticator13):  # type: ignore
     # -- the protocol, through lti_core ---------------------------------------------------------
 
     def redirect_uri(self, handler: Any) -> str:
-        return str(url_path_join(self.public_base_url(handler), "hub", "lti13", "oauth_callback"))
+        return self.hub_url(handler, "lti13", "oauth_callback")
 
     def begin_login(self, handler: Any, params: dict[str, str]) -> LoginRedirect:
         login = OidcLogin(
@@ -256,18 +250,10 @@ class LTI13Authenticator(LtiAuthenticator, _LtiAuthenticator13):  # type: ignore
         launch = validator.validate(id_token, state, data.get("browser_states"))
         return self.auth_model(handler, launch)
 
-    def claimed_username(self, launch: Launch) -> str:
-        key = self.username_key
-        if not key:
-            return ""
-        if key.startswith("custom_"):
-            value = launch.custom.get(key[len("custom_") :], "")
-        else:
-            value = launch.raw.get(key, "")
-        if not isinstance(value, str) or not value.strip():
-            self.log.warning("LTI 1.3 launch has no %r claim; using the default username", key)
-            return ""
-        return value.strip()
+    def launch_value(self, launch: Launch, key: str) -> Any:
+        if key.startswith("custom_"):  # ltiauthenticator's convention for the custom claim
+            return launch.custom.get(key[len("custom_") :], "")
+        return launch.raw.get(key, "")
 
     def tool_jwks(self) -> dict[str, Any]:
         self.tool_keys.ensure_key()
@@ -275,15 +261,14 @@ class LTI13Authenticator(LtiAuthenticator, _LtiAuthenticator13):  # type: ignore
 
     def lti13_config(self, handler: Any) -> dict[str, Any]:
         """What a platform admin pastes or reads: every URL of this hub's tool registration."""
-        base = self.public_base_url(handler)
-        target = str(url_path_join(base, "hub", "lti13", "oauth_callback"))
+        target = self.redirect_uri(handler)
         return {
             "title": self.tool_name,
             "description": self.tool_description,
-            "oidc_initiation_url": str(url_path_join(base, "hub", "lti13", "oauth_login")),
+            "oidc_initiation_url": self.hub_url(handler, "lti13", "oauth_login"),
             "target_link_uri": target,
             "redirect_uris": [target],
-            "public_jwk_url": str(url_path_join(base, "hub", "lti13", "jwks")),
+            "public_jwk_url": self.hub_url(handler, "lti13", "jwks"),
             "scopes": [],
             "custom_fields": {},
             "extensions": [

@@ -221,16 +221,23 @@ def start_launch(request: HttpRequest) -> HttpResponse:
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
         return autosubmit(request, details.lti11_tool_url, dict(parse_qsl(body)))
-    hint = json.dumps({"role": request.POST["role"], "target": details.lti13_target_link_uri})
+    return login_initiation(request, base, person, details.lti13_login_url, details.lti13_target_link_uri, CLIENT_ID)
+
+
+def login_initiation(
+    request: HttpRequest, base: str, person: dict[str, Any], login_url: str, target: str, client_id: str
+) -> HttpResponse:
+    """The LTI 1.3 login initiation form Moodle POSTs to a tool's login URL."""
+    hint = json.dumps({"role": request.POST["role"], "target": target})
     return autosubmit(
         request,
-        details.lti13_login_url,
+        login_url,
         {
             "iss": issuer(base),
             "login_hint": person["user_id"],
-            "target_link_uri": details.lti13_target_link_uri,
+            "target_link_uri": target,
             "lti_message_hint": hint,
-            "client_id": CLIENT_ID,
+            "client_id": client_id,
             "lti_deployment_id": DEPLOYMENT_ID,
         },
     )
@@ -243,19 +250,7 @@ def start_hub_launch(request: HttpRequest, base: str, person: dict[str, Any] | N
         return HttpResponseBadRequest("role is required")
     if hub is None:
         return HttpResponseBadRequest("the demo JupyterHub is not running")
-    hint = json.dumps({"role": request.POST["role"], "target": hub.launch})
-    return autosubmit(
-        request,
-        hub.login,
-        {
-            "iss": issuer(base),
-            "login_hint": person["user_id"],
-            "target_link_uri": hub.launch,
-            "lti_message_hint": hint,
-            "client_id": HUB_CLIENT_ID,
-            "lti_deployment_id": DEPLOYMENT_ID,
-        },
-    )
+    return login_initiation(request, base, person, hub.login, hub.launch, HUB_CLIENT_ID)
 
 
 @csrf_exempt
