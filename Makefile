@@ -31,6 +31,7 @@ $(BIN)/python:
 # pkg-config and libmariadb-dev first when they are missing (Debian, as root).
 $(STAMP): setup.py | $(BIN)/python $(CHP)
 	tests/services/mariadb.sh deps
+	tests/services/chromium.sh deps
 	$(BIN)/python -m pip install --use-pep517 -e ".[xblock,jupyterhub,demo,test]"
 	touch $@
 

@@ -75,6 +75,8 @@ setup(
             "types-oauthlib",
             "build>=1",
             "Babel>=2.14",
+            "hypothesis>=6.100",
+            "selenium>=4.20",  # drives Debian's chromium (tests/services/chromium.sh) in tests/browser
         ],
     },
     entry_points={

@@ -310,10 +310,10 @@ def lti_core_steps(jwks: bytes, launches: Sequence[fx.SignedLaunch]) -> dict[str
     samples: dict[str, list[float]] = {name: [] for name in steps}
     clock = time.perf_counter
     gc.collect()
-    for i, (id_token, state, browser_states) in enumerate(prepared):
+    for i, (id_token, state, _browser) in enumerate(prepared):
         t0 = clock()
         now = time.time()
-        oidc_state = v.load_state(state, browser_states, now)
+        oidc_state = v.load_state(state, now)
         t1 = clock()
         registration = v.registration(oidc_state)
         t2 = clock()

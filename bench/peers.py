@@ -52,18 +52,20 @@ class LtiCore13:
         self.keys = PlatformKeyCache(fetch)
         self.validator = LaunchValidator(self.store, self.keys, tool_base_urls=fx.TOOL_BASE_URL)
 
-    def prepare(self, launch: fx.SignedLaunch) -> tuple[str, str, tuple[str, ...]]:
+    def prepare(self, launch: fx.SignedLaunch) -> tuple[str, str, Any]:
         from lti_core.types import OidcState
 
         # What the login initiation saved; the state cookie comes back with the launch.
         self.store.save_state(
             OidcState(launch.state, launch.nonce, fx.ISSUER, fx.CLIENT_ID, fx.TARGET_LINK_URI, time.time() + 600)
         )
-        return launch.id_token, launch.state, (launch.state,)
+        from lti_core.lti13.binding import BrowserEvidence
 
-    def call(self, prepared: tuple[str, str, tuple[str, ...]]) -> Any:
-        id_token, state, browser_states = prepared
-        return self.validator.validate(id_token, state, browser_states)
+        return launch.id_token, launch.state, BrowserEvidence(cookie_states=frozenset({launch.state}))
+
+    def call(self, prepared: tuple[str, str, Any]) -> Any:
+        id_token, state, browser = prepared
+        return self.validator.validate(id_token, state, browser)
 
     @staticmethod
     def user(result: Any) -> str:

@@ -11,32 +11,37 @@ import hashlib
 import os
 import re
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from jupyterhub.auth import Authenticator
 from jupyterhub.utils import url_path_join
+from tornado.httputil import HTTPServerRequest
 from tornado.web import RequestHandler
-from traitlets import Bool, CaselessStrEnum, Unicode, default
+from traitlets import Bool, CaselessStrEnum, List, TraitError, Unicode, default, observe, validate
 
 from jupyter_lti.handlers import LtiInfoHandler
 from jupyter_lti.store import SqlAlchemyStore, default_store_url, describe_url
 from lti_core.errors import InvalidRequest
+from lti_core.forwarded import (
+    ReceivedRequest,
+    TrustedProxies,
+    as_received_by_appending_proxy,
+    public_origin,
+    trusted_networks,
+)
 from lti_core.i18n import N_
 from lti_core.linking import AccountLinker, LinkOutcome
 from lti_core.lti13 import claims
 from lti_core.types import Launch, Role
-from lti_core.urls import belongs_to_tool
+from lti_core.urls import safe_landing_path
 
 # Characters that would break a hub URL or a home directory; everything else a platform sends is kept,
 # so users made earlier by jupyterhub-ltiauthenticator from the same claim keep their names.
 _UNSAFE_IN_USERNAME = re.compile(r"[\s/\\?#%\x00-\x1f]+")
 # Paths that start or end a launch: landing there again would loop.
 _LAUNCH_PATHS = ("hub/lti/", "hub/lti11/", "hub/lti13/")
-
-
-def forwarded_first(value: str) -> str:
-    """The first hop of an X-Forwarded-* header (the one the browser talked to)."""
-    return value.split(",")[0].strip()
+# What the deprecated trust_forwarded_headers = True means now: the proxies on this machine.
+_LOOPBACK = ("127.0.0.0/8", "::1")
 
 
 class LtiAuthenticator(Authenticator):  # type: ignore[misc]
@@ -54,22 +59,42 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
         config=True,
         help="""Scheme of the hub's public URLs, used to check launch signatures and target links.
 
-        "auto" (default) takes it from the request as the browser sent it: from X-Forwarded-Proto or
-        X-Scheme when a reverse proxy sets them (see `trust_forwarded_headers`), else from the
-        connection. Set "https" when a TLS-terminating proxy does not forward the scheme.
-        If `JupyterHub.public_url` is set, it wins over both.
+        "auto" (default) takes it from the request: from X-Forwarded-Proto when it comes from a proxy
+        listed in `trusted_proxies`, else from the hub's own connection (plain http behind
+        JupyterHub's proxy). Set "https" when the hub is served over HTTPS and `trusted_proxies` is
+        not set. If `JupyterHub.public_url` is set, it wins over both.
         Why it matters: LTI 1.1 signs the exact launch URL (https://www.imsglobal.org/specs/ltiv1p1p1/implementation-guide#toc-4).
         """,
     )
 
-    trust_forwarded_headers = Bool(
-        True,
+    trusted_proxies = List(
+        Unicode(),
         config=True,
-        help="""Honour X-Forwarded-Host and X-Forwarded-Proto from the reverse proxy in front of the hub.
+        help="""IP addresses or CIDR networks of the proxies whose X-Forwarded-* headers are believed.
 
-        The platform signs (LTI 1.1) or names (LTI 1.3 target_link_uri) the public URL, which a proxy
-        hides from the hub; with this on, the first hop of those headers is the public host and scheme.
-        Turn it off if clients can reach the hub without going through a proxy that overwrites them.
+        The platform signs (LTI 1.1) or names (LTI 1.3 target_link_uri) the hub's public URL, which a
+        TLS-terminating proxy hides from the hub. The simplest is to set `JupyterHub.public_url`, which
+        wins over everything. Otherwise, list here both JupyterHub's own proxy as the hub sees it
+        (configurable-http-proxy: 127.0.0.1 when it runs beside the hub) and the TLS-terminating proxy
+        in front of it as configurable-http-proxy sees it: `["127.0.0.1"]` when both run on the hub's
+        machine, the pods' network on Kubernetes. The proxy in front must set X-Forwarded-Proto and
+        X-Forwarded-Host (or keep the Host header).
+        Headers are believed only from a listed peer, and only the values the nearest listed proxy
+        wrote (the last entry); configurable-http-proxy passes a client's X-Forwarded-Host through,
+        so it counts only when the proxy in front of it is listed too. Empty (default): no header is
+        believed, and the public URL is the hub's connection (http) and the Host header.
+        """,
+    )
+
+    trust_forwarded_headers = Bool(
+        False,
+        config=True,
+        help="""Deprecated: use `trusted_proxies` (or `JupyterHub.public_url`).
+
+        It made the hub believe the first hop of X-Forwarded-Host and -Proto from anyone, so a client
+        could choose the URL launches were checked against. Set True now, it trusts the proxies on
+        the hub's machine only, as `trusted_proxies = ["127.0.0.0/8", "::1"]` would, and logs a
+        warning.
         """,
     )
 
@@ -135,6 +160,26 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
     def _manage_groups_default(self) -> bool:
         return bool(self.instructor_group)
 
+    @validate("trusted_proxies")
+    def _valid_trusted_proxies(self, proposal: dict[str, Any]) -> list[str]:
+        try:
+            trusted_networks(proposal["value"])
+        except ValueError as error:
+            raise TraitError(f"trusted_proxies: {error}") from None
+        return list(proposal["value"])
+
+    @observe("trust_forwarded_headers")
+    def _warn_trust_forwarded_headers(self, change: dict[str, Any]) -> None:
+        meaning = "True now trusts the proxies on loopback only" if change["new"] else "False is the default"
+        self.log.warning(
+            "LTI: trust_forwarded_headers is deprecated (%s); set trusted_proxies or JupyterHub.public_url", meaning
+        )
+
+    @property
+    def trusted(self) -> TrustedProxies:
+        """The proxies whose X-Forwarded-* headers are believed."""
+        return trusted_networks([*self.trusted_proxies, *(_LOOPBACK if self.trust_forwarded_headers else ())])
+
     # -- the store -----------------------------------------------------------------------------
 
     _store: SqlAlchemyStore | None = None
@@ -170,21 +215,32 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
     # -- public URLs ---------------------------------------------------------------------------
 
     def public_origin(self, handler: RequestHandler) -> str:
-        """``scheme://host[:port]`` as the browser saw it."""
+        """``scheme://host[:port]`` as the browser saw it: `JupyterHub.public_url`, else what the trusted
+        proxies say, else the hub's connection and Host header (`trusted_proxies`)."""
         public_url = handler.settings.get("public_url")
         if public_url:
             parts = urlsplit(public_url.geturl() if hasattr(public_url, "geturl") else str(public_url))
             return f"{parts.scheme}://{parts.netloc}"
-        request = handler.request
-        headers = request.headers
-        scheme = self.uri_scheme
-        if scheme == "auto":
-            forwarded = headers.get("X-Scheme") or headers.get("X-Forwarded-Proto") or ""
-            scheme = forwarded_first(forwarded) if forwarded and self.trust_forwarded_headers else request.protocol
-        host = request.host
-        if self.trust_forwarded_headers and headers.get("X-Forwarded-Host"):
-            host = forwarded_first(headers["X-Forwarded-Host"])
-        return f"{scheme.lower()}://{host}"
+        received = received_request(handler.request)
+        # The hub is always reached through JupyterHub's proxy, which appends its own hop.
+        origin = public_origin(as_received_by_appending_proxy(received, self.trusted), self.trusted)
+        if not self.trusted:
+            self._hint_untrusted_https(received)
+        scheme = origin.scheme if self.uri_scheme == "auto" else self.uri_scheme
+        return f"{scheme.lower()}://{origin.host}"
+
+    _hinted = False
+
+    def _hint_untrusted_https(self, received: ReceivedRequest) -> None:
+        """Once: JupyterHub's proxy says browsers use https, but nothing lets the hub believe it."""
+        if self._hinted or self.uri_scheme != "auto" or not received.forwarded_proto.rstrip().endswith("https"):
+            return
+        self._hinted = True
+        self.log.warning(
+            "LTI: requests reach the hub's proxy over https, but launches are checked against http:// URLs: "
+            "set c.JupyterHub.public_url, or c.%s.trusted_proxies to the proxies' addresses",
+            type(self).__name__,
+        )
 
     def public_base_url(self, handler: RequestHandler) -> str:
         """The hub's public root, with the hub's base_url: ``https://hub.example/prefix/``."""
@@ -299,23 +355,48 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
 
     def landing_url(self, handler: Any, launch: Launch, user: Any) -> str:
         """Where the browser goes after the launch: a path within the hub, never anywhere else."""
-        base = self.public_base_url(handler)
-        hub_prefix = url_path_join(handler.settings.get("base_url", "/"), "hub/")
+        wanted = self.wanted_landing(launch)
+        if wanted:
+            base_path = str(handler.settings.get("base_url", "/"))
+            # A relative path is in the learner's own server: user-redirect starts it first if needed.
+            user_redirect = url_path_join(base_path, "hub", "user-redirect/")
+            landing = safe_landing_path(wanted, self.public_base_url(handler), relative_to=user_redirect)
+            if landing is None:
+                self.log.warning("LTI launch asked to land outside the hub; using the default page")
+            elif not self.is_launch_path(landing, base_path):
+                return landing
+        return str(handler.get_next_url(user))
+
+    def wanted_landing(self, launch: Launch) -> str:
+        """The custom parameter (`landing_custom_key`), else the target link's ``?next=``, else the target link."""
         wanted = launch.custom.get(self.landing_custom_key, "") if self.landing_custom_key else ""
         if not wanted and launch.target_link_uri:
-            target = launch.target_link_uri
-            query = dict(parse_qsl(urlsplit(target).query))
-            wanted = query.get("next", "") or target
-        if wanted:
-            if not urlsplit(wanted).scheme and not wanted.startswith("/"):
-                # A path in the learner's own server: user-redirect starts it first if needed.
-                wanted = url_path_join(hub_prefix, "user-redirect", wanted)
-            absolute = wanted if urlsplit(wanted).scheme else self.public_origin(handler) + wanted
-            if belongs_to_tool(absolute, [base]):
-                parts = urlsplit(absolute)
-                relative = parts.path[len(urlsplit(base).path) :].lstrip("/")
-                if relative not in ("", "hub", "hub/") and not relative.startswith(_LAUNCH_PATHS):
-                    return parts.path + (f"?{parts.query}" if parts.query else "")
-            else:
-                self.log.warning("LTI launch asked to land outside the hub; using the default page")
-        return str(handler.get_next_url(user))
+            query = dict(parse_qsl(urlsplit(launch.target_link_uri).query))
+            wanted = query.get("next", "") or launch.target_link_uri
+        return str(wanted)
+
+    @staticmethod
+    def is_launch_path(landing: str, base_path: str) -> bool:
+        """The hub's root or a launch endpoint: landing there would start over (or loop)."""
+        relative = unquote(urlsplit(landing).path)[len(base_path.rstrip("/")) :].lstrip("/")
+        return relative in ("", "hub", "hub/") or relative.startswith(_LAUNCH_PATHS)
+
+
+def received_request(request: HTTPServerRequest) -> ReceivedRequest:
+    """The hub's own connection and the X-Forwarded-* headers of a request.
+
+    JupyterHub serves with tornado's ``xheaders``, which rewrites ``remote_ip`` and ``protocol`` from
+    X-Real-Ip, X-Forwarded-For and X-Scheme whoever sent them: the connection's own values are read
+    from before that rewrite.
+    """
+    context = getattr(request.connection, "context", None)
+    headers = request.headers
+    return ReceivedRequest(
+        scheme=str(getattr(context, "_orig_protocol", "http")),
+        host=request.host,
+        # Unknown (no tornado context): never a trusted proxy.
+        peer=str(getattr(context, "_orig_remote_ip", "")),
+        forwarded_for=headers.get("X-Forwarded-For", ""),
+        forwarded_proto=headers.get("X-Forwarded-Proto", ""),
+        forwarded_host=headers.get("X-Forwarded-Host", ""),
+    )

@@ -18,9 +18,11 @@ from jupyterhub.utils import url_path_join
 
 from lti_core.errors import AuthenticationFailed, Forbidden, InvalidRequest, LtiError
 from lti_core.i18n import N_, translation
-from lti_publish_assets import TRANSLATIONS_DIR, error_page_html
+from lti_core.lti13 import binding
+from lti_core.lti13.binding import BrowserCheckRequired, BrowserEvidence, NotBoundToBrowser
+from lti_core.urls import add_query
+from lti_publish_assets import TRANSLATIONS_DIR, browser_check_page_html, error_page_html, storage_login_page_html
 
-STATE_COOKIE_PREFIX = "lti1p3_state_"
 PURGE_EVERY = 200
 HINT = N_("Launch again from your course. If this keeps happening, give the reason code to your administrator.")
 
@@ -44,24 +46,66 @@ class LtiHandler(BaseHandler):  # type: ignore[misc]
         language = preferred_language(self.request.headers.get("Accept-Language", ""))
         return translation(str(TRANSLATIONS_DIR), language).gettext(message)
 
+    @property
+    def language(self) -> str:
+        return preferred_language(self.request.headers.get("Accept-Language", ""))
+
+    def finish_page(self, html: str, status: int = 200) -> None:
+        """An HTML page of the LTI flow; these carry launch data, so never cached nor referred on."""
+        self.set_status(status)
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("Referrer-Policy", "no-referrer")
+        self.finish(html)
+
+    def login_url_with(self, params: dict[str, str]) -> str:
+        return add_query(self.authenticator.hub_url(self, "lti13", "oauth_login"), params)
+
     def refuse(self, error: LtiError) -> None:
         """The readable error page: what happened, the reason code, what to do. Nothing secret in it."""
         self.log.info("LTI request refused: %s (%s) %s", error.reason, self.request.path, error.detail)
         self.clear()
-        self.set_status(error.status)
-        self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.set_header("Cache-Control", "no-store")
-        language = preferred_language(self.request.headers.get("Accept-Language", ""))
-        self.finish(
-            error_page_html(
-                lang=language,
-                title=self.gettext(N_("This launch could not be completed")),
-                message=self.gettext(error.message),
-                reason=error.reason,
-                reason_label=self.gettext(N_("Reason code")),
-                hint=self.gettext(HINT),
+        relaunch = self.login_url_with(error.relaunch_params) if isinstance(error, NotBoundToBrowser) else ""
+        html = error_page_html(
+            lang=self.language,
+            title=self.gettext(N_("This launch could not be completed")),
+            message=self.gettext(error.message),
+            reason=error.reason,
+            reason_label=self.gettext(N_("Reason code")),
+            hint=self.gettext(HINT),
+            action_url=relaunch,
+            action_label=self.gettext(binding.RELAUNCH_LABEL),
+        )
+        self.finish_page(html, error.status)
+
+    def browser_check(self, check: binding.BrowserCheck) -> None:
+        """Re-posts the launch from the hub's own origin (lti_core.lti13.binding)."""
+        self.finish_page(
+            browser_check_page_html(
+                lang=self.language,
+                title=self.gettext(binding.CHECK_PAGE_TITLE),
+                message=self.gettext(binding.CHECK_PAGE_MESSAGE),
+                continue_label=self.gettext(binding.CONTINUE_LABEL),
+                action=check.action,
+                id_token=check.id_token,
+                state=check.state,
+                storage_target=check.storage_target,
+                storage_key=check.storage_key,
+                platform_origin=check.platform_origin,
             )
         )
+
+    def state_cookie(self, state: str, max_age: int) -> None:
+        """The state cookie with lti_core's attributes (max_age 0 deletes it, in its partition)."""
+        secure = self.authenticator.public_origin(self).startswith("https://")
+        header = binding.cookie_header(
+            binding.state_cookie_name(state),
+            "1",
+            max_age=max_age,
+            path=url_path_join(self.hub.base_url, "lti13/"),
+            policy=binding.state_cookie_policy(secure),
+        )
+        self.add_header("Set-Cookie", header)
 
     async def sign_in(self, data: dict[str, Any]) -> Any:
         """Hand the launch to JupyterHub's login (which calls the authenticator), then land.
@@ -72,6 +116,9 @@ class LtiHandler(BaseHandler):  # type: ignore[misc]
             user = await self.login_user(data)
         except LtiError as error:
             self.refuse(error)
+            return None
+        except BrowserCheckRequired as needed:
+            self.browser_check(needed.check)
             return None
         if user is None:  # verified, but the hub's allow/block lists say no
             self.refuse(Forbidden("user_not_allowed", N_("Your account is not allowed to use this hub.")))
@@ -134,19 +181,28 @@ class LTI13LoginHandler(LtiHandler):
         except LtiError as error:
             self.refuse(error)
             return
-        # Binds the state to this browser where cookies work; where they do not (an iframe with
-        # third-party cookies blocked), lti_core binds it to the nonce the platform signs.
-        secure = self.authenticator.public_origin(self).startswith("https://")
-        self.set_cookie(
-            STATE_COOKIE_PREFIX + redirect.state.state,
-            "1",
-            path=url_path_join(self.hub.base_url, "lti13"),
-            httponly=True,
-            secure=secure,
-            samesite="None" if secure else "Lax",
-            expires=redirect.state.expires_at,
-        )
+        if redirect.uses_platform_storage:
+            self.storage_login(redirect)
+            return
+        self.state_cookie(redirect.state.state, int(redirect.state.expires_at - time.time()))
         self.redirect(redirect.url)
+
+    def storage_login(self, redirect: Any) -> None:
+        """Stores the state with the platform's frame (lti.put_data), then goes on to the platform."""
+        self.finish_page(
+            storage_login_page_html(
+                lang=self.language,
+                title=self.gettext(binding.CHECK_PAGE_TITLE),
+                message=self.gettext(binding.CHECK_PAGE_MESSAGE),
+                continue_label=self.gettext(binding.CONTINUE_LABEL),
+                auth_url=redirect.url,
+                fallback_url=self.login_url_with(binding.relaunch_params(redirect.state)),
+                state=redirect.state.state,
+                storage_target=redirect.lti_storage_target,
+                storage_key=binding.storage_key(redirect.state.state),
+                platform_origin=redirect.platform_origin,
+            )
+        )
 
     async def post(self) -> None:
         await self.get()  # Moodle initiates the login with a form POST, others with a GET
@@ -157,12 +213,17 @@ class LTI13LaunchHandler(LtiLaunchHandler):
 
     async def post(self) -> None:
         state = self.get_body_argument("state", "")
-        cookies = {
-            name[len(STATE_COOKIE_PREFIX) :] for name in self.request.cookies if name.startswith(STATE_COOKIE_PREFIX)
-        }
-        data = {"id_token": self.get_body_argument("id_token", ""), "state": state, "browser_states": cookies}
-        if await self.sign_in(data) is not None:
-            self.clear_cookie(STATE_COOKIE_PREFIX + state, path=url_path_join(self.hub.base_url, "lti13"))
+        evidence = BrowserEvidence.from_request(
+            cookie_names=list(self.request.cookies),
+            form={k: self.get_body_argument(k, "") for k in (binding.REPOST_FIELD, binding.STORAGE_VALUE_FIELD)},
+            headers=dict(self.request.headers.get_all()),
+            tool_origin=self.authenticator.public_origin(self),
+        )
+        data = {"id_token": self.get_body_argument("id_token", ""), "state": state, "browser": evidence}
+        if state in evidence.cookie_states:
+            # Used up by this launch: deleted with its answer (a refusal clears it again).
+            self.state_cookie(state, 0)
+        await self.sign_in(data)
 
 
 class LTI13JwksHandler(LtiHandler):

@@ -27,6 +27,7 @@ from jupyter_lti.handlers import (
 )
 from jupyter_lti.http import PlatformKeyLoader
 from lti_core.lti13 import claims as c
+from lti_core.lti13.binding import BrowserEvidence
 from lti_core.lti13.jwks import PlatformKeyCache
 from lti_core.lti13.launch import LaunchValidator
 from lti_core.lti13.login import LoginRedirect, OidcLogin
@@ -243,11 +244,18 @@ class LTI13Authenticator(LtiAuthenticator, _LtiAuthenticator13):  # type: ignore
     async def authenticate(self, handler: Any, data: dict[str, Any] | None = None) -> dict[str, Any]:
         data = data or {}
         validator = LaunchValidator(
-            self.store, self.key_loader.keys, tool_base_urls=[self.public_base_url(handler)], leeway=self.time_leeway
+            self.store,
+            self.key_loader.keys,
+            tool_base_urls=[self.public_base_url(handler)],
+            redirect_uri=self.redirect_uri(handler),
+            leeway=self.time_leeway,
         )
         id_token, state = str(data.get("id_token", "")), str(data.get("state", ""))
+        browser = data.get("browser")
+        if not isinstance(browser, BrowserEvidence):
+            browser = BrowserEvidence()  # a caller that read no evidence proves nothing
         await self.key_loader.prepare(validator, id_token, state)  # the only I/O, awaited
-        launch = validator.validate(id_token, state, data.get("browser_states"))
+        launch = validator.validate(id_token, state, browser)
         return self.auth_model(handler, launch)
 
     def launch_value(self, launch: Launch, key: str) -> Any:

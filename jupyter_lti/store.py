@@ -172,14 +172,20 @@ nonces = _table(
     Index(None, "expires_at"),
 )
 
+# "login_states" replaced "oidc_states" (which lacked the relaunch columns). States live ten
+# minutes, so a new table needs no data migration; create_all makes it beside the old one.
 oidc_states = _table(
-    "oidc_states",
+    "login_states",
     Column("state", ExactString(255), primary_key=True),
     Column("nonce", String(255), nullable=False),
     Column("issuer", String(255), nullable=False),
     Column("client_id", String(255), nullable=False),
     Column("target_link_uri", Text, nullable=False),
     Column("expires_at", Double, nullable=False),
+    Column("login_hint", Text, nullable=False, default=""),
+    Column("lti_message_hint", Text, nullable=False, default=""),
+    Column("deployment_id", String(255), nullable=False, default=""),
+    Column("storage_target", String(255), nullable=False, default=""),
     Index(None, "expires_at"),
 )
 
@@ -478,6 +484,10 @@ class SqlAlchemyStore:
                     client_id=state.client_id,
                     target_link_uri=state.target_link_uri,
                     expires_at=state.expires_at,
+                    login_hint=state.login_hint,
+                    lti_message_hint=state.lti_message_hint,
+                    deployment_id=state.deployment_id,
+                    storage_target=state.storage_target,
                 )
             )
 
@@ -488,7 +498,18 @@ class SqlAlchemyStore:
             ).first()
         if row is None:
             return None
-        return OidcState(row.state, row.nonce, row.issuer, row.client_id, row.target_link_uri, row.expires_at)
+        return OidcState(
+            row.state,
+            row.nonce,
+            row.issuer,
+            row.client_id,
+            row.target_link_uri,
+            row.expires_at,
+            login_hint=row.login_hint,
+            lti_message_hint=row.lti_message_hint,
+            deployment_id=row.deployment_id,
+            storage_target=row.storage_target,
+        )
 
     def delete_state(self, state: str) -> None:
         with self._begin() as connection:

@@ -20,45 +20,144 @@ TEACHING_ASSISTANT = "http://purl.imsglobal.org/vocab/lis/v2/membership/Instruct
 LEARNER = MEMBERSHIP + "Learner"
 INSTRUCTOR = MEMBERSHIP + "Instructor"
 
-_CONTEXT_SHORT = {
-    "Administrator",
-    "ContentDeveloper",
-    "Instructor",
-    "Learner",
-    "Mentor",
-    "Manager",
-    "Member",
-    "Officer",
+# The LIS context roles and their sub-roles (LTI 1.3 §A.2.3 and §A.2.3.1; LTI 1.1 appendix A).
+_CONTEXT_SUB_ROLES: dict[str, frozenset[str]] = {
+    "Administrator": frozenset(
+        {
+            "Administrator",
+            "Developer",
+            "ExternalDeveloper",
+            "ExternalSupport",
+            "ExternalSystemAdministrator",
+            "Support",
+            "SystemAdministrator",
+        }
+    ),
+    "ContentDeveloper": frozenset({"ContentDeveloper", "ContentExpert", "ExternalContentExpert", "Librarian"}),
+    "Instructor": frozenset(
+        {
+            "ExternalInstructor",
+            "Grader",
+            "GuestInstructor",
+            "Lecturer",
+            "PrimaryInstructor",
+            "SecondaryInstructor",
+            "TeachingAssistant",
+            "TeachingAssistantGroup",
+            "TeachingAssistantOffering",
+            "TeachingAssistantSection",
+            "TeachingAssistantSectionAssociation",
+            "TeachingAssistantTemplate",
+        }
+    ),
+    "Learner": frozenset({"ExternalLearner", "GuestLearner", "Instructor", "Learner", "NonCreditLearner"}),
+    "Manager": frozenset({"AreaManager", "CourseCoordinator", "ExternalObserver", "Manager", "Observer"}),
+    "Member": frozenset({"Member"}),
+    "Mentor": frozenset(
+        {
+            "Advisor",
+            "Auditor",
+            "ExternalAdvisor",
+            "ExternalAuditor",
+            "ExternalLearningFacilitator",
+            "ExternalMentor",
+            "ExternalReviewer",
+            "ExternalTutor",
+            "LearningFacilitator",
+            "Mentor",
+            "Reviewer",
+            "Tutor",
+        }
+    ),
+    "Officer": frozenset({"Chair", "Communications", "Secretary", "Treasurer", "Vice-Chair"}),
 }
-_LTI11_URN = {
-    "urn:lti:role:ims/lis/": MEMBERSHIP,
-    "urn:lti:instrole:ims/lis/": INSTITUTION,
-    "urn:lti:sysrole:ims/lis/": SYSTEM,
-}
+_CONTEXT_SHORT = frozenset(_CONTEXT_SUB_ROLES)
+# LTI 1.1 has TeachingAssistant as a context role of its own, with these sub-roles; LIS v2 made it a
+# sub-role of Instructor. All of them mean the v2 teaching assistant (staff), as they always have here.
+_LTI11_TEACHING_ASSISTANT = frozenset(
+    {
+        "TeachingAssistant",
+        "Instructor/TeachingAssistant",
+        *(
+            "TeachingAssistant/" + sub
+            for sub in (
+                "TeachingAssistant",
+                "TeachingAssistantSection",
+                "TeachingAssistantSectionAssociation",
+                "TeachingAssistantOffering",
+                "TeachingAssistantTemplate",
+                "TeachingAssistantGroup",
+                "Grader",
+            )
+        ),
+    }
+)
+# LIS institution and system roles (LTI 1.3 §A.2.1, §A.2.2; LTI 1.1 appendix A).
+_INSTITUTION_ROLES = frozenset(
+    {
+        "Administrator",
+        "Alumni",
+        "Faculty",
+        "Guest",
+        "Instructor",
+        "Learner",
+        "Member",
+        "Mentor",
+        "None",
+        "Observer",
+        "Other",
+        "ProspectiveStudent",
+        "Staff",
+        "Student",
+    }
+)
+_SYSTEM_ROLES = frozenset({"AccountAdmin", "Administrator", "Creator", "None", "SysAdmin", "SysSupport", "User"})
+_LTI11_CONTEXT = "urn:lti:role:ims/lis/"
+_LTI11_INSTITUTION = "urn:lti:instrole:ims/lis/"
+_LTI11_SYSTEM = "urn:lti:sysrole:ims/lis/"
 # Context roles that give staff rights on the published content. Mentor, Member, Officer and
 # Manager do not: they are observers or organisers, never graders.
 _STAFF_CONTEXT_ROLES = {MEMBERSHIP + "Administrator", MEMBERSHIP + "ContentDeveloper", INSTRUCTOR, TEACHING_ASSISTANT}
 _ADMIN_ROLES = {INSTITUTION + "Administrator", SYSTEM + "Administrator", SYSTEM + "SysAdmin"}
 
 
+def _lti11_context_role(name: str) -> str | None:
+    """The v2 URI of an LTI 1.1 context role name (``Instructor``, ``Instructor/Grader``), if it is one."""
+    if name in _LTI11_TEACHING_ASSISTANT:
+        return TEACHING_ASSISTANT
+    if name in _CONTEXT_SHORT:
+        return MEMBERSHIP + name
+    principal, _, sub = name.partition("/")
+    if sub in _CONTEXT_SUB_ROLES.get(principal, ()):
+        # LTI 1.1 writes sub-roles ``Instructor/Grader``; the v2 form is ``membership/Instructor#Grader``.
+        return f"http://purl.imsglobal.org/vocab/lis/v2/membership/{principal}#{sub}"
+    return None
+
+
+def _lti11_urn(role: str) -> str | None:
+    """The v2 URI of an LTI 1.1 role URN from the vocabulary, or None."""
+    if role.startswith(_LTI11_CONTEXT):
+        return _lti11_context_role(role[len(_LTI11_CONTEXT) :])
+    if role.startswith(_LTI11_INSTITUTION) and role[len(_LTI11_INSTITUTION) :] in _INSTITUTION_ROLES:
+        return INSTITUTION + role[len(_LTI11_INSTITUTION) :]
+    if role.startswith(_LTI11_SYSTEM) and role[len(_LTI11_SYSTEM) :] in _SYSTEM_ROLES:
+        return SYSTEM + role[len(_LTI11_SYSTEM) :]
+    return None
+
+
 def normalise_role(role: str) -> str:
-    """The full LIS v2 URI for ``role``; unknown URIs pass through unchanged."""
+    """The full LIS v2 URI for ``role``; anything outside the vocabulary passes through unchanged.
+
+    Names are matched exactly, never by prefix: ``TeachingAssistantNotReally`` is not a role, and
+    an unknown value is kept as it is so that it can never match a role that gives rights.
+    """
     role = role.strip()
+    # Short names are principal context roles only (LTI 1.3 deprecates them but allows them).
     if role in _CONTEXT_SHORT:
         return MEMBERSHIP + role
     if role == "TeachingAssistant":
         return TEACHING_ASSISTANT
-    for urn, base in _LTI11_URN.items():
-        if role.startswith(urn):
-            rest = role[len(urn) :]
-            if rest.startswith(("TeachingAssistant", "Instructor/TeachingAssistant")):
-                return TEACHING_ASSISTANT
-            # LTI 1.1 sub-roles look like ``Instructor/Grader``; the v2 form is ``membership/Instructor#Grader``.
-            if "/" in rest and base == MEMBERSHIP:
-                principal, sub = rest.split("/", 1)
-                return f"http://purl.imsglobal.org/vocab/lis/v2/membership/{principal}#{sub}"
-            return base + rest
-    return role
+    return _lti11_urn(role) or role
 
 
 def normalise_roles(roles: Iterable[str]) -> tuple[str, ...]:

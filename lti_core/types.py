@@ -65,6 +65,13 @@ class OidcState:
     client_id: str
     target_link_uri: str
     expires_at: float
+    # The rest of the login initiation: enough to start the same launch again in a new window
+    # when the browser cannot be bound inside the platform's frame (lti_core.lti13.binding).
+    login_hint: str = ""
+    lti_message_hint: str = ""
+    deployment_id: str = ""
+    #: The platform's storage frame when the login used platform storage instead of a cookie.
+    storage_target: str = ""
 
 
 class Role(Enum):

@@ -89,6 +89,11 @@ class LtiOidcState(models.Model):
     client_id = models.CharField(max_length=255)
     target_link_uri = models.TextField()
     expires_at = models.FloatField(db_index=True)
+    # The rest of the login initiation, to start the launch again in a new window (binding.py).
+    login_hint = models.TextField(default="")
+    lti_message_hint = models.TextField(default="")
+    deployment_id = models.CharField(max_length=255, default="")
+    storage_target = models.CharField(max_length=255, default="")
 
 
 class LtiToolKey(models.Model):

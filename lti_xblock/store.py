@@ -102,13 +102,28 @@ class DjangoStore:
             client_id=state.client_id,
             target_link_uri=state.target_link_uri,
             expires_at=state.expires_at,
+            login_hint=state.login_hint,
+            lti_message_hint=state.lti_message_hint,
+            deployment_id=state.deployment_id,
+            storage_target=state.storage_target,
         )
 
     def get_state(self, state: str, now: float) -> OidcState | None:
         row = m.LtiOidcState.objects.using(self.using).filter(state=state, expires_at__gt=now).first()
         if row is None:
             return None
-        return OidcState(row.state, row.nonce, row.issuer, row.client_id, row.target_link_uri, row.expires_at)
+        return OidcState(
+            row.state,
+            row.nonce,
+            row.issuer,
+            row.client_id,
+            row.target_link_uri,
+            row.expires_at,
+            login_hint=row.login_hint,
+            lti_message_hint=row.lti_message_hint,
+            deployment_id=row.deployment_id,
+            storage_target=row.storage_target,
+        )
 
     def delete_state(self, state: str) -> None:
         m.LtiOidcState.objects.using(self.using).filter(state=state).delete()

@@ -11,6 +11,7 @@ import secrets
 import time
 from collections.abc import Callable
 from functools import wraps
+from http.cookies import Morsel
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -25,12 +26,15 @@ from lti_core.errors import AuthenticationFailed, Forbidden, LtiError, NotFound
 from lti_core.i18n import N_
 from lti_core.linking import AccountLinker, LinkOutcome
 from lti_core.lti11.launch import Lti11LaunchVerifier
+from lti_core.lti13 import binding
+from lti_core.lti13.binding import BrowserCheckRequired, BrowserEvidence, NotBoundToBrowser
 from lti_core.lti13.jwks import PlatformKeyCache
 from lti_core.lti13.launch import LaunchValidator
-from lti_core.lti13.login import OidcLogin
+from lti_core.lti13.login import LoginRedirect, OidcLogin
 from lti_core.lti13.tool_keys import ToolKeySet
 from lti_core.types import Launch
-from lti_publish_assets import error_page_html
+from lti_core.urls import add_query
+from lti_publish_assets import browser_check_page_html, error_page_html, storage_login_page_html
 from lti_xblock import compat
 from lti_xblock.http import fetch
 from lti_xblock.i18n import gettext as _
@@ -39,7 +43,6 @@ from lti_xblock.store import DjangoStore
 
 log = logging.getLogger(__name__)
 
-STATE_COOKIE_PREFIX = "lti1p3_state_"
 SESSION_LAUNCH_KEY = "lti_publish_launch"
 PURGE_EVERY = 200
 HINT = N_("Launch again from your course. If this keeps happening, give the reason code to your administrator.")
@@ -50,16 +53,87 @@ platform_keys = PlatformKeyCache(fetch)
 tool_keys = ToolKeySet(store)
 
 
+def language(request: HttpRequest) -> str:
+    return getattr(request, "LANGUAGE_CODE", "") or "en"
+
+
+def html_page(html: str, status: int = 200) -> HttpResponse:
+    response = HttpResponse(html, status=status, content_type="text/html; charset=utf-8")
+    # These pages carry launch data (an id_token, a state): never cached, never referred on.
+    response["Cache-Control"] = "no-store"
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
 def error_page(request: HttpRequest, error: LtiError) -> HttpResponse:
+    relaunch = ""
+    if isinstance(error, NotBoundToBrowser):
+        relaunch = add_query(lti13_login_url(request), error.relaunch_params)
     html = error_page_html(
-        lang=getattr(request, "LANGUAGE_CODE", "") or "en",
+        lang=language(request),
         title=_(N_("This launch could not be completed")),
         message=_(error.message),
         reason=error.reason,
         reason_label=_(N_("Reason code")),
         hint=_(HINT),
+        action_url=relaunch,
+        action_label=_(binding.RELAUNCH_LABEL),
     )
-    return HttpResponse(html, status=error.status, content_type="text/html; charset=utf-8")
+    return html_page(html, error.status)
+
+
+def browser_check_page(request: HttpRequest, check: binding.BrowserCheck) -> HttpResponse:
+    """Re-posts the launch from the tool's origin (with the platform-storage value where there is one)."""
+    html = browser_check_page_html(
+        lang=language(request),
+        title=_(binding.CHECK_PAGE_TITLE),
+        message=_(binding.CHECK_PAGE_MESSAGE),
+        continue_label=_(binding.CONTINUE_LABEL),
+        action=check.action,
+        id_token=check.id_token,
+        state=check.state,
+        storage_target=check.storage_target,
+        storage_key=check.storage_key,
+        platform_origin=check.platform_origin,
+    )
+    return html_page(html)
+
+
+def storage_login_page(request: HttpRequest, redirect: LoginRedirect) -> HttpResponse:
+    """Stores the state with the platform's frame (lti.put_data), then goes on to the platform."""
+    html = storage_login_page_html(
+        lang=language(request),
+        title=_(binding.CHECK_PAGE_TITLE),
+        message=_(binding.CHECK_PAGE_MESSAGE),
+        continue_label=_(binding.CONTINUE_LABEL),
+        auth_url=redirect.url,
+        fallback_url=add_query(lti13_login_url(request), binding.relaunch_params(redirect.state)),
+        state=redirect.state.state,
+        storage_target=redirect.lti_storage_target,
+        storage_key=binding.storage_key(redirect.state.state),
+        platform_origin=redirect.platform_origin,
+    )
+    return html_page(html)
+
+
+class _RawMorsel(Morsel[str]):
+    """A cookie whose Set-Cookie value lti_core built (Python's Morsel knows no ``Partitioned``)."""
+
+    def __init__(self, name: str, header: str) -> None:
+        super().__init__()
+        self.set(name, "", "")
+        self._header = header
+
+    def OutputString(self, attrs: object = None) -> str:  # noqa: N802 - the stdlib's name
+        return self._header
+
+
+def set_state_cookie(request: HttpRequest, response: HttpResponse, state: str, max_age: int) -> None:
+    """The state cookie with lti_core's attributes (max_age 0 deletes it)."""
+    name = binding.state_cookie_name(state)
+    policy = binding.state_cookie_policy(secure_origin(request))
+    header = binding.cookie_header(name, "1", max_age=max_age, path=f"/{URL_PREFIX}/lti13/", policy=policy)
+    dict.__setitem__(response.cookies, name, _RawMorsel(name, header))
 
 
 def lti_endpoint(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -79,6 +153,14 @@ def lti_endpoint(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
 
 def base_url(request: HttpRequest) -> str:
     return tool_base_url(request.build_absolute_uri("/"))
+
+
+def lti13_login_url(request: HttpRequest) -> str:
+    return f"{base_url(request)}/{URL_PREFIX}/lti13/login"
+
+
+def secure_origin(request: HttpRequest) -> bool:
+    return base_url(request).startswith("https://")
 
 
 def content_id_from_target(target_link_uri: str) -> str:
@@ -173,17 +255,10 @@ def lti13_login(request: HttpRequest) -> HttpResponse:
         # States and nonces expire within minutes; sweeping now and then keeps the tables small
         # without a scheduler (`lti-publish purge` does the same from cron).
         store.purge_expired(time.time())
+    if redirect.uses_platform_storage:
+        return storage_login_page(request, redirect)
     response = HttpResponseRedirect(redirect.url)
-    # Binds the state to this browser where cookies work; see LaunchValidator.load_state for the rest.
-    secure = request.is_secure()
-    response.set_cookie(
-        STATE_COOKIE_PREFIX + redirect.state.state,
-        "1",
-        max_age=max(0, int(redirect.state.expires_at - time.time())),
-        httponly=True,
-        secure=secure,
-        samesite="None" if secure else "Lax",
-    )
+    set_state_cookie(request, response, redirect.state.state, int(redirect.state.expires_at - time.time()))
     return response
 
 
@@ -191,17 +266,28 @@ def lti13_login(request: HttpRequest) -> HttpResponse:
 @require_POST
 def lti13_launch(request: HttpRequest) -> HttpResponse:
     state = request.POST.get("state", "")
-    browser_states = {n[len(STATE_COOKIE_PREFIX) :] for n in request.COOKIES if n.startswith(STATE_COOKIE_PREFIX)}
-    validator = LaunchValidator(store, platform_keys, tool_base_urls=[base_url(request)])
+    base = base_url(request)
+    evidence = BrowserEvidence.from_request(
+        cookie_names=request.COOKIES.keys(),
+        form={k: request.POST.get(k, "") for k in (binding.REPOST_FIELD, binding.STORAGE_VALUE_FIELD)},
+        headers=request.headers,
+        tool_origin=base,
+    )
+    validator = LaunchValidator(store, platform_keys, tool_base_urls=[base], redirect_uri=lti13_redirect_uri(base))
     content: dict[str, str] = {}
 
     def check(launch: Launch) -> None:
         content["id"] = content_id_from_target(launch.target_link_uri)
         require_content(content["id"])(launch)
 
-    launch = validator.validate(request.POST.get("id_token", ""), state, browser_states, before_commit=check)
+    id_token = request.POST.get("id_token", "")
+    try:
+        launch = validator.validate(id_token, state, evidence, before_commit=check)
+    except BrowserCheckRequired as needed:
+        return browser_check_page(request, needed.check)
     response = sign_in(request, launch, content["id"])
-    response.delete_cookie(STATE_COOKIE_PREFIX + state)
+    if validator.binding is binding.Binding.COOKIE:
+        set_state_cookie(request, response, state, 0)  # used up: delete it (in its partition)
     return response
 
 

@@ -8,11 +8,20 @@ through this module, so a wheel install, an editable install and a checkout all 
 from __future__ import annotations
 
 import html
+import json
+from collections.abc import Mapping
 from importlib.resources import files
 from pathlib import Path
 from string import Template
 
-__all__ = ["STATIC_DIR", "TRANSLATIONS_DIR", "error_page_html", "static_text"]
+__all__ = [
+    "STATIC_DIR",
+    "TRANSLATIONS_DIR",
+    "browser_check_page_html",
+    "error_page_html",
+    "static_text",
+    "storage_login_page_html",
+]
 
 #: The directory holding ``css/``, ``js/`` and ``html/``.
 STATIC_DIR: Path = Path(__file__).resolve().parent
@@ -41,10 +50,21 @@ def static_text(relpath: str) -> str:
     return path.read_text(encoding="utf-8")
 
 
-def error_page_html(*, lang: str, title: str, message: str, reason: str, reason_label: str, hint: str) -> str:
+def error_page_html(
+    *,
+    lang: str,
+    title: str,
+    message: str,
+    reason: str,
+    reason_label: str,
+    hint: str,
+    action_url: str = "",
+    action_label: str = "",
+) -> str:
     """The page every host shows for a refused request: translated text in, escaped HTML out.
 
     One template for all hosts (Django and the hub), so a refusal reads the same wherever it happens.
+    ``action_url`` adds a link that opens in a new window (the first-party relaunch).
     """
     values = {
         "lang": lang,
@@ -55,4 +75,88 @@ def error_page_html(*, lang: str, title: str, message: str, reason: str, reason_
         "hint": hint,
     }
     escaped = {name: html.escape(value) for name, value in values.items()}
-    return Template(static_text("html/error.html")).substitute(escaped, css=static_text("css/lti_publish.css"))
+    action = ""
+    if action_url:
+        action = (
+            f'<p><a class="lti-error__action" href="{html.escape(action_url)}" target="_blank" '
+            f'rel="noopener">{html.escape(action_label)}</a></p>'
+        )
+    return Template(static_text("html/error.html")).substitute(
+        escaped, action=action, css=static_text("css/lti_publish.css")
+    )
+
+
+def _script_json(value: Mapping[str, str]) -> str:
+    """JSON safe inside a <script> element: no "</script>", no HTML-significant characters."""
+    text = json.dumps(dict(value))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def browser_check_page_html(
+    *,
+    lang: str,
+    title: str,
+    message: str,
+    continue_label: str,
+    action: str,
+    id_token: str,
+    state: str,
+    storage_target: str,
+    storage_key: str,
+    platform_origin: str,
+) -> str:
+    """The page that re-posts a launch from the tool's own origin (lti_core.lti13.binding).
+
+    It reads the state back from platform storage first when the login stored it there.
+    """
+    config = {"storage_target": storage_target, "storage_key": storage_key, "platform_origin": platform_origin}
+    return Template(static_text("html/browser_check.html")).substitute(
+        lang=html.escape(lang),
+        title=html.escape(title),
+        message=html.escape(message),
+        continue_label=html.escape(continue_label),
+        action=html.escape(action),
+        id_token=html.escape(id_token),
+        state=html.escape(state),
+        config=_script_json(config),
+        script=static_text("js/lti_storage.js"),
+        css=static_text("css/lti_publish.css"),
+    )
+
+
+def storage_login_page_html(
+    *,
+    lang: str,
+    title: str,
+    message: str,
+    continue_label: str,
+    auth_url: str,
+    fallback_url: str,
+    state: str,
+    storage_target: str,
+    storage_key: str,
+    platform_origin: str,
+) -> str:
+    """The login page that stores the state with the platform's frame, then goes to the platform.
+
+    ``fallback_url`` is the same login without platform storage (the cookie login), taken when
+    the platform's frame does not answer.
+    """
+    config = {
+        "auth_url": auth_url,
+        "fallback_url": fallback_url,
+        "state": state,
+        "storage_target": storage_target,
+        "storage_key": storage_key,
+        "platform_origin": platform_origin,
+    }
+    return Template(static_text("html/storage_login.html")).substitute(
+        lang=html.escape(lang),
+        title=html.escape(title),
+        message=html.escape(message),
+        continue_label=html.escape(continue_label),
+        fallback_url=html.escape(fallback_url),
+        config=_script_json(config),
+        script=static_text("js/lti_storage.js"),
+        css=static_text("css/lti_publish.css"),
+    )

@@ -41,3 +41,8 @@ if os.environ.get("LTI_TEST_MYSQL_DSN"):
 # "table is locked" at once instead of waiting, unlike any SQLite database a site really runs on.
 DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}  # noqa: F405
 DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20  # noqa: F405
+
+# Every test request goes through the trusted-proxy middleware, first, as in the demo and the LMS (an empty
+# LTI_PUBLISH["TRUSTED_PROXIES"] unless a test sets one).
+_PROXY_MIDDLEWARE = "lti_xblock.proxy.TrustedProxyMiddleware"
+MIDDLEWARE = [_PROXY_MIDDLEWARE, *(m for m in MIDDLEWARE if m != _PROXY_MIDDLEWARE)]  # noqa: F405

@@ -7,8 +7,11 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urljoin
 
 import pytest
+import requests
+from django.contrib.auth import get_user_model
 from django.template.defaultfilters import slugify
 from django.utils import translation
 from webob import Request
@@ -17,10 +20,15 @@ from workbench.runtime import ScenarioIdManager, WorkbenchRuntime
 from xblock.core import XBlock
 
 from lti_core.i18n import translation as catalog
+from lti_core.types import Role
 from lti_publish_assets import STATIC_DIR, TRANSLATIONS_DIR, static_text
-from lti_xblock.block import DEFAULT_TITLE, LtiPublishBlock
+from lti_xblock.block import DEFAULT_TITLE, LtiPublishBlock, openedx_may_author
 from lti_xblock.i18n import gettext
 from lti_xblock.launch_details import launch_details
+from lti_xblock.models import LtiContentEnrollment
+from tests.conftest import Tool
+from tests.peers.platform import INSTRUCTOR_ROLES, PlatformPeer
+from tests.test_host_lti13 import full_launch
 
 pytestmark = pytest.mark.django_db
 
@@ -34,15 +42,27 @@ WORKBENCH_HOST = "http://127.0.0.1:8000"
 class Scenario:
     ids: ScenarioIdManager
     usage_id: str
+    author: str  # the workbench user id (a Django user's pk) of a user launched into the content as staff
 
-    def runtime(self, student: str = "student_1") -> WorkbenchRuntime:
+    def runtime(self, student: str | None = "student_1") -> WorkbenchRuntime:
         """A fresh runtime (as for a new request) reading this scenario's ids, not the global ones."""
         runtime = WorkbenchRuntime(student)
         runtime.id_reader = runtime.id_generator = self.ids
         return runtime
 
-    def block(self, student: str = "student_1") -> Any:
+    def block(self, student: str | None = "student_1") -> Any:
         return self.runtime(student).get_block(self.usage_id)
+
+    def author_block(self) -> Any:
+        """The block as its author (course staff) gets it, e.g. in a handler request: they may save."""
+        return self.block(self.author)
+
+
+def enrolled_user(username: str, content_id: str, role: Role) -> str:
+    """A user with ``role``'s rights on the content, as a launch leaves them; their workbench user id."""
+    user = get_user_model().objects.create_user(username)
+    LtiContentEnrollment.objects.create(user=user, content_id=content_id, role=role.value)
+    return str(user.pk)
 
 
 @pytest.fixture
@@ -56,7 +76,7 @@ def scenario() -> Scenario:
     runtime = WorkbenchRuntime("student_1")
     runtime.id_reader = runtime.id_generator = ids
     usage_id = runtime.parse_xml_string(SCENARIO_XML)
-    return Scenario(ids, str(usage_id))
+    return Scenario(ids, str(usage_id), enrolled_user("author", str(usage_id), Role.STAFF))
 
 
 @pytest.fixture
@@ -204,7 +224,7 @@ def test_author_view_shows_launch_details_and_previews_the_children(scenario: Sc
 
 def test_interpolated_text_is_escaped(scenario: Scenario, base_urls: Any) -> None:
     title = "<script>alert('x')</script> & co"
-    assert save(scenario.block(), {"display_name": title}) == {"result": "success"}
+    assert save(scenario.author_block(), {"display_name": title}) == {"result": "success"}
     for view in ("student_view", "studio_view", "author_view"):
         html, _ = render(scenario.block(), view)
         assert "<script>alert" not in html, view
@@ -215,7 +235,7 @@ def test_interpolated_text_is_escaped(scenario: Scenario, base_urls: Any) -> Non
 
 
 def test_save_settings_saves_valid_settings(scenario: Scenario) -> None:
-    block = scenario.block()
+    block = scenario.author_block()
     payload = {"display_name": "  Fractions, part 1 ", "grade_sync": True, "max_score": 12.5}
     assert save(block, payload) == {"result": "success"}
     saved = scenario.block("another_student")  # a new runtime reads the stored fields back
@@ -224,7 +244,7 @@ def test_save_settings_saves_valid_settings(scenario: Scenario) -> None:
     assert saved.max_score == 12.5
 
     # What studio.js sends for a number input can also arrive as text; a partial update keeps the rest.
-    assert save(saved, {"max_score": "7", "grade_sync": False}) == {"result": "success"}
+    assert save(scenario.author_block(), {"max_score": "7", "grade_sync": False}) == {"result": "success"}
     again = scenario.block()
     assert (again.display_name, again.grade_sync, again.max_score) == ("Fractions, part 1", False, 7.0)
 
@@ -260,7 +280,7 @@ def test_save_settings_saves_valid_settings(scenario: Scenario) -> None:
 def test_save_settings_refuses_invalid_settings(
     scenario: Scenario, payload: dict[str, Any], bad_fields: set[str]
 ) -> None:
-    reply = save(scenario.block(), payload)
+    reply = save(scenario.author_block(), payload)
     assert reply["result"] == "error"
     assert set(reply["errors"]) == bad_fields
     assert all(isinstance(message, str) and message for message in reply["errors"].values())
@@ -270,22 +290,22 @@ def test_save_settings_refuses_invalid_settings(
 
 @pytest.mark.parametrize("body", ["[1, 2]", '"title"', "null", "3"])
 def test_save_settings_refuses_a_payload_that_is_not_an_object(scenario: Scenario, body: str) -> None:
-    status, reply = post_json(scenario.block(), body)
+    status, reply = post_json(scenario.author_block(), body)
     assert status == 200
     assert reply["result"] == "error"
     assert set(reply["errors"]) == {"__all__"}
 
 
 def test_save_settings_answers_bad_requests_without_raising(scenario: Scenario) -> None:
-    assert post_json(scenario.block(), b"{not json")[0] == 400
-    assert post_json(scenario.block(), b"\xff\xfe")[0] == 400
-    assert post_json(scenario.block(), "{}", method="GET")[0] == 405
+    assert post_json(scenario.author_block(), b"{not json")[0] == 400
+    assert post_json(scenario.author_block(), b"\xff\xfe")[0] == 400
+    assert post_json(scenario.author_block(), "{}", method="GET")[0] == 405
     assert scenario.block().display_name == "Published content: fractions"
 
 
 def test_error_messages_are_the_translated_ones(scenario: Scenario) -> None:
     with translation.override("fr"):
-        reply = save(scenario.block(), {"display_name": "", "max_score": -1})
+        reply = save(scenario.author_block(), {"display_name": "", "max_score": -1})
         expected = {
             "display_name": gettext("Enter a title."),
             "max_score": gettext("The maximum score must be a number greater than 0."),
@@ -342,10 +362,293 @@ def test_block_views_are_translated_when_the_catalog_has_their_strings(scenario:
     if not translated:
         pytest.fail("the French catalog has none of the block's strings yet: run `make translations` and translate")
     # The default title is shown translated (an author's own title never is).
-    assert save(scenario.block(), {"display_name": DEFAULT_TITLE}) == {"result": "success"}
+    assert save(scenario.author_block(), {"display_name": DEFAULT_TITLE}) == {"result": "success"}
     with translation.override("fr"):
         html = render(scenario.block(), "studio_view")[0] + render(scenario.block(), "student_view")[0]
     from django.utils.html import escape
 
     for source, french in translated.items():
         assert escape(french) in html, source
+
+
+# ------------------------------------------------------------------ who may change the settings
+
+UNCHANGED = ("Published content: fractions", False, 100.0)
+
+
+def settings_of(block: Any) -> tuple[str, bool, float]:
+    return (block.display_name, block.grade_sync, block.max_score)
+
+
+@pytest.mark.parametrize(
+    "who",
+    ["learner", "staff_of_other_content", "unknown_user_id", "workbench_student", "anonymous", "inactive_staff"],
+)
+def test_save_settings_is_refused_to_anyone_but_the_content_staff(scenario: Scenario, who: str) -> None:
+    student: str | None
+    if who == "learner":
+        student = enrolled_user("sam", scenario.usage_id, Role.LEARNER)
+    elif who == "staff_of_other_content":
+        student = enrolled_user("grace", "another.lti_publish.d0.u0", Role.STAFF)
+    elif who == "unknown_user_id":
+        student = "999999"
+    elif who == "workbench_student":
+        student = "student_1"  # the workbench's own default: not a user
+    elif who == "anonymous":
+        student = None
+    else:
+        student = enrolled_user("left", scenario.usage_id, Role.STAFF)
+        get_user_model().objects.filter(pk=student).update(is_active=False)
+    block = scenario.block(student)
+    assert block.user_may_author() is False
+    status, reply = post_json(block, json.dumps({"display_name": "Renamed", "max_score": 1}))
+    assert status == 403
+    assert reply == {"error": "Only the course team can change the settings of this content."}
+    assert settings_of(scenario.block()) == UNCHANGED
+    # Refused before the data is looked at: a bad payload gets the same answer, not a validation error.
+    assert post_json(block, "[]")[0] == 403
+
+
+def test_a_launch_as_learner_after_one_as_staff_takes_the_right_away(scenario: Scenario) -> None:
+    assert scenario.author_block().user_may_author() is True
+    LtiContentEnrollment.objects.filter(user_id=scenario.author).update(role=Role.LEARNER.value)
+    assert post_json(scenario.author_block(), json.dumps({"max_score": 1}))[0] == 403
+    assert settings_of(scenario.block()) == UNCHANGED
+
+
+def test_the_refusal_is_translated(scenario: Scenario) -> None:
+    with translation.override("fr"):
+        status, reply = post_json(scenario.block(), json.dumps({"max_score": 1}))
+        expected = gettext("Only the course team can change the settings of this content.")
+    assert status == 403
+    assert reply == {"error": expected}
+
+
+def test_every_handler_of_the_block_is_guarded(scenario: Scenario) -> None:
+    """The block's handlers are all Studio ones: a new one must go through studio_handler too."""
+    handlers = [
+        name for name in dir(LtiPublishBlock) if getattr(getattr(LtiPublishBlock, name), "_is_xblock_handler", False)
+    ]
+    assert handlers == ["save_settings"]
+    block = scenario.block()
+    for name in handlers:
+        request = Request.blank("/", method="POST", body=b"{}")
+        assert block.handle(name, request).status_code == 403, name
+
+
+# Open edX: what edx-platform's runtimes give the block (common/djangoapps/xblock_django/user_service.py,
+# cms load_services_for_studio, lms block_render), faked.
+
+
+class FakeUser:
+    def __init__(self, **opt_attrs: Any) -> None:
+        self.opt_attrs = {f"edx-platform.{name}": value for name, value in opt_attrs.items()}
+
+
+class FakeUserService:
+    def __init__(self, user: FakeUser) -> None:
+        self.user = user
+
+    def get_current_user(self) -> FakeUser:
+        return self.user
+
+
+class FakeStudioPermissions:
+    def __init__(self, writable: set[str]) -> None:
+        self.writable = writable
+        self.asked: list[Any] = []
+
+    def can_write(self, course_key: Any) -> bool:
+        self.asked.append(course_key)
+        return course_key in self.writable
+
+
+COURSE = "course-v1:Org+Fractions+2025"
+
+
+class FakeUsageKey(str):
+    context_key = COURSE
+
+
+LMS_LEARNER = FakeUser(is_authenticated=True, user_is_staff=False, user_role="student")
+LMS_STAFF = FakeUser(is_authenticated=True, user_is_staff=True, user_role="staff")
+ANONYMOUS = FakeUser(is_authenticated=False)
+# Studio's user service: no course role at all (user_is_staff defaults to False, user_role to "student").
+STUDIO_USER = FakeUser(is_authenticated=True, user_is_staff=False, user_role="student")
+
+
+@pytest.mark.parametrize(
+    ("user", "studio_permissions", "allowed"),
+    [
+        (LMS_LEARNER, None, False),
+        (FakeUser(is_authenticated=True, user_is_staff=False, user_role="instructor"), None, False),
+        (LMS_STAFF, None, True),
+        (ANONYMOUS, None, False),
+        (FakeUser(is_authenticated=False, user_is_staff=True), None, False),
+        (None, None, False),
+        (STUDIO_USER, FakeStudioPermissions({COURSE}), True),
+        (STUDIO_USER, FakeStudioPermissions(set()), False),
+        (LMS_STAFF, FakeStudioPermissions(set()), False),  # in Studio, write access to the course decides
+        (ANONYMOUS, FakeStudioPermissions({COURSE}), False),
+    ],
+)
+def test_openedx_rule(user: Any, studio_permissions: Any, allowed: bool) -> None:
+    assert openedx_may_author(user, studio_permissions, COURSE) is allowed
+
+
+def test_openedx_rule_without_a_course_key_refuses() -> None:
+    assert openedx_may_author(STUDIO_USER, FakeStudioPermissions({COURSE}), None) is False
+
+
+@pytest.mark.parametrize(
+    ("services", "allowed"),
+    [
+        ({"user": FakeUserService(LMS_STAFF)}, True),
+        ({"user": FakeUserService(LMS_LEARNER)}, False),
+        ({}, False),  # no user service at all
+        ({"user": FakeUserService(STUDIO_USER), "studio_user_permissions": FakeStudioPermissions({COURSE})}, True),
+        ({"user": FakeUserService(STUDIO_USER), "studio_user_permissions": FakeStudioPermissions(set())}, False),
+    ],
+)
+def test_the_block_asks_the_openedx_runtime_services(
+    scenario: Scenario, monkeypatch: pytest.MonkeyPatch, services: dict[str, Any], allowed: bool
+) -> None:
+    from lti_xblock import compat
+
+    monkeypatch.setattr(compat, "host", lambda: compat.OpenEdxHost())
+    block = scenario.block()
+    block.runtime._services = {"field-data": block.runtime._services["field-data"], **services}
+    # An opaque_keys UsageKey knows its course as context_key.
+    monkeypatch.setattr(block, "scope_ids", block.scope_ids._replace(usage_id=FakeUsageKey(scenario.usage_id)))
+    assert block.user_may_author() is allowed
+    permissions = services.get("studio_user_permissions")
+    if permissions is not None:
+        assert permissions.asked == [COURSE]
+    status, _ = post_json(block, json.dumps({"max_score": 5}))
+    assert status == (200 if allowed else 403)
+
+
+# ----------------------------------------------- over HTTP: the tool served for real, after launches
+
+
+def live_block(tool: Tool) -> Any:
+    """The published block as the live server stores it (the workbench's global scenario ids)."""
+    return WorkbenchRuntime("reader").get_block(tool.content_id)
+
+
+def launch_onto_content(browser: requests.Session, tool: Tool, platform: PlatformPeer, **claims: Any) -> str:
+    """A Moodle launch, then the content page it lands on (which sets the CSRF cookie its JavaScript posts with)."""
+    response = full_launch(browser, tool, platform, **claims)
+    assert response.status_code == 302, response.text
+    page = browser.get(urljoin(tool.base_url, response.headers["Location"]))
+    assert page.status_code == 200, page.text[:500]
+    return page.text
+
+
+def post_handler(browser: requests.Session, tool: Tool, usage_id: str, name: str, data: Any, query: str = "") -> Any:
+    """What the workbench's XBlock JavaScript runtime posts: /handler/<usage id>/<name>/?student=..., CSRF header."""
+    return browser.post(
+        tool.url(f"/handler/{usage_id}/{name}/{query}"),
+        data=json.dumps(data),
+        headers={"X-CSRFToken": browser.cookies.get("csrftoken", ""), "Content-Type": "application/json"},
+    )
+
+
+def assert_refused(response: requests.Response) -> None:
+    """A 403 with the handler's JSON error: refused by permission, not for a missing CSRF token."""
+    assert response.status_code == 403, response.text[:500]
+    assert set(response.json()) == {"error"} and response.json()["error"]
+
+
+RENAME = {"display_name": "Renamed by a learner", "max_score": 1}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_launched_learner_cannot_change_the_settings_but_answers_problems(browser, tool, platform):
+    page = launch_onto_content(browser, tool, platform)
+    assert "Published content: fractions" in page and "(learner)" in page
+    learner = get_user_model().objects.get(lti_links__platform_user_id="2")
+
+    assert_refused(post_handler(browser, tool, tool.content_id, "save_settings", RENAME))
+    # The runtime's ?student= is not who the handler runs as: naming staff changes nothing.
+    staff = enrolled_user("someone_staff", tool.content_id, Role.STAFF)
+    assert_refused(post_handler(browser, tool, tool.content_id, "save_settings", RENAME, f"?student={staff}"))
+    assert settings_of(live_block(tool)) == UNCHANGED
+    assert "Published content: fractions" in browser.get(tool.details.lti13_target_link_uri).text
+
+    # The problems still work for the learner, whose answers are stored as theirs.
+    problem = live_block(tool).children[1]
+    # What TextInputBlock's submit() sends: its form, serialized by jQuery.
+    answer = {"numerator": [{"name": "input", "value": "3"}]}
+    checked = post_handler(browser, tool, problem, "check", answer, "?student=someone_else")
+    assert checked.status_code == 200, checked.text[:500]
+    assert checked.json()["submitResults"] == {"numerator": None}  # accepted: no error message
+    assert set(checked.json()["checkResults"]) == {"numerator_checker"}
+    runtime = WorkbenchRuntime(str(learner.pk))
+    textinput = runtime.get_block(runtime.get_block(problem).children[1])
+    assert textinput.student_input == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_instructor_launched_user_can_change_the_settings(browser, tool, platform):
+    page = launch_onto_content(browser, tool, platform, roles=INSTRUCTOR_ROLES, sub="7")
+    assert "(staff)" in page
+    saved = post_handler(
+        browser, tool, tool.content_id, "save_settings", {"display_name": "Fractions", "max_score": 20}
+    )
+    assert saved.status_code == 200, saved.text[:500]
+    assert saved.json() == {"result": "success"}
+    assert settings_of(live_block(tool)) == ("Fractions", False, 20.0)
+    assert "<title>Fractions</title>" in browser.get(tool.details.lti13_target_link_uri).text
+
+    # Launched again as a learner: the rights follow the latest launch.
+    with requests.Session() as again:
+        launch_onto_content(again, tool, platform, sub="7")
+        assert_refused(post_handler(again, tool, tool.content_id, "save_settings", RENAME))
+    assert settings_of(live_block(tool)) == ("Fractions", False, 20.0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_unauthenticated_client_is_refused_every_handler(browser, tool):
+    # A CSRF cookie is anyone's to set: the check must not rest on it.
+    browser.cookies.set("csrftoken", "a" * 32)
+    assert_refused(post_handler(browser, tool, tool.content_id, "save_settings", RENAME))
+    problem = live_block(tool).children[1]
+    assert_refused(post_handler(browser, tool, problem, "check", {"numerator": "3"}, "?student=1"))
+    assert settings_of(live_block(tool)) == UNCHANGED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_user_launched_elsewhere_gets_no_handler_of_this_content(browser, tool, platform):
+    launch_onto_content(browser, tool, platform, roles=INSTRUCTOR_ROLES, sub="7")
+    LtiContentEnrollment.objects.update(content_id="another.lti_publish.d0.u0")
+    assert_refused(post_handler(browser, tool, tool.content_id, "save_settings", RENAME))
+    # Blocks that are no published content (the workbench's other scenarios) have no handlers here.
+    from workbench.scenarios import get_scenarios
+
+    other = next(s.usage_id for s in get_scenarios().values() if ".lti_publish." not in s.usage_id)
+    assert post_handler(browser, tool, other, "anything", {}).status_code == 404
+    assert post_handler(browser, tool, "no.such.block.d0.u0", "save_settings", {}).status_code == 404
+    assert settings_of(live_block(tool)) == UNCHANGED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_workbench_pages_do_not_show_the_content_without_a_launch(browser, tool):
+    scenario_id = slugify(DESCRIPTION)
+    index = browser.get(tool.url("/"), allow_redirects=False)
+    assert index.status_code == 302 and index.headers["Location"] == "/demo/"
+    for path in (
+        f"/scenario/{scenario_id}/",
+        f"/scenario/{scenario_id}/studio_view/",
+        f"/view/{scenario_id}/",
+        f"/view/{scenario_id}/author_view/",
+        "/userlist/",
+    ):
+        response = browser.get(tool.url(path), allow_redirects=False)
+        assert response.status_code == 404, path
+        assert "Adding fractions" not in response.text and "Published content: fractions" not in response.text
+    assert browser.post(tool.url("/reset_state"), allow_redirects=False).status_code == 404
+    # Nor the content page itself, signed out.
+    page = browser.get(tool.details.lti13_target_link_uri)
+    assert page.status_code == 401 or page.status_code == 403
+    assert "Adding fractions" not in page.text

@@ -4,6 +4,7 @@ with the demo JupyterHub (a real hub, its proxy and JupyterLab servers) beside t
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -172,21 +173,29 @@ def test_a_hub_that_cannot_start_leaves_the_workbench_running_and_says_why(demo)
     assert refused.status_code == 400
 
 
+def launch_from_the_demo_page(
+    demo: Demo, browser: requests.Session, role: str, version: str
+) -> tuple[str, requests.Response]:
+    """A click on the local launch page's button, and the forms a browser submits: (content id, where it lands)."""
+    page = browser.get(demo.base + "/demo/")
+    assert page.status_code == 200 and 'data-version="1.3"' in page.text
+    content_id = page.text.split('name="content_id" value="', 1)[1].split('"', 1)[0]
+    response = browser.post(
+        demo.base + "/demo/launch", data={"content_id": content_id, "role": role, "version": version}
+    )
+    for _ in range(3):  # the auto-submitting forms a browser would submit
+        if AUTOSUBMIT not in response.text:
+            break
+        action, fields = parse_autosubmit_form(response.text)
+        response = browser.post(action, data=fields)
+    return content_id, response
+
+
 @pytest.mark.parametrize("version", ["1.1", "1.3"])
 @pytest.mark.parametrize(("role", "label"), [("learner", "(learner)"), ("instructor", "(staff)")])
 def test_local_launch_page_launches_onto_the_content_signed_in(demo, version, role, label):
     with requests.Session() as browser:
-        page = browser.get(demo.base + "/demo/")
-        assert page.status_code == 200 and 'data-version="1.3"' in page.text
-        content_id = page.text.split('name="content_id" value="', 1)[1].split('"', 1)[0]
-        response = browser.post(
-            demo.base + "/demo/launch", data={"content_id": content_id, "role": role, "version": version}
-        )
-        for _ in range(3):  # the auto-submitting forms a browser would submit
-            if AUTOSUBMIT not in response.text:
-                break
-            action, fields = parse_autosubmit_form(response.text)
-            response = browser.post(action, data=fields)
+        content_id, response = launch_from_the_demo_page(demo, browser, role, version)
         assert response.status_code == 200, response.text[:500]
         assert response.url.endswith(f"/lti_publish/content/{content_id}/")
         assert "Signed in as" in response.text and label in response.text
@@ -194,6 +203,52 @@ def test_local_launch_page_launches_onto_the_content_signed_in(demo, version, ro
         # globals and the CSRF cookie (a learner pressing "check" was tried in Chromium).
         assert "studentId = student_id" in response.text and "js/runtime/1.js" in response.text
         assert browser.cookies.get("csrftoken")
+
+
+def test_the_workbench_shows_no_content_without_a_launch_and_handlers_run_as_the_launched_user(demo):
+    index = requests.get(demo.base + "/", allow_redirects=False, timeout=10)
+    assert index.status_code == 302 and index.headers["Location"] == "/demo/"
+    with requests.Session() as learner:
+        content_id, landed = launch_from_the_demo_page(demo, learner, "learner", "1.3")
+        assert landed.status_code == 200 and "Adding fractions" in landed.text
+        # What the content page loads is still served: the workbench runtime's JavaScript, its catalog.
+        scripts = re.findall(r"<script[^>]* src=[\"']([^\"']+)", landed.text)
+        assert any("js/runtime/1.js" in src for src in scripts) and "/jsi18n/" in scripts
+        for src in scripts:
+            assert learner.get(urljoin(landed.url, src), timeout=10).status_code == 200, src
+        scenario = content_id.split(".", 1)[0]
+        for path in (
+            f"/scenario/{scenario}/",
+            f"/scenario/{scenario}/studio_view/",
+            f"/view/{scenario}/",
+            "/userlist/",
+        ):
+            for client in (requests, learner):  # nobody, not even a launched learner
+                response = client.get(demo.base + path, allow_redirects=False, timeout=10)
+                assert response.status_code == 404, path
+                assert "Adding fractions" not in response.text
+
+        def post(browser: requests.Session, usage_id: str, handler: str, data: object) -> requests.Response:
+            return browser.post(
+                f"{demo.base}/handler/{usage_id}/{handler}/?student=1",
+                json=data,
+                headers={"X-CSRFToken": browser.cookies.get("csrftoken", "")},
+                timeout=10,
+            )
+
+        # The learner answers the first problem (what its JavaScript posts), and may not edit the settings.
+        problem = content_id.replace(".lti_publish.d0.u0", ".problem_demo.d0.u0")
+        checked = post(learner, problem, "check", {"numerator": [{"name": "input", "value": "2"}]})
+        assert checked.status_code == 200 and set(checked.json()["checkResults"]) == {"numerator_checker"}
+        same = {"display_name": "Published content: fractions", "max_score": 100}
+        refused = post(learner, content_id, "save_settings", same)
+        assert refused.status_code == 403 and "error" in refused.json()
+    with requests.Session() as instructor:
+        launch_from_the_demo_page(demo, instructor, "instructor", "1.1")
+        assert post(instructor, content_id, "save_settings", same).json() == {"result": "success"}
+    with requests.Session() as nobody:
+        nobody.cookies.set("csrftoken", "b" * 32)
+        assert post(nobody, content_id, "save_settings", same).status_code == 403
 
 
 # -- the demo JupyterHub, for real --------------------------------------------------------------

@@ -61,7 +61,8 @@ def test_roles_map_to_rights(browser, tool, roles, expected):
     assert m.LtiContentEnrollment.objects.get().role == expected
 
 
-def test_behind_a_tls_proxy_the_public_url_is_what_was_signed(browser, tool):
+def test_behind_a_tls_proxy_the_public_url_is_what_was_signed(browser, tool, settings):
+    trust_the_test_client_as_proxy(settings)
     public = f"https://tool.example/lti_publish/content/{tool.content_id}/ltiaccess"
     body = sign_lti11_launch(public, tool.consumer.key, tool.consumer.secret, moodle_lti11_params())
     headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "tool.example"}
@@ -136,3 +137,68 @@ def test_get_on_the_tool_url_is_refused_cleanly(browser, tool):
 def test_content_page_needs_a_launch(browser, tool):
     response = browser.get(tool.details.lti13_target_link_uri)
     assert response.status_code == 401 and "<code>not_signed_in</code>" in response.text
+
+
+# -- forwarded headers: believed from LTI_PUBLISH["TRUSTED_PROXIES"] only (lti_xblock.proxy) --------------
+
+
+def trust_the_test_client_as_proxy(settings) -> None:
+    """The live server's peer (this test, on loopback) stands for the TLS-terminating proxy."""
+    settings.LTI_PUBLISH = {**settings.LTI_PUBLISH, "TRUSTED_PROXIES": ["127.0.0.1", "::1"]}
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "tool.example"]
+
+
+def other_tool_launch(tool, scheme: str = "http") -> dict[str, str]:
+    """A genuine launch, signed by the consumer for another tool that shares its key and secret."""
+    url = f"{scheme}://other-tool.example/lti_publish/content/{tool.content_id}/ltiaccess"
+    return sign_lti11_launch(url, tool.consumer.key, tool.consumer.secret, moodle_lti11_params())
+
+
+SPOOFED = [
+    {"X-Forwarded-Host": "other-tool.example"},
+    {"X-Forwarded-Host": "other-tool.example", "X-Forwarded-Proto": "https"},
+    {"X-Forwarded-Host": "tool.example, other-tool.example", "X-Forwarded-For": "127.0.0.1"},
+]
+
+
+@pytest.mark.parametrize("headers", SPOOFED)
+def test_a_launch_for_another_tool_with_its_forwarded_host_is_refused(browser, tool, headers):
+    scheme = headers.get("X-Forwarded-Proto", "http")
+    before = written_rows()
+    response = post(browser, tool.details.lti11_tool_url, other_tool_launch(tool, scheme), headers=headers)
+    assert response.status_code == 401 and "<code>bad_signature</code>" in response.text
+    assert written_rows() == before
+
+
+def test_forwarded_headers_from_a_peer_not_listed_are_ignored(browser, tool, settings):
+    settings.LTI_PUBLISH = {**settings.LTI_PUBLISH, "TRUSTED_PROXIES": ["10.0.0.0/8"]}
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "other-tool.example"]
+    before = written_rows()
+    response = post(browser, tool.details.lti11_tool_url, other_tool_launch(tool), headers=SPOOFED[0])
+    assert response.status_code == 401 and "<code>bad_signature</code>" in response.text
+    assert written_rows() == before
+
+
+def test_a_host_header_not_allowed_is_refused_before_the_launch(browser, tool):
+    before = written_rows()
+    headers = {"Host": "other-tool.example"}
+    response = post(browser, tool.details.lti11_tool_url, other_tool_launch(tool), headers=headers)
+    assert response.status_code == 400
+    assert written_rows() == before
+
+
+def test_behind_a_trusted_proxy_chain_the_public_url_is_the_nearest_proxys(browser, tool, settings):
+    """Two hops: the test client is the inner proxy; X-Forwarded-For names the outer one (trusted too)."""
+    trust_the_test_client_as_proxy(settings)
+    settings.LTI_PUBLISH["TRUSTED_PROXIES"].append("10.0.0.0/8")
+    public = f"https://tool.example/lti_publish/content/{tool.content_id}/ltiaccess"
+    body = sign_lti11_launch(public, tool.consumer.key, tool.consumer.secret, moodle_lti11_params())
+    headers = {
+        "X-Forwarded-For": "203.0.113.9, 10.0.0.2",
+        # What the client sent first, then what the proxies set: the last entries count.
+        "X-Forwarded-Proto": "http, https",
+        "X-Forwarded-Host": "other-tool.example, tool.example",
+    }
+    response = post(browser, tool.details.lti11_tool_url, body, headers=headers)
+    assert response.status_code == 302, response.text
+    assert m.LtiUserLink.objects.count() == 1

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import html
+import re
 import time
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -219,15 +222,15 @@ def test_refused_launch(browser, tool, platform, case, tweaks, reason, status):
     assert written_rows() == before
 
 
-def test_replayed_launch_is_refused_as_nonce_reused(browser, tool, platform):
+def test_replayed_launch_is_refused(browser, tool, platform):
     query = login(browser, tool, platform)
     token = platform.id_token(query["nonce"], target_link_uri=tool.details.lti13_target_link_uri)
     data = {"id_token": token, "state": query["state"]}
     assert browser.post(tool.details.lti13_redirect_uri, data=data, allow_redirects=False).status_code == 302
     before = written_rows()
-    with requests.Session() as attacker:
-        replay = attacker.post(tool.details.lti13_redirect_uri, data=data, allow_redirects=False)
-    assert replay.status_code == 401 and "<code>nonce_reused</code>" in replay.text
+    for client in (browser, requests.Session()):
+        replay = client.post(tool.details.lti13_redirect_uri, data=data, allow_redirects=False)
+        assert replay.status_code == 401 and "<code>state_unknown</code>" in replay.text
     assert written_rows() == before
 
 
@@ -238,28 +241,72 @@ def test_missing_state_is_refused(browser, tool, platform):
     assert response.status_code == 400 and "<code>state_missing</code>" in response.text
 
 
-def test_state_from_another_browser_is_refused(browser, tool, platform):
-    login(browser, tool, platform)  # this browser holds its own state cookie
-    with requests.Session() as victim:
-        query = login(victim, tool, platform)
+def repost(client: requests.Session, check_page: requests.Response, **headers: str) -> requests.Response:
+    """What the browser check page's script does without platform storage: re-post the launch
+    from the tool's origin (a browser adds Sec-Fetch-Site itself)."""
+    action, fields = parse_autosubmit_form(check_page.text)
+    assert fields["lti_repost"] == "1"
+    return client.post(action, data=fields, headers=headers, allow_redirects=False)
+
+
+def test_login_csrf_state_from_another_browser_is_refused(browser, tool, platform):
+    """The attack: the attacker's own id_token and state, posted by a victim's browser."""
+    login(browser, tool, platform)  # the victim holds a state cookie of their own
+    with requests.Session() as attacker:
+        query = login(attacker, tool, platform)
     token = platform.id_token(query["nonce"], target_link_uri=tool.details.lti13_target_link_uri)
     before = written_rows()
     response = browser.post(
         tool.details.lti13_redirect_uri, data={"id_token": token, "state": query["state"]}, allow_redirects=False
     )
-    assert response.status_code == 403 and "<code>state_not_bound</code>" in response.text
+    assert response.status_code == 200 and 'name="lti_repost"' in response.text  # the check page, no session
+    assert response.headers["Cache-Control"] == "no-store"
+    for fetch_site in ("same-origin", "cross-site"):
+        refused = repost(browser, response, **{"Sec-Fetch-Site": fetch_site})
+        assert refused.status_code == 403 and "<code>state_not_bound</code>" in refused.text
+    assert "sessionid" not in browser.cookies
     assert written_rows() == before
 
 
-def test_cookie_free_browser_still_launches(browser, tool, platform):
-    """Third-party cookies blocked: the state cookie never comes back, the server-side state carries it."""
+def test_forged_repost_with_the_marker_is_refused(browser, tool, platform):
+    """An attacker's form can carry lti_repost=1, but not the browser's same-origin headers."""
+    with requests.Session() as attacker:
+        query = login(attacker, tool, platform)
+    token = platform.id_token(query["nonce"], target_link_uri=tool.details.lti13_target_link_uri)
+    before = written_rows()
+    data = {"id_token": token, "state": query["state"], "lti_repost": "1", "lti_storage_value": query["state"]}
+    for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}, {}):
+        response = browser.post(tool.details.lti13_redirect_uri, data=data, headers=headers, allow_redirects=False)
+        assert response.status_code == 403 and "<code>state_not_bound</code>" in response.text
+    assert written_rows() == before
+
+
+def test_cookie_free_browser_is_offered_a_new_window_that_lands_signed_in(browser, tool, platform):
+    """A frame that keeps no cookie: check page, then the refusal with its relaunch link, which in a
+    first-party window (cookies kept) runs the login again and lands signed in."""
     query = login(browser, tool, platform)
     browser.cookies.clear()
     token = platform.id_token(query["nonce"], target_link_uri=tool.details.lti13_target_link_uri)
-    response = browser.post(
+    check = browser.post(
         tool.details.lti13_redirect_uri, data={"id_token": token, "state": query["state"]}, allow_redirects=False
     )
-    assert response.status_code == 302
+    assert check.status_code == 200
+    refused = repost(browser, check, **{"Sec-Fetch-Site": "same-origin"})
+    assert refused.status_code == 403 and "<code>state_not_bound</code>" in refused.text
+    link = re.search(r'<a class="lti-error__action" href="([^"]+)" target="_blank"', refused.text)
+    assert link, refused.text
+    relaunch_url = html.unescape(link.group(1))
+    assert relaunch_url.startswith(tool.details.lti13_login_url + "?")
+    with requests.Session() as window:
+        redirect = window.get(relaunch_url, allow_redirects=False)
+        assert redirect.status_code == 302 and redirect.headers["Location"].startswith(platform.auth_url)
+        auth = {k: v[0] for k, v in parse_qs(urlsplit(redirect.headers["Location"]).query).items()}
+        token = platform.id_token(auth["nonce"], target_link_uri=tool.details.lti13_target_link_uri)
+        response = window.post(
+            tool.details.lti13_redirect_uri, data={"id_token": token, "state": auth["state"]}, allow_redirects=False
+        )
+        assert response.status_code == 302, response.text[:300]
+        assert_lands_signed_in(window, tool, response, "Signed in as Sam Student (learner)")
 
 
 @pytest.mark.parametrize(

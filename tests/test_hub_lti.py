@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 import requests
@@ -26,7 +26,7 @@ from traitlets.config import Config, PyFileConfigLoader
 from tests.hub import HubProcess
 from tests.peers import DELETE
 from tests.peers.lti11 import INSTRUCTOR, moodle_lti11_params, sign_lti11_launch
-from tests.peers.platform import INSTRUCTOR_ROLES, PlatformPeer
+from tests.peers.platform import INSTRUCTOR_ROLES, PlatformPeer, parse_autosubmit_form
 
 pytestmark = pytest.mark.slow
 
@@ -326,7 +326,31 @@ def test_forged_replayed_and_stateless_id_tokens_are_refused(browser, hub13, pla
     assert_refused(browser.post(action, data=forged, headers=CROSS_SITE), "bad_signature", 401)
     assert_refused(browser.post(action, data={**fields, "state": ""}, headers=CROSS_SITE), "state_missing", 400)
     assert browser.post(action, data=fields, headers=CROSS_SITE, allow_redirects=False).status_code == 302
-    assert_refused(browser.post(action, data=fields, headers=CROSS_SITE), "nonce_reused", 401)
+    # A state serves one launch: the replay finds it gone.
+    assert_refused(browser.post(action, data=fields, headers=CROSS_SITE), "state_unknown", 401)
+
+
+def test_login_csrf_an_id_token_and_state_posted_by_another_browser_are_refused(browser, hub13, platforms):
+    """The attacker starts a launch, stops at the platform's form and has the victim's browser post it."""
+    moodle = platforms["moodle"]
+    moodle.user_id = new_user_id()
+    login_url = hub13.hub_url + "lti13/oauth_login"
+    with requests.Session() as attacker:
+        form = moodle.login_form(login_url, hub13.hub_url + "lti13/oauth_callback")
+        response = attacker.post(login_url, data=form, headers=CROSS_SITE, allow_redirects=False)
+    _, action, fields = moodle.authorize_redirect(response.headers["Location"])
+    users = user_names(hub13)
+    check = browser.post(action, data=fields, headers=CROSS_SITE, allow_redirects=False)
+    assert check.status_code == 200 and 'name="lti_repost"' in check.text  # the browser check page
+    assert not any(name.startswith("jupyterhub-") for name in browser.cookies.keys())
+    _, repost_fields = parse_autosubmit_form(check.text)
+    for fetch_site in ("same-origin", "cross-site"):
+        refused = browser.post(
+            action, data=repost_fields, headers={"Sec-Fetch-Site": fetch_site}, allow_redirects=False
+        )
+        assert_refused(refused, "state_not_bound", 403)
+        assert "lti13/oauth_login?" in refused.text  # the new-window relaunch link
+    assert user_names(hub13) == users
 
 
 def test_deployments_listed_for_a_platform_are_enforced(browser, hub13, platforms):
@@ -371,11 +395,12 @@ def test_lti_posts_need_no_xsrf_but_other_hub_forms_keep_it(browser, hub13, plat
     assert refused.status_code == 403 and "_xsrf" in refused.text
 
 
-def test_lti13_behind_a_proxy_uses_the_public_url(browser, hub13, platforms):
-    """The redirect URI sent to the platform and the target link check use the forwarded public URL."""
+def test_lti13_behind_a_proxy_uses_the_public_url(browser, hub13_proxied, platforms):
+    """The redirect URI sent to the platform and the target link check use the forwarded public URL, on a hub
+    that trusts its proxies (`trusted_proxies`; the test client stands for the TLS proxy on loopback)."""
     forwarded = {**CROSS_SITE, "X-Forwarded-Proto": "https", "X-Forwarded-Host": "hub.example.org"}
     moodle = platforms["moodle"]
-    login_url = hub13.hub_url + "lti13/oauth_login"
+    login_url = hub13_proxied.hub_url + "lti13/oauth_login"
     public_target = "https://hub.example.org/hub/lti13/oauth_callback"
     form = moodle.login_form(login_url, public_target)
     response = browser.post(login_url, data=form, headers=forwarded, allow_redirects=False)
@@ -434,11 +459,12 @@ def test_lti11_same_user_id_from_another_consumer_is_another_user(browser, hub11
     assert len(user_names(hub11) - before) == 2
 
 
-def test_lti11_behind_a_proxy_checks_the_public_url(browser, hub11):
+def test_lti11_behind_a_proxy_checks_the_public_url(browser, hub11_proxied):
+    """On a hub that trusts its proxies (`trusted_proxies`; the test client stands for the TLS proxy)."""
     public = "https://hub.example.org/hub/lti/ltiaccess"
     forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "hub.example.org"}
-    assert launch11(browser, hub11, user_id=new_user_id(), url=public, headers=forwarded).status_code == 302
-    assert_refused(launch11(browser, hub11, user_id=new_user_id(), url=public), "bad_signature", 401)
+    assert launch11(browser, hub11_proxied, user_id=new_user_id(), url=public, headers=forwarded).status_code == 302
+    assert_refused(launch11(browser, hub11_proxied, user_id=new_user_id(), url=public), "bad_signature", 401)
 
 
 def test_refused_lti11_launches_get_a_readable_page_and_make_no_user(browser, hub11):
@@ -546,3 +572,289 @@ def test_authenticators_are_registered_as_entry_points():
     names = {ep.name: ep.value for ep in entry_points(group="jupyterhub.authenticators")}
     assert names["lti11"] == "jupyter_lti.lti11:LTI11Authenticator"
     assert names["lti13"] == "jupyter_lti.lti13:LTI13Authenticator"
+
+
+# -- where a launch lands: never outside the hub (lti_core.urls.safe_landing_path) -----------------------
+
+EVIL_NEXT = ["//evil.example/x", "///evil.example/"]
+
+
+def assert_lands_inside(hub: HubProcess, response: requests.Response) -> str:
+    assert response.status_code == 302, response.text[:2000]
+    location = response.headers["Location"]
+    assert location.startswith("/") and not location.startswith("//") and "\\" not in location, location
+    assert "evil.example" not in location
+    assert urlsplit(requests.compat.urljoin(hub.url, location)).netloc == urlsplit(hub.url).netloc
+    return location
+
+
+@pytest.mark.parametrize("evil", EVIL_NEXT)
+def test_lti13_custom_next_never_leaves_the_hub(evil, browser, hub13, platforms):
+    moodle = platforms["moodle"]
+    moodle.user_id = new_user_id()
+    assert_lands_inside(hub13, launch13(browser, hub13, moodle, claims={"custom": {"next": evil}}))
+
+
+@pytest.mark.parametrize("evil", EVIL_NEXT)
+def test_lti13_next_in_the_target_link_never_leaves_the_hub(evil, browser, hub13, platforms):
+    moodle = platforms["moodle"]
+    moodle.user_id = new_user_id()
+    target = hub13.hub_url + "lti13/oauth_callback?" + urlencode({"next": evil})
+    assert_lands_inside(hub13, launch13(browser, hub13, moodle, target=target))
+
+
+@pytest.mark.parametrize("evil", EVIL_NEXT)
+def test_lti11_custom_next_never_leaves_the_hub(evil, browser, hub11):
+    assert_lands_inside(hub11, launch11(browser, hub11, user_id=new_user_id(), custom_next=evil))
+
+
+def test_lti11_custom_next_inside_the_hub_is_kept(browser, hub11):
+    response = launch11(browser, hub11, user_id=new_user_id(), custom_next="lab/tree/week1/intro.ipynb")
+    assert assert_lands_inside(hub11, response) == "/hub/user-redirect/lab/tree/week1/intro.ipynb"
+
+
+# -- forwarded headers: believed from `trusted_proxies` only (lti_core.forwarded) --------------------------
+
+#: What a client sends to have a launch signed for another tool (sharing the key and secret) checked here.
+OTHER_TOOL = {"X-Forwarded-Host": "other-tool.example", "X-Forwarded-Proto": "http"}
+
+
+@pytest.fixture(scope="module")
+def hub13_proxied(tmp_path_factory: pytest.TempPathFactory, platforms: dict[str, PlatformPeer]) -> Iterator[HubProcess]:
+    """An LTI 1.3 hub set up for a TLS proxy on its machine: JupyterHub's proxy and the TLS proxy in front of
+    it both on loopback, hence `trusted_proxies = ["127.0.0.1"]`."""
+    moodle = platforms["moodle"]
+    config = LTIAUTHENTICATOR_13_CONFIG.format(
+        authenticator_class="jupyter_lti.lti13.LTI13Authenticator", issuer=moodle.issuer, client_id=moodle.client_id
+    )
+    config += 'c.LTI13Authenticator.trusted_proxies = ["127.0.0.1"]\n'
+    hub = HubProcess(tmp_path_factory.mktemp("hub13-proxied"), config)
+    with hub.start():
+        yield hub
+
+
+@pytest.fixture(scope="module")
+def hub11_proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    """The LTI 1.1 hub, set up like hub13_proxied."""
+    config = LTIAUTHENTICATOR_11_CONFIG.format(
+        authenticator_class="lti11",
+        key=CONSUMER_KEY,
+        secret=CONSUMER_SECRET,
+        other_key=OTHER_KEY,
+        other_secret=OTHER_SECRET,
+        username_key="",
+    )
+    config += 'c.LTI11Authenticator.trusted_proxies = ["127.0.0.1"]\n'
+    hub = HubProcess(tmp_path_factory.mktemp("hub11-proxied"), config)
+    with hub.start():
+        yield hub
+
+
+class _FromAddress(requests.adapters.HTTPAdapter):
+    """Connections from another loopback address."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, source_address=(self.address, 0), **kwargs)
+
+
+@pytest.fixture
+def remote_browser() -> Iterator[requests.Session]:
+    """A browser on 127.0.0.2: reaches the hub through its proxy, but is no trusted proxy itself."""
+    with requests.Session() as session:
+        session.mount("http://", _FromAddress("127.0.0.2"))
+        yield session
+
+
+def test_lti11_forwarded_host_and_scheme_from_a_client_are_ignored_by_default(browser, hub11):
+    before = user_names(hub11)
+    other = "http://other-tool.example/hub/lti/ltiaccess"
+    for headers in (OTHER_TOOL, {"X-Forwarded-Host": "other-tool.example, other-tool.example"}):
+        response = launch11(browser, hub11, user_id=new_user_id(), url=other, headers=headers)
+        assert_refused(response, "bad_signature", 401)
+    # The scheme alone (tornado's xheaders believe X-Scheme from anyone; the hub does not).
+    https = hub11.hub_url.replace("http://", "https://") + "lti/ltiaccess"
+    for headers in ({"X-Forwarded-Proto": "https"}, {"X-Scheme": "https"}):
+        assert_refused(launch11(browser, hub11, user_id=new_user_id(), url=https, headers=headers), "bad_signature")
+    assert user_names(hub11) == before
+
+
+def test_lti13_target_link_at_a_forwarded_host_is_refused_by_default(browser, hub13, platforms):
+    moodle = platforms["moodle"]
+    moodle.user_id = new_user_id()
+    before = user_names(hub13)
+    login_url = hub13.hub_url + "lti13/oauth_login"
+    other = "http://other-tool.example/hub/lti13/oauth_callback"
+    spoofed = {**CROSS_SITE, **OTHER_TOOL}
+    refused = browser.post(login_url, data=moodle.login_form(login_url, other), headers=spoofed, allow_redirects=False)
+    assert_refused(refused, "target_link_outside_tool", 403)
+    # At the launch too: a login for this hub, then an id_token naming the other host, posted with its headers.
+    form = moodle.login_form(login_url, hub13.hub_url + "lti13/oauth_callback", claims={"target_link_uri": other})
+    response = browser.post(login_url, data=form, headers=CROSS_SITE, allow_redirects=False)
+    _, action, fields = moodle.authorize_redirect(response.headers["Location"])
+    refused = browser.post(action, data=fields, headers=spoofed, allow_redirects=False)
+    assert_refused(refused, "target_link_outside_tool", 403)
+    assert user_names(hub13) == before
+
+
+def test_behind_a_trusted_proxy_a_client_cannot_forward_a_host_through_jupyterhubs_proxy(remote_browser, hub11_proxied):
+    """configurable-http-proxy (trusted) passes a client's X-Forwarded-Host on: it counts only when set by a
+    trusted proxy in front of it."""
+    before = user_names(hub11_proxied)
+    other = "http://other-tool.example/hub/lti/ltiaccess"
+    refused = launch11(remote_browser, hub11_proxied, user_id=new_user_id(), url=other, headers=OTHER_TOOL)
+    assert_refused(refused, "bad_signature", 401)
+    assert user_names(hub11_proxied) == before
+    # The same client's genuine launch goes through: it is only not a trusted proxy.
+    assert launch11(remote_browser, hub11_proxied, user_id=new_user_id()).status_code == 302
+
+
+def test_behind_a_trusted_proxy_a_client_cannot_forward_a_target_link_host(remote_browser, hub13_proxied, platforms):
+    moodle = platforms["moodle"]
+    login_url = hub13_proxied.hub_url + "lti13/oauth_login"
+    form = moodle.login_form(login_url, "http://other-tool.example/hub/lti13/oauth_callback")
+    spoofed = {**CROSS_SITE, **OTHER_TOOL}
+    refused = remote_browser.post(login_url, data=form, headers=spoofed, allow_redirects=False)
+    assert_refused(refused, "target_link_outside_tool", 403)
+
+
+# The hub's public origin from what its proxy sends, without a hub: LTIAuthenticator.public_origin.
+
+
+def hub_handler(peer: str, host: str, headers: dict[str, str], public_url: str = "") -> Any:
+    """A request as the hub's tornado server receives it from ``peer`` (before tornado's xheaders)."""
+    from types import SimpleNamespace
+
+    from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
+
+    context = SimpleNamespace(_orig_remote_ip=peer, _orig_protocol="http", remote_ip=peer, protocol="http")
+    request = HTTPServerRequest(
+        start_line=RequestStartLine("POST", "/hub/lti/ltiaccess", "HTTP/1.1"),
+        headers=HTTPHeaders({"Host": host, **headers}),
+        connection=SimpleNamespace(context=context),
+    )
+    settings = {"base_url": "/", **({"public_url": public_url} if public_url else {})}
+    return SimpleNamespace(request=request, settings=settings)
+
+
+def authenticator(**traits: Any) -> Any:
+    from jupyter_lti.lti11 import LTI11Authenticator
+
+    return LTI11Authenticator(store_url="sqlite://", **traits)
+
+
+#: Deployments: (trusted_proxies, hub's peer, Host, headers as they reach the hub, public origin).
+DEPLOYMENTS = [
+    pytest.param(
+        [],
+        "127.0.0.1",
+        "hub.example.org",
+        {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "http", "X-Forwarded-Host": "evil.example"},
+        "http://hub.example.org",
+        id="default: a client's headers through CHP are ignored",
+    ),
+    pytest.param(
+        [],
+        "127.0.0.1",
+        "hub.example.org",
+        {"X-Forwarded-For": "203.0.113.9", "X-Scheme": "https", "X-Real-Ip": "127.0.0.1"},
+        "http://hub.example.org",
+        id="default: X-Scheme and X-Real-Ip too",
+    ),
+    pytest.param(
+        ["127.0.0.1"],
+        "127.0.0.1",
+        "hub.example.org",
+        {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"},
+        "https://hub.example.org",
+        id="CHP serving TLS itself: its scheme, the Host header, not the client's X-Forwarded-Host",
+    ),
+    pytest.param(
+        ["127.0.0.1"],
+        "127.0.0.1",
+        "127.0.0.1:8000",
+        {
+            "X-Forwarded-For": "198.51.100.1, 203.0.113.9, 127.0.0.1",
+            "X-Forwarded-Proto": "https,http",
+            "X-Forwarded-Host": "hub.example.org",
+        },
+        "https://hub.example.org",
+        id="nginx on loopback in front of CHP",
+    ),
+    pytest.param(
+        ["10.0.0.0/8"],
+        "10.1.0.5",
+        "hub.example.org",
+        {
+            "X-Forwarded-For": "203.0.113.9, 10.2.0.7",
+            "X-Forwarded-Proto": "https,http",
+            "X-Forwarded-Host": "hub.example.org",
+        },
+        "https://hub.example.org",
+        id="Kubernetes: ingress and proxy pods",
+    ),
+    pytest.param(
+        ["10.0.0.0/8"],
+        "192.0.2.1",
+        "hub.example.org",
+        {"X-Forwarded-For": "10.2.0.7", "X-Forwarded-Proto": "https,https", "X-Forwarded-Host": "evil.example"},
+        "http://hub.example.org",
+        id="a client reaching the hub's port directly",
+    ),
+]
+
+
+@pytest.mark.parametrize(("trusted", "peer", "host", "headers", "expected"), DEPLOYMENTS)
+def test_the_hubs_public_origin_behind_proxies(trusted, peer, host, headers, expected):
+    assert authenticator(trusted_proxies=trusted).public_origin(hub_handler(peer, host, headers)) == expected
+
+
+def test_public_url_wins_over_everything_and_uri_scheme_over_the_headers():
+    chp_tls = {"X-Forwarded-For": "127.0.0.1", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "hub.example.org"}
+    handler = hub_handler("127.0.0.1", "127.0.0.1:8000", chp_tls, public_url="https://public.example/")
+    assert authenticator(trusted_proxies=["127.0.0.1"]).public_origin(handler) == "https://public.example"
+    handler = hub_handler("127.0.0.1", "hub.example.org", chp_tls)
+    assert authenticator(uri_scheme="https").public_origin(handler) == "https://hub.example.org"
+    assert (
+        authenticator(uri_scheme="http", trusted_proxies=["127.0.0.1"]).public_origin(handler)
+        == "http://hub.example.org"
+    )
+
+
+def test_trusted_proxies_must_be_addresses_or_networks():
+    from traitlets import TraitError
+
+    with pytest.raises(TraitError, match="proxy.example"):
+        authenticator(trusted_proxies=["127.0.0.1", "proxy.example"])
+
+
+def test_deprecated_trust_forwarded_headers_trusts_loopback_only_and_warns(caplog):
+    import logging
+
+    log = logging.getLogger("test-hub-auth")
+    with caplog.at_level(logging.WARNING, logger=log.name):
+        auth = authenticator(log=log, trust_forwarded_headers=True)
+    assert "trust_forwarded_headers is deprecated" in caplog.text
+    nginx = {
+        "X-Forwarded-For": "203.0.113.9, 127.0.0.1",
+        "X-Forwarded-Proto": "https,http",
+        "X-Forwarded-Host": "hub.example.org",
+    }
+    assert auth.public_origin(hub_handler("127.0.0.1", "127.0.0.1:8000", nginx)) == "https://hub.example.org"
+    assert auth.public_origin(hub_handler("::1", "127.0.0.1:8000", nginx)) == "https://hub.example.org"
+    assert auth.public_origin(hub_handler("10.0.0.1", "127.0.0.1:8000", nginx)) == "http://127.0.0.1:8000"
+
+
+def test_an_https_hub_without_trusted_proxies_says_what_to_set_once(caplog):
+    import logging
+
+    log = logging.getLogger("test-hub-auth-hint")
+    auth = authenticator(log=log)
+    chp_tls = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+    with caplog.at_level(logging.WARNING, logger=log.name):
+        for _ in range(3):
+            assert auth.public_origin(hub_handler("127.0.0.1", "hub.example.org", chp_tls)) == "http://hub.example.org"
+    assert caplog.text.count("trusted_proxies") == 1 and "public_url" in caplog.text

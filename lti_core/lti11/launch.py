@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from oauthlib.oauth1.rfc5849 import signature
+from oauthlib.oauth1.rfc5849 import signature, utils
 
 from lti_core import roles as lis
 from lti_core.errors import AuthenticationFailed, InvalidRequest
@@ -23,6 +23,16 @@ from lti_core.types import Launch
 
 LTI_VERSIONS = frozenset({"LTI-1p0", "LTI-1p2"})
 Params = Mapping[str, str] | Sequence[tuple[str, str]]
+
+# Bounds far above what platforms send (a Moodle launch has about 40 parameters, Canvas about 80, and
+# an activity description can run to a few KiB), low enough that the signature base string of a
+# refused request stays small. Django's own default is 1000 form fields.
+MAX_PARAMETERS = 1000
+MAX_NAME_LENGTH = 1024
+MAX_VALUE_LENGTH = 64 * 1024
+MAX_TOTAL_LENGTH = 1024 * 1024  # the URL, every name and every value together
+# Seconds since 1970 need 10 digits until the year 2286; int() would also take "1_7", " 17" and "١٧".
+_MAX_TIMESTAMP_DIGITS = 12
 
 
 def _pairs(params: Params) -> list[tuple[str, str]]:
@@ -50,6 +60,7 @@ class Lti11LaunchVerifier:
         """``url`` is the URL the consumer signed: the public one, as the browser saw it (mind proxies).
         ``before_commit`` lets the host refuse the launch before the nonce is consumed."""
         pairs = _pairs(params)
+        check_size(url, pairs)
         single = self._single_values(pairs)
         self.validate_message(single)
         consumer_key = single.get("oauth_consumer_key", "")
@@ -71,10 +82,17 @@ class Lti11LaunchVerifier:
 
     @staticmethod
     def _single_values(pairs: list[tuple[str, str]]) -> dict[str, str]:
+        # A repeated name is signed with all its values, but only one of them can be read: refused, so
+        # that "roles=Learner&roles=Instructor" cannot mean one thing to the signature and another here.
         single: dict[str, str] = {}
         for name, value in pairs:
-            if name in single and name.startswith("oauth_"):
-                raise InvalidRequest("duplicate_oauth_parameter", N_("The launch request is malformed."))
+            if name in single:
+                reason = "duplicate_oauth_parameter" if name.startswith("oauth_") else "duplicate_parameter"
+                raise InvalidRequest(reason, N_("The launch request is malformed."), detail=name[:64])
+            if name.startswith("oauth_") and name != "oauth_callback" and not _one_spelling(value):
+                raise InvalidRequest(
+                    "oauth_parameter_malformed", N_("The launch request is malformed."), detail=name[:64]
+                )
             single[name] = value
         return single
 
@@ -102,10 +120,9 @@ class Lti11LaunchVerifier:
             )
 
     def validate_timestamp(self, value: str) -> int:
-        try:
-            timestamp = int(value)
-        except ValueError as exc:
-            raise AuthenticationFailed("timestamp_invalid", N_("The launch's time stamp is not valid.")) from exc
+        if not (value.isascii() and value.isdigit() and len(value) <= _MAX_TIMESTAMP_DIGITS):
+            raise AuthenticationFailed("timestamp_invalid", N_("The launch's time stamp is not valid."))
+        timestamp = int(value)
         if abs(self._now() - timestamp) > self._window:
             raise AuthenticationFailed(
                 "timestamp_out_of_window",
@@ -117,17 +134,61 @@ class Lti11LaunchVerifier:
     def validate_signature(
         method: str, url: str, pairs: list[tuple[str, str]], single: Mapping[str, str], secret: str
     ) -> None:
-        query = urlsplit(url).query
-        collected = signature.collect_parameters(uri_query=query, body=pairs, exclude_oauth_signature=True)
         if method.upper() != "POST":
             raise InvalidRequest("method_not_allowed", N_("LTI launches must be sent with POST."))
+        expected = _expected_signature(url, pairs, secret)
+        # Compared as bytes: compare_digest refuses str with non-ASCII characters (TypeError).
+        given = single["oauth_signature"].encode("utf-8", "surrogatepass")
+        if not hmac.compare_digest(expected.encode("ascii"), given):
+            raise AuthenticationFailed("bad_signature", N_("The launch's signature is not valid."))
+
+
+def _one_spelling(value: str) -> bool:
+    """oauthlib percent-decodes oauth_* values once more before signing them, so "nonce%2D1" is signed
+    as "nonce-1": a replay could re-spell the nonce and pass as new. Only values that decoding leaves
+    unchanged are taken, so what is signed is what is read. (oauth_callback is exempt: it is never
+    read, and a callback URL may carry escapes.)"""
+    if "%" not in value:
+        return True
+    try:
+        return bool(utils.unescape(value) == value)
+    except ValueError:
+        return False
+
+
+def check_size(url: str, pairs: list[tuple[str, str]]) -> None:
+    """Refuse requests too large to be a launch before any work is done on them, and NUL characters."""
+    too_large = InvalidRequest("request_too_large", N_("The launch request is too large."))
+    if len(pairs) > MAX_PARAMETERS:
+        raise too_large
+    total = len(url)
+    for name, value in pairs:
+        if len(name) > MAX_NAME_LENGTH or len(value) > MAX_VALUE_LENGTH:
+            raise too_large
+        total += len(name) + len(value)
+        # No form sends NUL; databases refuse it (PostgreSQL) or cut the text at it.
+        if "\x00" in name or "\x00" in value:
+            raise InvalidRequest("request_malformed", N_("The launch request is malformed."))
+    if total > MAX_TOTAL_LENGTH:
+        raise too_large
+
+
+def _expected_signature(url: str, pairs: list[tuple[str, str]], secret: str) -> str:
+    """The HMAC-SHA1 signature of the request, as oauthlib computes it (the public URL, as signed)."""
+    try:
+        query = urlsplit(url).query
+        collected = signature.collect_parameters(uri_query=query, body=pairs, exclude_oauth_signature=True)
         # The stubs type normalize_parameters as taking a dict; it takes the (name, value) pairs that
         # collect_parameters returns, and pairs are what OAuth needs (names may repeat).
         normalized = signature.normalize_parameters(collected)  # type: ignore[arg-type]
         base = signature.signature_base_string("POST", signature.base_string_uri(url), normalized)
-        expected = signature.sign_hmac_sha1_with_client(base, _ConsumerSecret(secret))
-        if not hmac.compare_digest(expected, single["oauth_signature"]):
-            raise AuthenticationFailed("bad_signature", N_("The launch's signature is not valid."))
+        return str(signature.sign_hmac_sha1_with_client(base, _ConsumerSecret(secret)))
+    except ValueError as exc:
+        # A URL that is not absolute or not form-encoded, a bad port, a lone surrogate in a value
+        # (UnicodeEncodeError is a ValueError): nothing a consumer could have signed.
+        # The detail names the error only: oauthlib's messages quote the request.
+        detail = type(exc).__name__
+        raise InvalidRequest("request_malformed", N_("The launch request is malformed."), detail=detail) from exc
 
 
 @dataclass(frozen=True)

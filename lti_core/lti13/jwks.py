@@ -1,4 +1,4 @@
-"""The platform key sets: fetched rarely, cached by Cache-Control, refetched once for an unknown kid.
+"""The platform key sets: fetched rarely, cached by Cache-Control, refetched for an unknown kid within a budget.
 
 Brightspace rotates its signing keys about hourly and Moodle rarely: a steady stream of launches
 must cost no JWKS request, and a new ``kid`` must be picked up at once. The cache is sans-IO:
@@ -12,6 +12,7 @@ import json
 import re
 import threading
 import time
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -37,9 +38,42 @@ class _Entry:
     keys: dict[str, RSAKey]
     fetched_at: float
     expires_at: float
-    # When an unknown kid last caused a refetch: those are rate-limited, routine refreshes are not,
-    # so a rotation right after a routine fetch is still picked up at once.
-    unknown_kid_refetch_at: float = float("-inf")
+
+
+class _UnknownKidLimiter:
+    """Which unknown-kid refetches of one key set URL may happen now.
+
+    Two limits, so that every genuinely new kid is fetched at once while forged kids cost little:
+    the same kid is refetched at most once per ``interval`` (a retried launch is not a new fetch),
+    and all kids together share ``budget`` refetches per ``window`` (each spent refetch comes back
+    ``window`` seconds later). Routine refreshes of an expired set are not counted, so a rotation
+    right after a routine fetch is still picked up at once.
+    """
+
+    def __init__(self, interval: float, budget: int, window: float) -> None:
+        self._interval = interval
+        self._window = window
+        # Both only grow when a refetch is granted, so their size is bounded by the budget.
+        self._spent: deque[float] = deque(maxlen=max(budget, 0))
+        self._kids: OrderedDict[str, float] = OrderedDict()
+        self._max_kids = max(budget, 1)
+
+    def allow(self, kid: str, now: float) -> bool:
+        """True (and the refetch is counted) when an unknown ``kid`` may cause a fetch now."""
+        last = self._kids.get(kid)
+        if last is not None and now - last < self._interval:
+            return False
+        if self._spent.maxlen == 0:
+            return False
+        if len(self._spent) == self._spent.maxlen and now - self._spent[0] < self._window:
+            return False
+        self._spent.append(now)  # a full deque drops its oldest, already outside the window
+        self._kids.pop(kid, None)
+        self._kids[kid] = now
+        while len(self._kids) > self._max_kids:
+            # The oldest kid leaves first: at worst it may be refetched sooner, still within the budget.
+            self._kids.popitem(last=False)
+        return True
 
 
 def parse_jwks(body: bytes) -> dict[str, RSAKey]:
@@ -79,8 +113,11 @@ class PlatformKeyCache:
     """Platform signing keys by (key set URL, kid).
 
     ``fetch`` is only used by the synchronous driver ``key_for``; async hosts call ``plan``, fetch
-    themselves, then ``accept``. ``min_refetch_interval`` rate-limits refetches triggered by unknown
-    kids, so a flood of forged kids cannot turn into a flood of requests to the platform.
+    themselves, then ``accept``. A refetch for an unknown kid happens at most once per
+    ``min_refetch_interval`` for the same kid, and at most ``unknown_kid_budget`` times per
+    ``unknown_kid_window`` for one key set URL, so a flood of forged kids cannot turn into a flood of
+    requests to the platform, nor lock out a real new kid for long. ``min_refetch_interval`` is also
+    how long a set is held when the platform forbids caching it or cannot be reached.
     """
 
     def __init__(
@@ -91,13 +128,19 @@ class PlatformKeyCache:
         default_max_age: float = 300.0,
         max_max_age: float = 86400.0,
         min_refetch_interval: float = 10.0,
+        unknown_kid_budget: int = 5,
+        unknown_kid_window: float = 60.0,
     ) -> None:
         self._fetch = fetch
         self._now = now
         self._default_max_age = default_max_age
         self._max_max_age = max_max_age
         self._min_refetch_interval = min_refetch_interval
+        self._unknown_kid_budget = unknown_kid_budget
+        self._unknown_kid_window = unknown_kid_window
         self._entries: dict[str, _Entry] = {}
+        # One per key set URL; URLs come from registrations, never from a launch.
+        self._limiters: dict[str, _UnknownKidLimiter] = {}
         self._lock = threading.Lock()
 
     def cached_key(self, url: str, kid: str) -> RSAKey | None:
@@ -114,14 +157,18 @@ class PlatformKeyCache:
         if entry is None or entry.expires_at <= now:
             return None
         key = entry.keys.get(kid)
-        if key is None and now - entry.unknown_kid_refetch_at >= self._min_refetch_interval:
-            entry.unknown_kid_refetch_at = now
+        if key is not None:
+            return key
+        if self._limiter(url).allow(kid, now):
             return None
-        if key is None:
-            raise AuthenticationFailed(
-                "unknown_kid", N_("The launch was signed with a key the platform does not publish.")
-            )
-        return key
+        raise AuthenticationFailed("unknown_kid", N_("The launch was signed with a key the platform does not publish."))
+
+    def _limiter(self, url: str) -> _UnknownKidLimiter:
+        limiter = self._limiters.get(url)
+        if limiter is None:
+            limiter = _UnknownKidLimiter(self._min_refetch_interval, self._unknown_kid_budget, self._unknown_kid_window)
+            self._limiters[url] = limiter
+        return limiter
 
     def accept(self, url: str, result: FetchResult | None) -> None:
         """Take a fetch result (None when the fetch failed). A failed fetch keeps the old keys for a while."""
@@ -138,15 +185,12 @@ class PlatformKeyCache:
         if keys is None:
             if previous is not None:
                 # Keep serving known keys; try again after the rate-limit interval, not on every launch.
-                self._entries[url] = _Entry(
-                    previous.keys, now, now + self._min_refetch_interval, previous.unknown_kid_refetch_at
-                )
+                self._entries[url] = _Entry(previous.keys, now, now + self._min_refetch_interval)
                 return
             raise ServiceUnavailable("platform_jwks_unreachable", N_("The platform's key set could not be fetched."))
         ttl = max_age(result.headers if result else {}, self._default_max_age, self._max_max_age)
         # A zero lifetime would mean one fetch per launch; hold it for the refetch interval instead.
-        last_unknown = previous.unknown_kid_refetch_at if previous is not None else float("-inf")
-        self._entries[url] = _Entry(keys, now, now + max(ttl, self._min_refetch_interval), last_unknown)
+        self._entries[url] = _Entry(keys, now, now + max(ttl, self._min_refetch_interval))
 
     def resolve(self, url: str, kid: str) -> RSAKey:
         """After ``accept``: the key, or the unknown-kid refusal."""

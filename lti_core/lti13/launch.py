@@ -7,11 +7,8 @@ has passed; the last step consumes the nonce atomically, so a replay loses even 
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from joserfc.jws import JWSRegistry
@@ -20,43 +17,43 @@ from lti_core import roles as lis
 from lti_core.errors import AuthenticationFailed, Forbidden, InvalidRequest, LtiError
 from lti_core.i18n import N_
 from lti_core.lti13 import claims as c
+from lti_core.lti13 import jws
+from lti_core.lti13.binding import Binding, BrowserEvidence, check_binding, origin_of
 from lti_core.lti13.jwks import PlatformKeyCache
 from lti_core.store import LaunchStore
 from lti_core.types import Launch, OidcState, Registration
 from lti_core.urls import belongs_to_tool
 
 SUPPORTED_MESSAGE_TYPES = frozenset({c.RESOURCE_LINK_REQUEST})
-MAX_TOKEN_LENGTH = 64 * 1024
+MAX_TOKEN_LENGTH = jws.MAX_TOKEN_LENGTH
+MAX_STATE_LENGTH = 128
 # RS256 only: "none" and HS256 (key confusion with the public key as an HMAC secret) never get here.
 _RS256 = JWSRegistry(algorithms=["RS256"]).get_alg("RS256")
 
 
-def _b64decode(segment: str) -> bytes:
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-
-
-def _reject_non_json_number(name: str) -> Any:
-    # Python's json reads NaN and Infinity; JSON has neither, and an exp of NaN would never expire.
-    raise ValueError(f"not a JSON number: {name}")
+# I-JSON's (RFC 7493) largest exact number: beyond it exp + leeway loses precision or overflows.
+_MAX_NUMERIC_DATE = 2**53
 
 
 def split_token(id_token: str) -> tuple[dict[str, Any], str, str, bytes]:
     """(header, header segment, payload segment, signature) of a compact JWS, nothing trusted yet.
 
     Only the header's ``alg`` and ``kid`` are read before the signature is verified; the payload is
-    decoded only afterwards.
+    decoded only afterwards. The strict parsing lives in ``lti_core.lti13.jws``.
     """
-    parts = id_token.split(".")
-    if len(parts) != 3 or len(id_token) > MAX_TOKEN_LENGTH:
-        raise InvalidRequest("id_token_malformed", N_("The launch token is malformed."))
-    try:
-        header = json.loads(_b64decode(parts[0]))
-        signature = _b64decode(parts[2])
-    except (ValueError, binascii.Error) as exc:
-        raise InvalidRequest("id_token_malformed", N_("The launch token is malformed.")) from exc
-    if not isinstance(header, dict):
-        raise InvalidRequest("id_token_malformed", N_("The launch token is malformed."))
-    return header, parts[0], parts[1], signature
+    parsed = jws.parse_compact(id_token)
+    return parsed.header, parsed.header_segment, parsed.payload_segment, parsed.signature
+
+
+def _parse_claims(payload_segment: str) -> dict[str, Any]:
+    """The verified payload, with exp and iat that are real numbers if present (validate_claims needs both)."""
+    body = jws.parse_payload(payload_segment)
+    for name in ("exp", "iat"):
+        value = body.get(name)
+        # True is an int in Python: "exp": true would read as 1970-01-01T00:00:01.
+        if isinstance(value, bool) or (isinstance(value, int | float) and abs(value) > _MAX_NUMERIC_DATE):
+            raise InvalidRequest("id_token_malformed", N_("The launch token is malformed."), detail=f"bad {name}")
+    return body
 
 
 class LaunchValidator:
@@ -68,10 +65,15 @@ class LaunchValidator:
         keys: PlatformKeyCache,
         *,
         tool_base_urls: Sequence[str] | str,
+        redirect_uri: str = "",
         leeway: float = 10.0,
         now: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
+        # Where the browser check page re-posts a launch (the tool's redirect URI).
+        self._redirect_uri = redirect_uri
+        #: How the last validated launch was bound to its browser.
+        self.binding: Binding | None = None
         self._keys = keys
         self._tool_base_urls = (tool_base_urls,) if isinstance(tool_base_urls, str) else tuple(tool_base_urls)
         self._leeway = leeway
@@ -82,20 +84,13 @@ class LaunchValidator:
 
     # -- the steps, in order ------------------------------------------------------------------
 
-    def load_state(self, state: str, browser_states: Collection[str] | None, now: float) -> OidcState:
-        """The server-side state, bound to this browser.
-
-        ``browser_states`` are the states this browser holds proof of (state cookies, or values the
-        platform-storage flow returned). When the browser holds *other* states but not this one,
-        the launch was started in another browser: refused. When it holds none at all (third-party
-        cookies blocked), the cookie-free path applies: the server-side state, bound to the nonce
-        the platform signed. The state lives until it expires; the nonce, consumed atomically, is
-        what makes each launch single-use.
-        """
+    def load_state(self, state: str, now: float) -> OidcState:
+        """The server-side state of this launch's login. Whether this browser started that login is
+        ``lti_core.lti13.binding``'s question, asked once the token has verified."""
         if not state:
             raise InvalidRequest("state_missing", N_("The launch is missing its state; please launch again."))
-        if browser_states and state not in browser_states:
-            raise Forbidden("state_not_bound", N_("This launch was started in another browser; please launch again."))
+        if len(state) > MAX_STATE_LENGTH or not state.isascii():
+            raise InvalidRequest("state_invalid", N_("The launch's state is malformed; please launch again."))
         found = self._read_state if self._read_state is not None and self._read_state.state == state else None
         if found is None or found.expires_at <= now:
             found = self._store.get_state(state, now)
@@ -124,16 +119,11 @@ class LaunchValidator:
         if not isinstance(kid, str) or not kid:
             raise AuthenticationFailed("kid_missing", N_("The launch token does not name its signing key."))
         key = self._keys.key_for(registration.key_set_url, kid)
-        signing_input = f"{header_segment}.{payload_segment}".encode("ascii", "replace")
+        # split_token checked both segments are base64url: plain ASCII.
+        signing_input = f"{header_segment}.{payload_segment}".encode("ascii")
         if not _RS256.verify(signing_input, signature, key):
             raise AuthenticationFailed("bad_signature", N_("The launch token's signature is not valid."))
-        try:
-            body = json.loads(_b64decode(payload_segment), parse_constant=_reject_non_json_number)
-        except (ValueError, binascii.Error) as exc:
-            raise InvalidRequest("id_token_malformed", N_("The launch token is malformed.")) from exc
-        if not isinstance(body, dict):
-            raise InvalidRequest("id_token_malformed", N_("The launch token is malformed."))
-        return body
+        return _parse_claims(payload_segment)
 
     def validate_claims(
         self, body: Mapping[str, Any], state: OidcState, registration: Registration, now: float
@@ -159,7 +149,8 @@ class LaunchValidator:
             raise AuthenticationFailed("nonce_mismatch", N_("The launch does not match the login that started it."))
         if body.get(c.VERSION) != c.LTI_VERSION:
             raise InvalidRequest("invalid_version", N_("The launch is not an LTI 1.3 launch."))
-        if body.get(c.MESSAGE_TYPE) not in SUPPORTED_MESSAGE_TYPES:
+        message_type = body.get(c.MESSAGE_TYPE)
+        if not isinstance(message_type, str) or message_type not in SUPPORTED_MESSAGE_TYPES:
             raise InvalidRequest("unsupported_message_type", N_("This kind of LTI message is not supported here."))
         deployment_id = body.get(c.DEPLOYMENT_ID)
         if not isinstance(deployment_id, str) or not registration.has_deployment(deployment_id):
@@ -209,23 +200,36 @@ class LaunchValidator:
         self,
         id_token: str,
         state: str,
-        browser_states: Collection[str] | None = None,
+        browser: BrowserEvidence,
         *,
         before_commit: Callable[[Launch], None] | None = None,
     ) -> Launch:
-        """The verified launch. ``before_commit`` lets the host refuse it (unknown content, say)
-        before the nonce is consumed, so a refused launch writes nothing."""
+        """The verified launch, bound to ``browser``.
+
+        Raises ``BrowserCheckRequired`` when the host must first answer with the browser check page
+        (see ``lti_core.lti13.binding``). ``before_commit`` lets the host refuse the launch (unknown
+        content, say) before the nonce is consumed, so a refused launch writes nothing.
+        """
         if not id_token:
             raise InvalidRequest("id_token_missing", N_("The launch is missing its token."))
         now = self._now()
-        oidc_state = self.load_state(state, browser_states, now)
+        oidc_state = self.load_state(state, now)
         registration = self.registration(oidc_state)
         body = self.verify_signature(id_token, registration)
         self.validate_claims(body, oidc_state, registration, now)
+        self.binding = check_binding(
+            oidc_state,
+            browser,
+            id_token=id_token,
+            launch_url=self._redirect_uri,
+            platform_origin=origin_of(registration.auth_login_url),
+        )
         launch = build_launch(body, registration)
         if before_commit is not None:
             before_commit(launch)
         self.consume_nonce(body, now)
+        # A state serves one launch: a replay, from any browser, finds it gone.
+        self._store.delete_state(oidc_state.state)
         return launch
 
 

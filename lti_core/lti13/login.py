@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from lti_core.errors import AuthenticationFailed, Forbidden, InvalidRequest
 from lti_core.i18n import N_
+from lti_core.lti13.binding import origin_of
 from lti_core.store import LaunchStore
 from lti_core.types import OidcState, Registration
 from lti_core.urls import add_query, belongs_to_tool
@@ -40,23 +41,55 @@ class LoginRedirect:
     url: str
     state: OidcState
     lti_storage_target: str = ""
+    #: Origin of the platform's authentication endpoint: the only origin whose storage answers count.
+    platform_origin: str = ""
+
+    @property
+    def uses_platform_storage(self) -> bool:
+        """The host answers with the storage login page (lti.put_data), and sets no state cookie."""
+        return bool(self.lti_storage_target)
+
+
+# Longest value accepted per parameter. Real platforms send short ids and URLs; Canvas's
+# lti_message_hint (a signed JWT) is the longest seen, at about 1 kB. Anything larger is refused
+# before it reaches the store (a 20 kB login_hint once ended in a database error).
+MAX_PARAMETER_LENGTHS = {
+    "iss": 1024,
+    "login_hint": 4096,
+    "target_link_uri": 2048,
+    "lti_message_hint": 8192,
+    "client_id": 255,
+    "lti_deployment_id": 255,
+    "lti_storage_target": 255,
+}
 
 
 def parse_login_request(params: Mapping[str, str]) -> LoginRequest:
+    """The login parameters, each checked for presence, length and printable text."""
+
+    def value(name: str) -> str:
+        raw = params.get(name, "")
+        text = raw.strip() if isinstance(raw, str) else ""
+        if len(text) > MAX_PARAMETER_LENGTHS[name] or not text.isprintable():
+            raise InvalidRequest(
+                f"{name}_invalid", N_("The login request has a parameter that is too long or malformed.")
+            )
+        return text
+
     def required(name: str) -> str:
-        value = params.get(name, "").strip()
-        if not value:
+        text = value(name)
+        if not text:
             raise InvalidRequest(f"{name}_missing", N_("The login request is missing a required parameter."))
-        return value
+        return text
 
     return LoginRequest(
         issuer=required("iss"),
         login_hint=required("login_hint"),
         target_link_uri=required("target_link_uri"),
-        lti_message_hint=params.get("lti_message_hint", ""),
-        client_id=params.get("client_id", "").strip(),
-        deployment_id=params.get("lti_deployment_id", "").strip(),
-        lti_storage_target=params.get("lti_storage_target", ""),
+        lti_message_hint=value("lti_message_hint"),
+        client_id=value("client_id"),
+        deployment_id=value("lti_deployment_id"),
+        lti_storage_target=value("lti_storage_target"),
     )
 
 
@@ -103,6 +136,10 @@ class OidcLogin:
             client_id=registration.client_id,
             target_link_uri=request.target_link_uri,
             expires_at=self._now() + self._state_ttl,
+            login_hint=request.login_hint,
+            lti_message_hint=request.lti_message_hint,
+            deployment_id=request.deployment_id,
+            storage_target=request.lti_storage_target,
         )
         self._store.save_state(state)
         query = {
@@ -118,4 +155,10 @@ class OidcLogin:
         }
         if request.lti_message_hint:
             query["lti_message_hint"] = request.lti_message_hint
-        return LoginRedirect(add_query(registration.auth_login_url, query), state, request.lti_storage_target)
+        return LoginRedirect(
+            add_query(registration.auth_login_url, query),
+            state,
+            request.lti_storage_target,
+            origin_of(registration.auth_login_url),
+        )
+

@@ -9,12 +9,29 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 VAR_DIR = Path(os.environ.get("LTI_PUBLISH_VAR", Path.cwd() / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = os.environ.get("LTI_PUBLISH_DEBUG", "") == "1"
-ALLOWED_HOSTS = ["*"]
+
+
+def _env_list(name: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+def _host(url: str) -> str:
+    host = urlsplit(url).hostname or ""
+    return f"[{host}]" if ":" in host else host
+
+
+# The hosts the demo answers to: loopback, the hosts of LTI_PUBLISH_BASE_URLS (its public URLs) and those
+# of LTI_PUBLISH_ALLOWED_HOSTS (comma-separated). Django refuses any other Host header: LTI 1.1 signatures
+# are checked against the URL built from it, so a launch signed for another tool (sharing the consumer's
+# key and secret) and sent with that tool's Host is turned away before it is even verified.
+_BASE_URLS = _env_list("LTI_PUBLISH_BASE_URLS")
+ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]", *map(_host, _BASE_URLS), *_env_list("LTI_PUBLISH_ALLOWED_HOSTS")]
 SECRET_KEY = os.environ.get("LTI_PUBLISH_SECRET_KEY", "lti-publish-demo-only-not-a-secret")
 
 if "LTI_PUBLISH_DATABASES" in os.environ:
@@ -34,6 +51,10 @@ INSTALLED_APPS = [
     "lti_xblock",
 ]
 MIDDLEWARE = [
+    # Outermost: it sees every cookie the others set (Partitioned on SameSite=None; Secure ones).
+    "lti_xblock.cookies.PartitionedCookieMiddleware",
+    # Then: every later middleware and view sees the public host and scheme (LTI_PUBLISH["TRUSTED_PROXIES"]).
+    "lti_xblock.proxy.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -79,13 +100,13 @@ STATIC_ROOT = str(VAR_DIR / "static")
 # Inside an iframe the session cookie is a third-party cookie: browsers send it only when it is
 # SameSite=None, which they accept only with Secure, i.e. over HTTPS. On plain-HTTP loopback (the
 # demo) Lax is the only setting browsers keep, and launches work in a new window or same-site.
-_HTTPS = os.environ.get("LTI_PUBLISH_BASE_URLS", "").startswith("https://")
+_HTTPS = bool(_BASE_URLS) and _BASE_URLS[0].startswith("https://")
 SESSION_COOKIE_SAMESITE = "None" if _HTTPS else "Lax"
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _HTTPS
 CSRF_COOKIE_SAMESITE = SESSION_COOKIE_SAMESITE
-# Behind a TLS-terminating proxy, signatures and redirects must use the public URL.
-USE_X_FORWARDED_HOST = True
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Behind a TLS-terminating proxy, signatures and redirects must use the public URL: TrustedProxyMiddleware
+# takes it from the proxies in LTI_PUBLISH["TRUSTED_PROXIES"] only. Django's USE_X_FORWARDED_HOST and
+# SECURE_PROXY_SSL_HEADER are left off: they believe X-Forwarded-* headers from any client.
 
 # The workbench the demo and tests run the XBlock in.
 EXCLUDED_XBLOCKS: set[str] = set()
@@ -99,7 +120,10 @@ LTI_PUBLISH = {
     # Which edx-platform calls lti_xblock.compat uses: "workbench" here, "openedx" in the LMS.
     "HOST": "workbench",
     # Public base URLs of this tool; target_link_uri must be below one of them. Empty: the request's own.
-    "TOOL_BASE_URLS": [u for u in os.environ.get("LTI_PUBLISH_BASE_URLS", "").split(",") if u],
+    "TOOL_BASE_URLS": _BASE_URLS,
+    # Reverse proxies (IP addresses or CIDR networks) whose X-Forwarded-For/-Proto/-Host are believed, e.g.
+    # "127.0.0.1" for a TLS-terminating proxy on this machine. Empty (default): none, a client's are ignored.
+    "TRUSTED_PROXIES": _env_list("LTI_PUBLISH_TRUSTED_PROXIES"),
 }
 
 LOGGING = {

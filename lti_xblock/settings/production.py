@@ -1,4 +1,7 @@
-"""Production settings hook: operators set LTI_PUBLISH in their YAML/ENV tokens; defaults come from common."""
+"""Production settings hook: operators set LTI_PUBLISH in their YAML/ENV tokens; defaults come from common.
+
+LTI_PUBLISH["TRUSTED_PROXIES"] too: the addresses of the LMS's TLS-terminating proxies, as the LMS sees them.
+"""
 
 from __future__ import annotations
 

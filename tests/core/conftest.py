@@ -334,7 +334,7 @@ def key_cache(platform: Platform, clock: Clock) -> PlatformKeyCache:
 
 @pytest.fixture
 def validator(store: RecordingStore, key_cache: PlatformKeyCache, tool: Tool, clock: Clock) -> LaunchValidator:
-    return LaunchValidator(store, key_cache, tool_base_urls=[tool.base_url], now=clock)
+    return LaunchValidator(store, key_cache, tool_base_urls=[tool.base_url], redirect_uri=tool.launch_url, now=clock)
 
 
 @pytest.fixture

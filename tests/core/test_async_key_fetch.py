@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from lti_core.lti13.binding import BrowserEvidence
 from lti_core.lti13.jwks import PlatformKeyCache
 from lti_core.lti13.launch import LaunchValidator
 
@@ -16,7 +17,7 @@ def test_cold_cache_names_the_key_set_then_validate_does_no_io(store, platform, 
     assert validator.key_set_to_fetch(token, state.state) == (platform.jwks_url, platform.key.kid)
     keys.accept(platform.jwks_url, platform.fetch(platform.jwks_url))
     assert validator.key_set_to_fetch(token, state.state) is None  # steady state: nothing to fetch
-    launch = validator.validate(token, state.state, [state.state])
+    launch = validator.validate(token, state.state, BrowserEvidence(cookie_states=frozenset({state.state})))
     assert launch.platform_user_id == "2"
     assert len(platform.fetches) == 1
 
@@ -47,5 +48,8 @@ def test_validate_after_key_set_to_fetch_reads_state_and_registration_once(store
     validator = LaunchValidator(store, keys, tool_base_urls=[tool.base_url], now=clock)
     token = platform.token(state)
     validator.key_set_to_fetch(token, state.state)
-    assert validator.validate(token, state.state, [state.state]).platform_user_id == "2"
+    assert (
+        validator.validate(token, state.state, BrowserEvidence(cookie_states=frozenset({state.state}))).platform_user_id
+        == "2"
+    )
     assert reads == ["state", "registration"]

@@ -1,4 +1,4 @@
-"""PlatformKeyCache: Cache-Control, unknown-kid refetch and its rate limit, rotation, stale-if-error, parsing.
+"""PlatformKeyCache: Cache-Control, unknown-kid refetch and its limits, rotation, stale-if-error, parsing.
 
 The platform's key set is served by the ``platform`` fixture's ``fetch`` (which counts requests); time is
 the fake clock. The sans-IO path (``plan``/``accept``/``resolve``) is driven here as an async host would.
@@ -104,23 +104,112 @@ def test_max_age_parsing(headers, expected):
 # -- unknown kids, rotation -------------------------------------------------------------------
 
 
-def test_unknown_kid_triggers_one_refetch_then_the_rate_limit(key_cache, platform, clock, refused):
+BUDGET = 5  # PlatformKeyCache's default: unknown-kid refetches per key set URL per minute
+
+
+def test_the_same_unknown_kid_is_refetched_once_per_interval(key_cache, platform, clock, refused):
     key_cache.key_for(platform.jwks_url, platform.key.kid)
     with refused("unknown_kid", 401):
         key_cache.key_for(platform.jwks_url, "forged-1")
     assert len(platform.fetches) == 2
-    for n in range(5):  # a flood of forged kids inside the interval costs no request
+    for _ in range(6):  # a launch retried with the same kid inside the interval costs no request
         clock.advance(1.5)
         with refused("unknown_kid", 401):
-            key_cache.key_for(platform.jwks_url, f"forged-{n + 2}")
+            key_cache.key_for(platform.jwks_url, "forged-1")
     assert len(platform.fetches) == 2
-    clock.advance(2.5)  # 10 s since the unknown-kid refetch
+    clock.advance(1)  # 10 s since that kid's refetch
     with refused("unknown_kid", 401):
-        key_cache.key_for(platform.jwks_url, "forged-9")
+        key_cache.key_for(platform.jwks_url, "forged-1")
     assert len(platform.fetches) == 3
     # The known key is still served from the cache throughout.
     assert key_cache.key_for(platform.jwks_url, platform.key.kid).as_dict()["n"] == _n(platform.key)
     assert len(platform.fetches) == 3
+
+
+def test_a_flood_of_forged_kids_costs_at_most_the_budget_per_minute(key_cache, platform, clock, refused):
+    key_cache.key_for(platform.jwks_url, platform.key.kid)
+    for n in range(1000):  # 1,000 forged kids in one minute
+        with refused("unknown_kid", 401):
+            key_cache.key_for(platform.jwks_url, f"forged-{n}")
+        clock.advance(0.059)
+    assert len(platform.fetches) == 1 + BUDGET
+    # The platform's own key is served from the cache throughout, without a fetch.
+    assert key_cache.key_for(platform.jwks_url, platform.key.kid).as_dict()["n"] == _n(platform.key)
+    assert len(platform.fetches) == 1 + BUDGET
+
+
+def test_the_budget_comes_back_a_minute_after_it_was_spent(key_cache, platform, clock, refused):
+    key_cache.key_for(platform.jwks_url, platform.key.kid)
+    for n in range(BUDGET + 1):
+        with refused("unknown_kid", 401):
+            key_cache.key_for(platform.jwks_url, f"forged-{n}")
+        clock.advance(1)
+    assert len(platform.fetches) == 1 + BUDGET  # the sixth was refused without a fetch
+    clock.advance(60 - (BUDGET + 1))  # a minute after the first refetch: one refetch is back
+    with refused("unknown_kid", 401):
+        key_cache.key_for(platform.jwks_url, "forged-a")
+    with refused("unknown_kid", 401):
+        key_cache.key_for(platform.jwks_url, "forged-b")
+    assert len(platform.fetches) == 2 + BUDGET
+
+
+def test_two_real_rotations_a_second_apart_are_both_picked_up(key_cache, platform, clock, second_key, rsa_keys):
+    """Platforms that rotate twice quickly used to be locked out for 10 s after the first new kid."""
+    third_key = dataclasses.replace(second_key, kid="moodle-key-3", private=rsa_keys[2])
+    key_cache.key_for(platform.jwks_url, platform.key.kid)
+    platform.published = [platform.key, second_key]
+    assert key_cache.key_for(platform.jwks_url, second_key.kid).as_dict()["n"] == _n(second_key)
+    assert len(platform.fetches) == 2
+    clock.advance(1)
+    platform.published = [second_key, third_key]
+    assert key_cache.key_for(platform.jwks_url, third_key.kid).as_dict()["n"] == _n(third_key)
+    assert len(platform.fetches) == 3  # one fetch per new kid
+
+
+def test_a_forged_kid_right_after_a_rotation_does_not_block_the_next_real_kid(
+    key_cache, platform, clock, second_key, rsa_keys, refused
+):
+    third_key = dataclasses.replace(second_key, kid="moodle-key-3", private=rsa_keys[2])
+    key_cache.key_for(platform.jwks_url, platform.key.kid)
+    platform.published = [platform.key, second_key]
+    key_cache.key_for(platform.jwks_url, second_key.kid)  # a real rotation
+    clock.advance(0.1)
+    with refused("unknown_kid", 401):  # an attacker's kid right after it
+        key_cache.key_for(platform.jwks_url, "forged")
+    clock.advance(0.1)
+    platform.published = [second_key, third_key]
+    assert key_cache.key_for(platform.jwks_url, third_key.kid).as_dict()["n"] == _n(third_key)
+    assert len(platform.fetches) == 4
+
+
+def test_forged_kids_do_not_grow_the_bookkeeping(key_cache, platform, clock, refused):
+    """Only refetches that happened are remembered, and only the last few of them."""
+    key_cache.key_for(platform.jwks_url, platform.key.kid)
+    for n in range(2_000):
+        with refused("unknown_kid", 401):
+            key_cache.key_for(platform.jwks_url, f"forged-{n}")
+        clock.advance(2.5)  # 5,000 s: more than 80 budgets' worth of refetches
+    limiter = key_cache._limiters[platform.jwks_url]  # internal: the bound is what is tested here
+    assert len(limiter._kids) <= BUDGET
+    assert len(limiter._spent) <= BUDGET
+
+
+def test_budget_and_window_are_settings(platform, clock, refused):
+    cache = PlatformKeyCache(platform.fetch, now=clock, unknown_kid_budget=0)
+    cache.key_for(platform.jwks_url, platform.key.kid)
+    with refused("unknown_kid", 401):  # no unknown-kid refetch at all: only routine refreshes
+        cache.key_for(platform.jwks_url, "new")
+    assert len(platform.fetches) == 1
+    cache = PlatformKeyCache(platform.fetch, now=clock, unknown_kid_budget=1, unknown_kid_window=5)
+    cache.key_for(platform.jwks_url, platform.key.kid)
+    for kid in ("a", "b"):
+        with refused("unknown_kid", 401):
+            cache.key_for(platform.jwks_url, kid)
+    assert len(platform.fetches) == 3
+    clock.advance(5)
+    with refused("unknown_kid", 401):
+        cache.key_for(platform.jwks_url, "b")
+    assert len(platform.fetches) == 4
 
 
 def test_rotation_new_kid_is_picked_up_by_a_refetch(key_cache, platform, clock, second_key):
@@ -298,6 +387,10 @@ def test_sans_io_plan_accept_resolve(platform, clock, second_key, refused):
         cache.resolve(url, second_key.kid)
     with refused("unknown_kid", 401):  # rate-limited: plan refuses without asking for a fetch
         cache.plan(url, second_key.kid)
+    for n in range(BUDGET - 1):  # other unknown kids share the rest of the budget
+        assert cache.plan(url, f"other-{n}") is None
+    with refused("unknown_kid", 401):
+        cache.plan(url, "one-too-many")
 
     clock.advance(300)  # expired (default max-age for the second response)
     assert cache.cached_key(url, platform.key.kid) is None

@@ -6,6 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from lti_core.lti13.binding import BrowserEvidence, origin_of
 from lti_core.lti13.login import OidcLogin, parse_login_request
 from lti_core.types import Deployment, OidcState
 
@@ -41,6 +42,9 @@ def test_moodle_login_initiation_redirects_to_the_auth_url(oidc_login, login_par
         client_id=platform.client_id,
         target_link_uri=tool.content_url,
         expires_at=clock() + 600,
+        login_hint=login_params["login_hint"],
+        lti_message_hint=login_params["lti_message_hint"],
+        deployment_id=login_params["lti_deployment_id"],
     )
     assert store.get_state(query["state"], clock()) == redirect.state
     assert [name for name, _ in store.writes] == ["save_state"]
@@ -204,5 +208,36 @@ def test_login_then_launch_round_trip(oidc_login, login_params, validator, platf
     state = OidcState(
         query["state"], query["nonce"], platform.issuer, platform.client_id, login_params["target_link_uri"], 0
     )
-    launch = validator.validate(platform.token(state), query["state"], [query["state"]])
+    launch = validator.validate(
+        platform.token(state), query["state"], BrowserEvidence(cookie_states=frozenset({query["state"]}))
+    )
     assert (launch.platform_user_id, launch.target_link_uri) == ("2", login_params["target_link_uri"])
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("login_hint", "x" * 20_000),
+        ("iss", "https://moodle.example/" + "a" * 2000),
+        ("target_link_uri", "https://tool.example/" + "a" * 3000),
+        ("lti_message_hint", "m" * 10_000),
+        ("client_id", "c" * 300),
+        ("lti_deployment_id", "d" * 300),
+        ("lti_storage_target", "t" * 300),
+        ("login_hint", "line\nbreak"),
+        ("lti_message_hint", "nul\x00"),
+    ],
+)
+def test_oversized_or_unprintable_login_parameters_are_refused_with_a_reason(
+    name, value, oidc_login, login_params, store, refused
+):
+    with refused(f"{name}_invalid", 400):
+        oidc_login.begin({**login_params, name: value})
+    assert store.writes == []
+
+
+def test_platform_storage_login_keeps_the_target_and_the_platform_origin(oidc_login, login_params, platform):
+    redirect = oidc_login.begin({**login_params, "lti_storage_target": "_parent"})
+    assert redirect.uses_platform_storage
+    assert redirect.state.storage_target == "_parent"
+    assert redirect.platform_origin == origin_of(platform.auth_url)

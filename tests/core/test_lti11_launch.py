@@ -19,7 +19,7 @@ from oauthlib.oauth1 import (
 )
 
 from lti_core.errors import NotFound
-from lti_core.lti11.launch import Lti11LaunchVerifier
+from lti_core.lti11.launch import MAX_NAME_LENGTH, MAX_TOTAL_LENGTH, MAX_VALUE_LENGTH, Lti11LaunchVerifier
 from lti_core.types import Consumer, Launch, Role
 from tests.peers.lti11 import moodle_lti11_params
 
@@ -27,6 +27,7 @@ KEY = "moodle-key"
 SECRET = "moodle-secret-0123456789"
 URL = "https://tool.example/lti_publish/lti11/launch"
 MEMBERSHIP = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
+FORM = "application/x-www-form-urlencoded"
 ADMINISTRATOR = "Instructor,urn:lti:sysrole:ims/lis/Administrator,urn:lti:instrole:ims/lis/Administrator"
 
 
@@ -167,10 +168,22 @@ def test_default_port_and_host_case_are_normalised(verifier, clock):
     assert verifier.verify(method="POST", url=URL, params=params).platform_user_id == "2"
 
 
-def test_repeated_non_oauth_parameters_are_signed_and_the_last_wins(verifier, clock):
-    params = sign(moodle_params() + [("custom_tag", "a"), ("custom_tag", "b")], timestamp=int(clock()))
-    launch = verifier.verify(method="POST", url=URL, params=params)
-    assert launch.custom["tag"] == "b"
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [("custom_tag", "a"), ("custom_tag", "b")],
+        [("roles", "Instructor")],  # roles=Learner&roles=Instructor: the last one used to win (staff)
+        [("user_id", "1")],
+        [("custom_tag", "a"), ("custom_tag", "a")],
+    ],
+    ids=["custom", "roles", "user-id", "same-value"],
+)
+def test_repeated_parameters_are_refused_even_when_signed(extra, verifier, clock, refused, nothing_written):
+    """A consumer signs every value of a repeated name, but only one can be read: which one is ambiguous."""
+    params = sign(moodle_params() + extra, timestamp=int(clock()))
+    with refused("duplicate_parameter", 400):
+        verifier.verify(method="POST", url=URL, params=params)
+    nothing_written()
 
 
 def test_non_ascii_parameters(verifier, clock):
@@ -358,3 +371,175 @@ def test_message_is_checked_before_the_consumer(verifier, clock, refused):
     params = sign(moodle_params(user_id=None), key="stranger", timestamp=int(clock()))
     with refused("user_id_missing", 400):
         verifier.verify(method="POST", url=URL, params=params)
+
+
+# -- hostile input: every refusal is an LtiError, and nothing is written ---------------------
+
+
+@pytest.mark.parametrize(
+    "forged",
+    ["é" * 28, "\u0661" * 28, "\ud800", "x\x00", "a" * 10_000],
+    ids=["latin", "arabic", "surrogate", "nul", "long"],
+)
+def test_non_ascii_signature_is_a_bad_signature(forged, verifier, signed, refused, nothing_written):
+    """hmac.compare_digest raises TypeError for str with non-ASCII characters: compared as bytes instead."""
+    params = [(k, forged if k == "oauth_signature" else v) for k, v in signed]
+    reason, status = ("request_malformed", 400) if "\x00" in forged else ("bad_signature", 401)
+    with refused(reason, status):
+        verifier.verify(method="POST", url=URL, params=params)
+    nothing_written()
+
+
+def _digits(text: str, zero: str) -> str:
+    return "".join(chr(ord(zero) + int(d)) for d in text)
+
+
+@pytest.mark.parametrize(
+    "spell",
+    [
+        lambda t: f"{t[:4]}_{t[4:]}",
+        lambda t: f" {t}",
+        lambda t: f"{t}\n",
+        lambda t: f"+{t}",
+        lambda t: _digits(t, "\u0660"),  # Arabic-Indic digits: int() reads them
+        lambda t: _digits(t, "\uff10"),  # full-width digits
+        lambda t: "0" * (13 - len(t)) + t,  # 13 digits
+        lambda t: "9" * 5000,  # int() would refuse it with ValueError... or spend time on it
+        lambda t: f"{t}.0",
+        lambda t: f"-{t}",
+    ],
+    ids=[
+        "underscore",
+        "space",
+        "newline",
+        "plus",
+        "arabic-indic",
+        "fullwidth",
+        "13-digits",
+        "huge",
+        "decimal",
+        "minus",
+    ],
+)
+def test_timestamp_must_be_ascii_digits(spell, verifier, clock, refused, nothing_written):
+    stamp = spell(str(int(clock())))
+    assert stamp != str(int(clock()))
+    params = sign(moodle_params(), timestamp=stamp)  # even signed as it is, the spelling is refused
+    with refused("timestamp_invalid", 401):
+        verifier.verify(method="POST", url=URL, params=params)
+    nothing_written()
+
+
+def test_timestamp_with_leading_zeros_within_the_bound(verifier, clock):
+    params = sign(moodle_params(), timestamp="0" + str(int(clock())))
+    assert verifier.verify(method="POST", url=URL, params=params).platform_user_id == "2"
+
+
+def test_a_large_real_launch_passes(verifier, clock):
+    """Generous bounds: long descriptions, many custom and extension parameters, long titles."""
+    custom = {f"custom_param_{n}": "v" * 200 for n in range(300)}
+    params = moodle_params(
+        resource_link_description="<p>" + "Long activity description. " * 2000 + "</p>",  # ~54 KB
+        resource_link_title="T" * 1000,
+        **custom,
+    )
+    launch = verifier.verify(method="POST", url=URL, params=sign(params, timestamp=int(clock())))
+    assert len(launch.custom) == 301
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [(f"custom_p{n}", "x") for n in range(1000)],
+        [("custom_big", "x" * (MAX_VALUE_LENGTH + 1))],
+        [("custom_" + "n" * MAX_NAME_LENGTH, "x")],
+        [(f"custom_p{n}", "x" * 60_000) for n in range(20)],
+    ],
+    ids=["too-many", "long-value", "long-name", "too-much-in-all"],
+)
+def test_requests_too_large_are_refused_before_any_work(extra, verifier, clock, refused, nothing_written):
+    params = [*sign(moodle_params(), timestamp=int(clock())), *extra]
+    with refused("request_too_large", 400):
+        verifier.verify(method="POST", url=URL, params=params)
+    nothing_written()
+
+
+def test_long_url_counts_towards_the_total(verifier, signed, refused, nothing_written):
+    with refused("request_too_large", 400):
+        verifier.verify(method="POST", url=URL + "?q=" + "a" * MAX_TOTAL_LENGTH, params=signed)
+    nothing_written()
+
+
+@pytest.mark.parametrize(
+    ("url", "reason", "status"),
+    [
+        ("http://[::1/launch", "request_malformed", 400),  # urlsplit: invalid IPv6 URL
+        ("/lti_publish/lti11/launch", "request_malformed", 400),  # not absolute
+        ("https://tool.example:99999/lti_publish/lti11/launch", "request_malformed", 400),
+        ("https://tool.example:port/lti_publish/lti11/launch", "request_malformed", 400),
+        (URL + "?q=caf\u00e9", "request_malformed", 400),  # oauthlib: not x-www-form-urlencoded
+        (URL + "?q=%zz", "request_malformed", 400),
+        (URL + "?q=[1]", "request_malformed", 400),
+        ("https://tool.example/caf\u00e9/launch", "bad_signature", 401),
+        ("https://t\u00f6\u00f6l.example/launch", "bad_signature", 401),
+        ("", "request_malformed", 400),
+    ],
+    ids=[
+        "ipv6",
+        "relative",
+        "port-range",
+        "port-text",
+        "query-non-ascii",
+        "bad-percent",
+        "brackets",
+        "path-non-ascii",
+        "idn-host",
+        "empty",
+    ],
+)
+def test_urls_oauthlib_cannot_sign(url, reason, status, verifier, signed, refused, nothing_written):
+    with refused(reason, status):
+        verifier.verify(method="POST", url=url, params=signed)
+    nothing_written()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("custom_x", "\ud800"), ("custom_\udfff", "x"), ("context_title", "a\x00b"), ("custom_\x00", "x")],
+    ids=["surrogate-value", "surrogate-name", "nul-value", "nul-name"],
+)
+def test_unencodable_parameters_are_malformed(name, value, verifier, signed, refused, nothing_written):
+    with refused("request_malformed", 400):
+        verifier.verify(method="POST", url=URL, params=[*signed, (name, value)])
+    nothing_written()
+
+
+@pytest.mark.parametrize(
+    ("name", "spelling"),
+    [("oauth_nonce", "nonce%2D1"), ("oauth_nonce", "%6Eonce-1"), ("oauth_version", "1%2E0")],
+    ids=["nonce-dash", "nonce-letter", "version"],
+)
+def test_replay_with_a_re_spelled_oauth_value_is_refused(name, spelling, verifier, signed, refused):
+    """oauthlib percent-decodes oauth_* values before signing: "nonce%2D1" verifies as "nonce-1" would,
+    and used to be stored as a new nonce, so a captured launch could be replayed once per spelling."""
+    verifier.verify(method="POST", url=URL, params=signed)
+    respelled = [(k, spelling if k == name else v) for k, v in signed]
+    with refused("oauth_parameter_malformed", 400):
+        verifier.verify(method="POST", url=URL, params=respelled)
+
+
+def test_oauth_callback_may_carry_escapes(verifier, clock):
+    """The tool never reads oauth_callback, and a consumer's callback URL may hold escapes."""
+    client = Client(
+        KEY,
+        client_secret=SECRET,
+        signature_method=SIGNATURE_HMAC_SHA1,
+        signature_type=SIGNATURE_TYPE_BODY,
+        timestamp=str(int(clock())),
+        nonce="nonce-1",
+        callback_uri="https://lms.example/cb?x=a%20b",
+    )
+    _, _, body = client.sign(URL, http_method="POST", body=urlencode(moodle_params()), headers={"Content-Type": FORM})
+    params = parse_qsl(body, keep_blank_values=True, strict_parsing=True)
+    assert "%" in dict(params)["oauth_callback"]
+    assert verifier.verify(method="POST", url=URL, params=params).platform_user_id == "2"

@@ -123,3 +123,85 @@ def test_local_role(roles, expected):
 def test_local_role_accepts_any_iterable():
     assert local_role(r for r in ["Instructor"]) is Role.STAFF
     assert local_role(("Learner",)) is Role.LEARNER
+
+
+# -- exact vocabulary: names are matched whole, never by prefix -------------------------------
+
+V2 = "http://purl.imsglobal.org/vocab/lis/v2/membership/"
+
+
+@pytest.mark.parametrize(
+    ("role", "expected"),
+    [
+        # LTI 1.1 context sub-roles map to their v2 form.
+        ("urn:lti:role:ims/lis/Learner/NonCreditLearner", V2 + "Learner#NonCreditLearner"),
+        ("urn:lti:role:ims/lis/Instructor/PrimaryInstructor", V2 + "Instructor#PrimaryInstructor"),
+        ("urn:lti:role:ims/lis/Administrator/SystemAdministrator", V2 + "Administrator#SystemAdministrator"),
+        ("urn:lti:role:ims/lis/Mentor/Tutor", V2 + "Mentor#Tutor"),
+        ("urn:lti:role:ims/lis/Officer/Vice-Chair", V2 + "Officer#Vice-Chair"),
+        ("urn:lti:role:ims/lis/Manager", MEMBERSHIP + "Manager"),
+        # LTI 1.1's TeachingAssistant principal role and its sub-roles are the v2 teaching assistant.
+        ("urn:lti:role:ims/lis/TeachingAssistant/TeachingAssistantSection", TA),
+        ("urn:lti:role:ims/lis/TeachingAssistant/Grader", TA),
+        # Institution and system roles of the vocabulary.
+        ("urn:lti:instrole:ims/lis/Student", INSTITUTION + "Student"),
+        ("urn:lti:instrole:ims/lis/ProspectiveStudent", INSTITUTION + "ProspectiveStudent"),
+        ("urn:lti:sysrole:ims/lis/AccountAdmin", SYSTEM + "AccountAdmin"),
+        # Anything else passes through unchanged.
+        ("urn:lti:role:ims/lis/TeachingAssistantNotReally", "urn:lti:role:ims/lis/TeachingAssistantNotReally"),
+        ("urn:lti:role:ims/lis/TeachingAssistant/Bogus", "urn:lti:role:ims/lis/TeachingAssistant/Bogus"),
+        ("urn:lti:role:ims/lis/Instructor/TeachingAssistantX", "urn:lti:role:ims/lis/Instructor/TeachingAssistantX"),
+        ("urn:lti:role:ims/lis/InstructorX", "urn:lti:role:ims/lis/InstructorX"),
+        ("urn:lti:role:ims/lis/Instructor/", "urn:lti:role:ims/lis/Instructor/"),
+        ("urn:lti:role:ims/lis/Instructor/Grader/Extra", "urn:lti:role:ims/lis/Instructor/Grader/Extra"),
+        ("urn:lti:role:ims/lis/Learner/Administrator", "urn:lti:role:ims/lis/Learner/Administrator"),
+        ("urn:lti:role:ims/lis/", "urn:lti:role:ims/lis/"),
+        ("urn:lti:role:ims/lis/instructor", "urn:lti:role:ims/lis/instructor"),
+        ("urn:lti:sysrole:ims/lis/SysAdminX", "urn:lti:sysrole:ims/lis/SysAdminX"),
+        ("urn:lti:sysrole:ims/lis/Administrator/Support", "urn:lti:sysrole:ims/lis/Administrator/Support"),
+        ("urn:lti:instrole:ims/lis/AdministratorOfNothing", "urn:lti:instrole:ims/lis/AdministratorOfNothing"),
+        ("urn:lti:instrole:ims/lis/Instructor/Grader", "urn:lti:instrole:ims/lis/Instructor/Grader"),
+        ("TeachingAssistantNotReally", "TeachingAssistantNotReally"),
+        ("Instructor/Grader", "Instructor/Grader"),
+        ("InstructorX", "InstructorX"),
+    ],
+)
+def test_exact_vocabulary(role, expected):
+    assert normalise_role(role) == expected
+
+
+@pytest.mark.parametrize(
+    "role",
+    [
+        "urn:lti:role:ims/lis/TeachingAssistantNotReally",
+        "urn:lti:role:ims/lis/TeachingAssistant/Bogus",
+        "urn:lti:role:ims/lis/Instructor/TeachingAssistantX",
+        "urn:lti:role:ims/lis/InstructorX",
+        "urn:lti:role:ims/lis/AdministratorX",
+        "urn:lti:role:ims/lis/ContentDeveloperX",
+        "urn:lti:sysrole:ims/lis/SysAdminX",
+        "urn:lti:sysrole:ims/lis/Administrator/Support",
+        "urn:lti:instrole:ims/lis/AdministratorOfNothing",
+        "TeachingAssistantNotReally",
+        "InstructorX",
+        MEMBERSHIP + "InstructorX",
+        TA + "X",
+        SYSTEM + "SysAdminX",
+        # Known sub-roles alone are not staff either (as before).
+        "urn:lti:role:ims/lis/Instructor/Grader",
+        "urn:lti:role:ims/lis/Administrator/Support",
+        "urn:lti:role:ims/lis/Learner/Instructor",
+    ],
+)
+def test_unknown_or_sub_roles_never_give_staff(role):
+    assert local_role([role]) is Role.LEARNER
+
+
+def test_a_learner_context_role_wins_over_an_administrator_whatever_its_spelling():
+    admins = [
+        "urn:lti:sysrole:ims/lis/SysAdmin",
+        INSTITUTION + "Administrator",
+        "urn:lti:instrole:ims/lis/Administrator",
+    ]
+    for learner in ("Learner", "urn:lti:role:ims/lis/Learner", MEMBERSHIP + "Learner"):
+        assert local_role([*admins, learner]) is Role.LEARNER

@@ -19,6 +19,7 @@ import hmac
 import html
 import json
 import secrets
+import ssl
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -216,6 +217,7 @@ class PlatformPeer:
         user_id: str = "2",
         jwks_cache_control: str | None = None,
         jwks_delay: float = 0.0,
+        browser_tls: ssl.SSLContext | None = None,
     ) -> None:
         # Moodle makes client ids of 15 random letters and digits.
         self.client_id = client_id or "".join(secrets.choice(_CLIENT_ID_ALPHABET) for _ in range(15))
@@ -239,6 +241,15 @@ class PlatformPeer:
         self._launch_counter = 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        #: With a TLS context, a second server on its own port serves what a browser sees (the course
+        #: page framing the tool, /auth, the platform-storage frame) over HTTPS; /jwks and /token stay
+        #: on the first one, which the tool's server reaches without trusting the test certificate.
+        self._browser_tls = browser_tls
+        self._browser_server: ThreadingHTTPServer | None = None
+        #: Course pages: launch id -> (tool login URL, login parameters, platform storage offered).
+        self._course_launches: dict[str, tuple[str, dict[str, str], bool]] = {}
+        #: What the platform-storage frame was asked: {"subject", "origin", "key", "found"} each.
+        self.storage_log: list[dict[str, Any]] = []
         self.rotate_key(keep_old=False)
 
     # -- lifecycle -----------------------------------------------------------------------------------
@@ -252,9 +263,20 @@ class PlatformPeer:
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, name="PlatformPeer", daemon=True)
         self._thread.start()
+        if self._browser_tls is not None:
+            front = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+            front.daemon_threads = True
+            front.peer = self  # type: ignore[attr-defined]
+            front.socket = self._browser_tls.wrap_socket(front.socket, server_side=True)
+            self._browser_server = front
+            threading.Thread(target=front.serve_forever, name="PlatformPeer-browser", daemon=True).start()
         return self
 
     def stop(self) -> None:
+        front, self._browser_server = self._browser_server, None
+        if front is not None:
+            front.shutdown()
+            front.server_close()
         server, self._server = self._server, None
         if server is None:
             return
@@ -283,8 +305,62 @@ class PlatformPeer:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def browser_origin(self) -> str:
+        """Where the browser meets the platform: the HTTPS front when there is one."""
+        if self._browser_server is not None:
+            return f"https://127.0.0.1:{self._browser_server.server_address[1]}"
+        return self.issuer
+
+    @property
     def auth_url(self) -> str:
-        return self.issuer + "/auth"
+        return self.browser_origin + "/auth"
+
+    def course_url(
+        self,
+        tool_login_url: str,
+        target_link_uri: str,
+        *,
+        storage: bool,
+        framed: bool = True,
+        claims: Mapping[str, Any] | None = None,
+    ) -> str:
+        """A course page whose activity launches the tool, framed (Moodle's "Embed", Canvas) or in
+        the window itself. With ``storage`` the platform offers LTI platform storage, as Canvas and
+        Brightspace do: a ``post_message_forwarding`` frame and ``lti_storage_target`` in the login."""
+        params = self.login_form(tool_login_url, target_link_uri, claims=claims)
+        if storage:
+            params["lti_storage_target"] = STORAGE_FRAME_NAME
+        launch_id = secrets.token_urlsafe(8)
+        self._course_launches[launch_id] = (tool_login_url, params, storage)
+        return f"{self.browser_origin}/{'course' if framed else 'launch'}?launch={launch_id}"
+
+    def attacker_page_url(self, action: str, fields: Mapping[str, str]) -> str:
+        """A page on the platform's site (cross-site for the tool) that auto-posts ``fields``: what an
+        attacker sends a victim to."""
+        launch_id = secrets.token_urlsafe(8)
+        self._course_launches[launch_id] = (action, dict(fields), False)
+        return f"{self.browser_origin}/launch?launch={launch_id}"
+
+    def _course_page(self, query: Mapping[str, str]) -> tuple[int, str]:
+        launch = self._course_launches.get(query.get("launch", ""))
+        if launch is None:
+            return 404, "no such launch"
+        storage_frame = (
+            f'<iframe name="{STORAGE_FRAME_NAME}" src="/storage" title="storage" hidden></iframe>' if launch[2] else ""
+        )
+        page = (
+            "<!DOCTYPE html><html><head><title>Course</title></head><body><h1>Course</h1>"
+            f"{storage_frame}"
+            f'<iframe id="tool" name="tool" src="/launch?launch={html.escape(query["launch"])}" '
+            'width="1000" height="700" title="Tool" allow="clipboard-write"></iframe></body></html>'
+        )
+        return 200, page
+
+    def _launch_page(self, query: Mapping[str, str]) -> tuple[int, str]:
+        launch = self._course_launches.get(query.get("launch", ""))
+        if launch is None:
+            return 404, "no such launch"
+        return 200, autosubmit_form(launch[0], launch[1])
 
     @property
     def token_url(self) -> str:
@@ -584,6 +660,30 @@ class PlatformPeer:
         return 200, autosubmit_form(redirect_uri, fields)
 
 
+STORAGE_FRAME_NAME = "post_message_forwarding"
+# The platform's side of LTI platform storage (1EdTech "Platform Storage"): values kept per tool
+# origin, answered only to the window that asked, at its own origin; each request is reported to
+# the peer so tests can tell storage was really used.
+STORAGE_FRAME_PAGE = """<!DOCTYPE html><html><head><title>storage</title></head><body><script>
+var store = {};
+window.addEventListener("message", function (event) {
+  var m = event.data;
+  if (!m || typeof m !== "object" || (m.subject !== "lti.put_data" && m.subject !== "lti.get_data")) return;
+  var bucket = store[event.origin] = store[event.origin] || {};
+  var reply = {subject: m.subject + ".response", message_id: m.message_id, key: m.key};
+  if (m.subject === "lti.put_data") { bucket[m.key] = m.value; reply.value = m.value; }
+  else if (Object.prototype.hasOwnProperty.call(bucket, m.key)) { reply.value = bucket[m.key]; }
+  else { reply.error = {code: "bad_request", message: "no value for this key"}; }
+  var log = JSON.stringify({subject: m.subject, origin: event.origin, key: m.key, found: !reply.error});
+  fetch("/storage_log", {method: "POST", headers: {"Content-Type": "application/x-www-form-urlencoded"},
+                         body: encodeURIComponent(log)}).finally(function () {
+    event.source.postMessage(reply, event.origin);
+  });
+});
+</script></body></html>
+"""
+
+
 class _Handler(BaseHTTPRequestHandler):
     server_version = "PlatformPeer/1.0"
     protocol_version = "HTTP/1.1"
@@ -613,8 +713,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         parts = urlsplit(self.path)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
         if parts.path == "/jwks":
             self._jwks()
+        elif parts.path in ("/course", "/launch"):
+            page_for = self.peer._course_page if parts.path == "/course" else self.peer._launch_page
+            status, page = page_for(query)
+            self._send(status, page, "text/html; charset=utf-8")
+        elif parts.path == "/storage":
+            self._send(200, STORAGE_FRAME_PAGE, "text/html; charset=utf-8")
         elif parts.path == "/auth":
             status, page = self.peer._authorize(dict(parse_qsl(parts.query, keep_blank_values=True)))
             self._send(status, page, "text/html; charset=utf-8")
@@ -630,6 +737,10 @@ class _Handler(BaseHTTPRequestHandler):
             query = dict(parse_qsl(parts.query, keep_blank_values=True))
             status, page = self.peer._authorize({**query, **params})
             self._send(status, page, "text/html; charset=utf-8")
+        elif parts.path == "/storage_log":
+            with self.peer._lock:
+                self.peer.storage_log.append(json.loads(next(iter(params), "{}")))
+            self._send(204, b"", "text/plain")
         elif parts.path == "/token":
             self._token()
         else:

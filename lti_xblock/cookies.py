@@ -1,0 +1,48 @@
+"""Cookies that survive in the platform's frame: ``Partitioned`` on every ``SameSite=None; Secure`` one.
+
+A launched session lives in the platform's cross-site frame (Moodle's "Embed", Canvas, Open edX).
+Over HTTPS its cookies are ``SameSite=None; Secure`` (the settings do that); browsers that block
+third-party cookies still keep them when they are also ``Partitioned`` (CHIPS): kept per top-level
+site, so the platform's frame has its own jar. Django (and Python before 3.14) cannot write that
+attribute, so this middleware rewrites the Set-Cookie lines on the way out. Cookies that are not
+``SameSite=None; Secure`` are left alone: browsers refuse ``Partitioned`` without ``Secure``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from http.cookies import Morsel
+
+from django.http import HttpRequest, HttpResponseBase
+
+
+class PartitionedMorsel(Morsel[str]):
+    """The same cookie, written with ``; Partitioned`` at the end."""
+
+    @classmethod
+    def of(cls, morsel: Morsel[str]) -> PartitionedMorsel:
+        copy = cls()
+        copy.set(morsel.key, morsel.value, morsel.coded_value)
+        copy.update(dict(morsel))
+        return copy
+
+    def OutputString(self, attrs: list[str] | None = None) -> str:  # noqa: N802 - the stdlib's name
+        return super().OutputString(attrs) + "; Partitioned"
+
+
+def should_partition(morsel: Morsel[str]) -> bool:
+    return str(morsel["samesite"]).lower() == "none" and bool(morsel["secure"])
+
+
+class PartitionedCookieMiddleware:
+    """Put it first in MIDDLEWARE, so it sees the cookies every other middleware set."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        for name, morsel in list(response.cookies.items()):
+            if should_partition(morsel) and not isinstance(morsel, PartitionedMorsel):
+                dict.__setitem__(response.cookies, name, PartitionedMorsel.of(morsel))
+        return response

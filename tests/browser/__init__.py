@@ -1,0 +1,1 @@
+"""Real Chromium against the hosts: launches framed by a platform on another site, over HTTPS."""
