@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from jupyterhub.auth import Authenticator
@@ -19,6 +19,7 @@ from tornado.httputil import HTTPServerRequest
 from tornado.web import RequestHandler
 from traitlets import Bool, CaselessStrEnum, List, TraitError, Unicode, default, observe, validate
 
+from jupyter_lti import frames
 from jupyter_lti.handlers import LtiInfoHandler
 from jupyter_lti.store import SqlAlchemyStore, default_store_url, describe_url
 from lti_core.errors import InvalidRequest
@@ -32,7 +33,7 @@ from lti_core.forwarded import (
 from lti_core.i18n import N_
 from lti_core.linking import AccountLinker, LinkOutcome
 from lti_core.lti13 import claims
-from lti_core.types import Launch, Role
+from lti_core.types import Launch, Registration, Role
 from lti_core.urls import safe_landing_path
 
 # Characters that would break a hub URL or a home directory; everything else a platform sends is kept,
@@ -145,6 +146,66 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
         """,
     )
 
+    frame_ancestors = List(
+        Unicode(),
+        default_value=None,
+        allow_none=True,
+        config=True,
+        help="""Origins of the sites that may show the hub, and the users' servers, in a frame.
+
+        Learning platforms embed tools in a frame (Moodle's "Embed", Canvas, Open edX), but JupyterHub
+        and jupyterhub-singleuser send `Content-Security-Policy: frame-ancestors 'none'`. Listed here,
+        these origins replace 'none' in it (https://www.w3.org/TR/CSP3/#directive-frame-ancestors), on
+        the hub's pages and, with `frame_user_servers`, on the users' servers. Each entry is an origin
+        as the browser shows it, `https://moodle.example.org` (no path), a host wildcard
+        `https://*.example.org`, or `'self'` (left out by default: the users' servers share the hub's
+        origin, and JupyterHub keeps them from framing its pages). Every frame between the top page and
+        the hub must be listed: Open edX shows LTI content in a frame of the LMS inside its learning
+        app, so list both.
+        Default (unset): for LTI 1.3 the origins of each configured platform's `issuer` and
+        `authorize_url`, which is right for Moodle; Canvas shows courses at your institution's address
+        (`https://school.instructure.com`), not its issuer's, so list that. LTI 1.1 names no platform
+        address: list them. Empty: no site may frame the hub. A Content-Security-Policy set in
+        `JupyterHub.tornado_settings["headers"]` wins over this.
+        """,
+    )
+
+    framed_cookies = CaselessStrEnum(
+        ("auto", "on", "off"),
+        default_value="auto",
+        config=True,
+        help="""Cookies that keep working while the hub is in a platform's frame: "auto" (default), "on", "off".
+
+        In a frame of another site, browsers send a cookie only when it is `SameSite=None; Secure`, and
+        the ones that block third-party cookies keep it only when it is also `Partitioned` (CHIPS:
+        https://developer.mozilla.org/en-US/docs/Web/Privacy/Guides/Privacy_sandbox/Partitioned_cookies).
+        "on" gives the hub's cookies (login, session, `_xsrf`) these attributes, through
+        `JupyterHub.tornado_settings["cookie_options"]` (which JupyterHub hands to the users' servers
+        too) and `xsrf_cookie_kwargs`, and, with `frame_user_servers`, the users' servers' cookies.
+        "auto" is "on" when some site may frame the hub (`frame_ancestors`) and the hub's public URL
+        is https: `JupyterHub.public_url`, else `uri_scheme`, else the hub's own TLS (`ssl_cert`).
+        Behind a TLS proxy with only `trusted_proxies`, set `JupyterHub.public_url` or "on". Over plain
+        http browsers drop `Secure` cookies: "auto" leaves the cookies as JupyterHub makes them.
+        """,
+    )
+
+    frame_user_servers = Bool(
+        True,
+        config=True,
+        help="""Make the users' servers framable as the hub is (`frame_ancestors`, `framed_cookies`).
+
+        Each server is started with `--ServerApp.tornado_settings={...}` carrying the
+        `frame-ancestors` header (jupyterhub-singleuser's default is 'none') and, with framed cookies,
+        `SameSite=None; Secure` for its `_xsrf` cookie, and with
+        `--ServerApp.jpserver_extensions=jupyter_lti.frames=True`, which makes its cookies
+        `Partitioned`: that needs lti-publish installed where the servers run (without it the server
+        logs a warning and its cookies are not partitioned). Those arguments replace a
+        `ServerApp.tornado_settings` of the servers' own config files; when `Spawner.args` already
+        sets one, nothing is added and the hub's log says what to add to it. False: servers start as
+        configured.
+        """,
+    )
+
     @default("allow_all")
     def _allow_all_default(self) -> bool:
         # Whoever a registered platform vouches for may use the hub, unless allow lists are configured.
@@ -167,6 +228,15 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
         except ValueError as error:
             raise TraitError(f"trusted_proxies: {error}") from None
         return list(proposal["value"])
+
+    @validate("frame_ancestors")
+    def _valid_frame_ancestors(self, proposal: dict[str, Any]) -> list[str] | None:
+        if proposal["value"] is None:
+            return None
+        try:
+            return [frames.frame_source(str(source)) for source in proposal["value"]]
+        except ValueError as error:
+            raise TraitError(f"frame_ancestors: {error}") from None
 
     @observe("trust_forwarded_headers")
     def _warn_trust_forwarded_headers(self, change: dict[str, Any]) -> None:
@@ -210,7 +280,82 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
         # The hub's database decides where the LTI store goes; open it now, not at the first launch.
         self._hub_db_url = str(getattr(app, "db_url", "") or self._hub_db_url)
         _ = self.store
+        self.frame_hub(app)
         return [("/lti/login", LtiInfoHandler), *self.protocol_handlers()]
+
+    # -- in a platform's frame -----------------------------------------------------------------
+
+    #: What frame_hub decided at startup: the frame-ancestors sources, and whether cookies are framed.
+    _frame_sources: tuple[str, ...] = ()
+    _framed_cookies_on: bool = False
+
+    def configured_registrations(self) -> list[Registration]:
+        """The LTI 1.3 platforms of the hub's config (none for LTI 1.1)."""
+        return []
+
+    @property
+    def configured_frame_ancestors(self) -> list[str] | None:
+        """`frame_ancestors` as configured: None when unset (traitlets types it as a list)."""
+        return cast("list[str] | None", self.frame_ancestors)
+
+    def frame_sources(self) -> list[str]:
+        """`frame_ancestors`, else the origins of the configured platforms' issuers and login URLs."""
+        configured = self.configured_frame_ancestors
+        if configured is not None:
+            return list(configured)
+        registrations = self.configured_registrations()
+        return frames.platform_origins(url for r in registrations for url in (r.issuer, r.auth_login_url))
+
+    def public_url_is_https(self, app: Any) -> bool:
+        """The hub's public URL is https, as far as the config says (`framed_cookies` "auto")."""
+        public_url = str(getattr(app, "public_url", "") or "")
+        if public_url:
+            return urlsplit(public_url).scheme.lower() == "https"
+        if self.uri_scheme != "auto":
+            return bool(self.uri_scheme == "https")
+        return bool(getattr(app, "ssl_cert", "")) or str(getattr(app, "bind_url", "")).startswith("https:")
+
+    def frame_hub(self, app: Any) -> None:
+        """Let the platforms frame the hub: its CSP and cookies, in the settings JupyterHub is about to
+        build its tornado Application from (it calls get_handlers in between)."""
+        sources = self.frame_sources()
+        cookies = self.framed_cookies == "on" or (
+            self.framed_cookies == "auto" and bool(sources) and self.public_url_is_https(app)
+        )
+        settings = getattr(app, "tornado_settings", None)
+        if not isinstance(settings, dict):
+            return
+        hub_prefix = str(getattr(getattr(app, "hub", None), "base_url", "/hub/"))
+        report_uri = str(settings.get("csp_report_uri") or url_path_join(hub_prefix, "security/csp-report"))
+        for note in frames.frame_hub(settings, sources, cookies=cookies, report_uri=report_uri):
+            self.log.warning("LTI frames: %s", note)
+        self._frame_sources, self._framed_cookies_on = tuple(sources), cookies
+        if sources:
+            self.log.info(
+                "LTI frames: %s; cookies %s",
+                frames.frame_ancestors(sources),
+                "SameSite=None; Secure; Partitioned" if cookies else "as JupyterHub sets them",
+            )
+        elif self.configured_frame_ancestors is None:
+            self.log.info("LTI frames: no site may frame the hub; frame_ancestors lists the platforms that may")
+
+    def pre_spawn_start(self, user: Any, spawner: Any) -> Any:
+        """Start the user's server framable as the hub is (`frame_user_servers`)."""
+        if self.frame_user_servers and (self._frame_sources or self._framed_cookies_on):
+            base_url = str(getattr(getattr(spawner, "server", None), "base_url", "") or "")
+            args, added, notes = frames.user_server_args(
+                list(spawner.args),
+                self._frame_sources,
+                cookies=self._framed_cookies_on,
+                base_url=base_url,
+                added_before=getattr(spawner, "_lti_frame_args", ()),
+            )
+            spawner.args, spawner._lti_frame_args = args, added
+            if self._framed_cookies_on:
+                spawner.cookie_options = {**frames.FRAMED_COOKIE_OPTIONS, **(spawner.cookie_options or {})}
+            for note in notes:
+                self.log.warning("LTI frames, server of %s: %s", user.name, note)
+        return super().pre_spawn_start(user, spawner)
 
     # -- public URLs ---------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ STORE_TABLES = {
     "lti_publish_deployments",
     "lti_publish_consumers",
     "lti_publish_nonces",
-    "lti_publish_oidc_states",
+    "lti_publish_login_states",
     "lti_publish_tool_keys",
     "lti_publish_user_links",
 }

@@ -35,7 +35,6 @@ def prepare(base: str) -> str:
         "",
         "lti-publish demo is starting.",
         f"  Local launch page (no LMS needed):  {base}/demo/",
-        f"  Workbench:                          {base}/",
         "",
     ]
     for content_id, title in published_content():

@@ -54,6 +54,28 @@ def site(https_live_server: str, tls_context: Any, transactional_db: None, setti
         yield Site(https_live_server, details, platform)
 
 
+@pytest.fixture
+def http_site(live_server: Any, transactional_db: None, settings: Any) -> Iterator[Site]:
+    """The demo's set-up: the tool on plain HTTP (http://localhost), the platform on http://127.0.0.1."""
+    base = str(live_server.url)
+    settings.LTI_PUBLISH = {"HOST": "workbench", "TOOL_BASE_URLS": [base]}
+    from lti_xblock.views import store
+
+    details = launch_details(base, published_content_id())
+    with PlatformPeer(redirect_uris=[details.lti13_redirect_uri]) as platform:
+        store.save_registration(
+            Registration(
+                issuer=platform.issuer,
+                client_id=platform.client_id,
+                auth_login_url=platform.auth_url,
+                auth_token_url=platform.token_url,
+                key_set_url=platform.jwks_url,
+                deployments=(Deployment(platform.deployment_id),),
+            )
+        )
+        yield Site(base, details, platform)
+
+
 def browser(site: Site, cookies: Cookies) -> Any:
     return chromium(cookies, tool_origin=site.origin, platform_origin=site.platform.browser_origin)
 
@@ -120,6 +142,14 @@ def test_launch_in_a_new_window_with_cookies_lands_signed_in(site):
         driver.get(course(site, storage=False, framed=False))
         wait_for_text(driver, SIGNED_IN)
     assert site.platform.storage_log == []
+
+
+def test_new_window_launch_over_plain_http_binds_by_the_lax_cookie_on_the_tools_own_repost(http_site):
+    """Over HTTP the Lax state cookie does not ride the platform's cross-site POST; the check page's
+    same-origin re-post carries it."""
+    with browser(http_site, Cookies.DEFAULT) as driver:
+        driver.get(course(http_site, storage=False, framed=False))
+        wait_for_text(driver, SIGNED_IN)
 
 
 def test_framed_launch_with_default_cookies_lands_signed_in_and_the_content_works_in_the_frame(site):
