@@ -25,14 +25,13 @@ Imports only tornado, the standard library and lti_core's URL helper: users' ser
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from tornado.httputil import HTTPHeaders
 from tornado.web import GZipContentEncoding, OutputTransform
 
+from lti_core.cookies import partitioned_cookie
 from lti_core.lti13.binding import origin_of
 
 #: The module users' servers load as a jupyter-server extension (``jpserver_extensions``).
@@ -87,46 +86,6 @@ def frame_ancestors(sources: Sequence[str]) -> str:
 
 
 # -- cookies ---------------------------------------------------------------------------------------
-
-
-def _attributes(set_cookie: str) -> dict[str, str]:
-    attributes: dict[str, str] = {}
-    for item in set_cookie.split(";")[1:]:
-        name, _, value = item.strip().partition("=")
-        if name:
-            attributes[name.lower()] = value.strip()
-    return attributes
-
-
-def _deletes(attributes: Mapping[str, str]) -> bool:
-    """The Set-Cookie removes the cookie: ``Max-Age=0`` or an ``Expires`` in the past (tornado's
-    ``clear_cookie``)."""
-    if attributes.get("max-age", "").strip() in ("0", "-1"):
-        return True
-    expires = attributes.get("expires", "")
-    if not expires:
-        return False
-    try:
-        return parsedate_to_datetime(expires) < datetime.now(UTC)
-    except (TypeError, ValueError):
-        return False
-
-
-def partitioned_cookie(set_cookie: str) -> str:
-    """A ``Set-Cookie`` value, ``Partitioned`` when it is ``SameSite=None; Secure``.
-
-    A cookie set partitioned is only removed by a removal that is partitioned too: one without a
-    SameSite attribute (JupyterHub's logout clears its cookies with a path only) gets
-    ``Secure; SameSite=None; Partitioned`` as well. Everything else is left as it is.
-    """
-    attributes = _attributes(set_cookie)
-    if "partitioned" in attributes:
-        return set_cookie
-    if "secure" in attributes and attributes.get("samesite", "").lower() == "none":
-        return set_cookie + "; Partitioned"
-    if "samesite" not in attributes and _deletes(attributes):
-        return set_cookie + ("" if "secure" in attributes else "; Secure") + "; SameSite=None; Partitioned"
-    return set_cookie
 
 
 class _PartitioningHeaders(HTTPHeaders):

@@ -16,6 +16,7 @@ from typing import Any
 from jupyterhub.handlers import BaseHandler
 from jupyterhub.utils import url_path_join
 
+from lti_core import cookies
 from lti_core.errors import AuthenticationFailed, Forbidden, InvalidRequest, LtiError
 from lti_core.i18n import N_, translation
 from lti_core.lti13 import binding
@@ -98,12 +99,12 @@ class LtiHandler(BaseHandler):  # type: ignore[misc]
     def state_cookie(self, state: str, max_age: int) -> None:
         """The state cookie with lti_core's attributes (max_age 0 deletes it, in its partition)."""
         secure = self.authenticator.public_origin(self).startswith("https://")
-        header = binding.cookie_header(
+        header = cookies.cookie_header(
             binding.state_cookie_name(state),
             "1",
             max_age=max_age,
             path=url_path_join(self.hub.base_url, "lti13/"),
-            policy=binding.state_cookie_policy(secure),
+            policy=cookies.state_cookie_policy(secure),
         )
         self.add_header("Set-Cookie", header)
 

@@ -15,6 +15,8 @@ from http.cookies import Morsel
 
 from django.http import HttpRequest, HttpResponseBase
 
+from lti_core.cookies import partitioned_cookie
+
 
 class PartitionedMorsel(Morsel[str]):
     """The same cookie, written with ``; Partitioned`` at the end."""
@@ -27,11 +29,7 @@ class PartitionedMorsel(Morsel[str]):
         return copy
 
     def OutputString(self, attrs: list[str] | None = None) -> str:  # noqa: N802 - the stdlib's name
-        return super().OutputString(attrs) + "; Partitioned"
-
-
-def should_partition(morsel: Morsel[str]) -> bool:
-    return str(morsel["samesite"]).lower() == "none" and bool(morsel["secure"])
+        return partitioned_cookie(super().OutputString(attrs))
 
 
 class PartitionedCookieMiddleware:
@@ -42,7 +40,12 @@ class PartitionedCookieMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         response = self.get_response(request)
+        if not request.is_secure():
+            return response  # browsers refuse Partitioned (and Secure) cookies over plain HTTP
         for name, morsel in list(response.cookies.items()):
-            if should_partition(morsel) and not isinstance(morsel, PartitionedMorsel):
+            if (
+                not isinstance(morsel, PartitionedMorsel)
+                and partitioned_cookie(morsel.OutputString()) != morsel.OutputString()
+            ):
                 dict.__setitem__(response.cookies, name, PartitionedMorsel.of(morsel))
         return response

@@ -22,6 +22,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from lti_core import cookies
 from lti_core.errors import AuthenticationFailed, Forbidden, LtiError, NotFound
 from lti_core.i18n import N_
 from lti_core.linking import AccountLinker, LinkOutcome
@@ -131,8 +132,8 @@ class _RawMorsel(Morsel[str]):
 def set_state_cookie(request: HttpRequest, response: HttpResponse, state: str, max_age: int) -> None:
     """The state cookie with lti_core's attributes (max_age 0 deletes it)."""
     name = binding.state_cookie_name(state)
-    policy = binding.state_cookie_policy(secure_origin(request))
-    header = binding.cookie_header(name, "1", max_age=max_age, path=f"/{URL_PREFIX}/lti13/", policy=policy)
+    policy = cookies.state_cookie_policy(secure_origin(request))
+    header = cookies.cookie_header(name, "1", max_age=max_age, path=f"/{URL_PREFIX}/lti13/", policy=policy)
     dict.__setitem__(response.cookies, name, _RawMorsel(name, header))
 
 

@@ -316,6 +316,8 @@ def test_cookie_free_browser_is_offered_a_new_window_that_lands_signed_in(browse
         ({"iss": "https://unknown.example"}, "unknown_platform", 401),
         ({"lti_deployment_id": "99"}, "unknown_deployment", 403),
         ({"login_hint": DELETE}, "login_hint_missing", 400),
+        ({"login_hint": "x" * 20_000}, "login_hint_invalid", 400),
+        ({"lti_message_hint": "\x00"}, "lti_message_hint_invalid", 400),
     ],
 )
 def test_refused_login_initiation(browser, tool, platform, overrides, reason, status):

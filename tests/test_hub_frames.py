@@ -22,6 +22,7 @@ from traitlets import TraitError
 from traitlets.config import Config
 
 from jupyter_lti import frames
+from lti_core.cookies import partitioned_cookie
 from tests.browser.tls import make_certificate
 from tests.hub import HubProcess
 from tests.peers.platform import PlatformPeer
@@ -400,4 +401,4 @@ def test_user_servers_get_their_frame_policy_once_and_keep_the_admins_args():
     ],
 )
 def test_partitioned_cookie(header, expected):
-    assert frames.partitioned_cookie(header) == expected
+    assert partitioned_cookie(header) == expected

@@ -365,6 +365,13 @@ def test_unknown_platform_is_refused_at_login(browser, hub13, platforms):
     assert_refused(response, "unknown_platform", 401)
 
 
+def test_an_oversized_login_hint_is_refused_with_a_reason(browser, hub13, platforms):
+    users = user_names(hub13)
+    response = launch13(browser, hub13, platforms["moodle"], login_hint="x" * 20_000)
+    assert_refused(response, "login_hint_invalid", 400)
+    assert user_names(hub13) == users
+
+
 def test_a_slow_jwks_fetch_does_not_block_the_hub(browser, hub13, platforms):
     slow = platforms["slow"]  # its JWKS answers after 3 s, and nothing has fetched it yet
     slow.user_id = new_user_id()

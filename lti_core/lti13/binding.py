@@ -5,7 +5,7 @@ victim's browser post that id_token and state signs the victim in as the attacke
 The proof is never skipped. It is one of:
 
 - **the state cookie** the login step set (first-party in a new window; ``SameSite=None; Secure;
-  Partitioned`` in a frame over HTTPS, see ``state_cookie_policy``);
+  Partitioned`` in a frame over HTTPS, see ``lti_core.cookies``);
 - **the platform-storage round trip** (1EdTech "LTI Client Side postMessages" and "Platform
   Storage"): when the login carried ``lti_storage_target`` the tool's login page stored the state
   with the platform's frame (``lti.put_data``), and the tool's own page reads it back
@@ -218,43 +218,8 @@ def check_binding(
     )
 
 
-@dataclass(frozen=True)
-class CookiePolicy:
-    samesite: str
-    secure: bool
-    partitioned: bool
-
-
-def state_cookie_policy(secure_origin: bool) -> CookiePolicy:
-    """Cookie attributes for the state cookie, and for the session a launch starts.
-
-    Over HTTPS: ``SameSite=None; Secure`` so the cookie rides the platform's cross-site POST, and
-    ``Partitioned`` (CHIPS) so that browsers that block third-party cookies still keep it inside
-    the platform's frame, partitioned by the platform's site. Over plain HTTP browsers only keep
-    ``Lax``, which never rides a cross-site POST: there the check page's same-origin re-post
-    carries it (in a new window).
-    """
-    if secure_origin:
-        return CookiePolicy(samesite="None", secure=True, partitioned=True)
-    return CookiePolicy(samesite="Lax", secure=False, partitioned=False)
-
-
 def state_cookie_name(state: str) -> str:
     return STATE_COOKIE_PREFIX + state
-
-
-def cookie_header(name: str, value: str, *, max_age: int, path: str, policy: CookiePolicy) -> str:
-    """A ``Set-Cookie`` value with the policy's attributes, ``Partitioned`` included.
-
-    Built here because the standard library learns ``Partitioned`` only in Python 3.14, and the
-    hosts' cookie helpers (Django's, tornado's) go through it.
-    """
-    parts = [f"{name}={value}", f"Max-Age={max(0, max_age)}", f"Path={path}", "HttpOnly", f"SameSite={policy.samesite}"]
-    if policy.secure:
-        parts.append("Secure")
-    if policy.partitioned:
-        parts.append("Partitioned")
-    return "; ".join(parts)
 
 
 # What the hosts' binding pages say (one wording for both hosts).
