@@ -21,6 +21,7 @@ from lti_core.errors import AuthenticationFailed, Forbidden, InvalidRequest, Lti
 from lti_core.i18n import N_, translation
 from lti_core.lti13 import binding
 from lti_core.lti13.binding import BrowserCheckRequired, BrowserEvidence, NotBoundToBrowser
+from lti_core.lti13.login import LoginRedirect
 from lti_core.urls import add_query
 from lti_publish_assets import TRANSLATIONS_DIR, browser_check_page_html, error_page_html, storage_login_page_html
 
@@ -81,20 +82,7 @@ class LtiHandler(BaseHandler):  # type: ignore[misc]
 
     def browser_check(self, check: binding.BrowserCheck) -> None:
         """Re-posts the launch from the hub's own origin (lti_core.lti13.binding)."""
-        self.finish_page(
-            browser_check_page_html(
-                lang=self.language,
-                title=self.gettext(binding.CHECK_PAGE_TITLE),
-                message=self.gettext(binding.CHECK_PAGE_MESSAGE),
-                continue_label=self.gettext(binding.CONTINUE_LABEL),
-                action=check.action,
-                id_token=check.id_token,
-                state=check.state,
-                storage_target=check.storage_target,
-                storage_key=check.storage_key,
-                platform_origin=check.platform_origin,
-            )
-        )
+        self.finish_page(browser_check_page_html(check, lang=self.language, translate=self.gettext))
 
     def state_cookie(self, state: str, max_age: int) -> None:
         """The state cookie with lti_core's attributes (max_age 0 deletes it, in its partition)."""
@@ -188,21 +176,11 @@ class LTI13LoginHandler(LtiHandler):
         self.state_cookie(redirect.state.state, int(redirect.state.expires_at - time.time()))
         self.redirect(redirect.url)
 
-    def storage_login(self, redirect: Any) -> None:
+    def storage_login(self, redirect: LoginRedirect) -> None:
         """Stores the state with the platform's frame (lti.put_data), then goes on to the platform."""
+        fallback = self.login_url_with(binding.relaunch_params(redirect.state))
         self.finish_page(
-            storage_login_page_html(
-                lang=self.language,
-                title=self.gettext(binding.CHECK_PAGE_TITLE),
-                message=self.gettext(binding.CHECK_PAGE_MESSAGE),
-                continue_label=self.gettext(binding.CONTINUE_LABEL),
-                auth_url=redirect.url,
-                fallback_url=self.login_url_with(binding.relaunch_params(redirect.state)),
-                state=redirect.state.state,
-                storage_target=redirect.lti_storage_target,
-                storage_key=binding.storage_key(redirect.state.state),
-                platform_origin=redirect.platform_origin,
-            )
+            storage_login_page_html(redirect, fallback_url=fallback, lang=self.language, translate=self.gettext)
         )
 
     async def post(self) -> None:

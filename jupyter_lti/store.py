@@ -15,6 +15,7 @@ step.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -53,7 +54,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from sqlalchemy.schema import SchemaItem
 from sqlalchemy.sql.compiler import TypeCompiler
 
-from lti_core.types import Consumer, Deployment, OidcState, Registration, ToolKey, UserLink
+from lti_core.types import STATE_FIELDS, Consumer, Deployment, OidcState, Registration, ToolKey, UserLink
 
 __all__ = ["SqlAlchemyStore", "default_store_url", "describe_url", "metadata"]
 
@@ -477,18 +478,7 @@ class SqlAlchemyStore:
     def save_state(self, state: OidcState) -> None:
         with self._begin() as connection:
             connection.execute(
-                insert(oidc_states).values(
-                    state=state.state,
-                    nonce=state.nonce,
-                    issuer=state.issuer,
-                    client_id=state.client_id,
-                    target_link_uri=state.target_link_uri,
-                    expires_at=state.expires_at,
-                    login_hint=state.login_hint,
-                    lti_message_hint=state.lti_message_hint,
-                    deployment_id=state.deployment_id,
-                    storage_target=state.storage_target,
-                )
+                insert(oidc_states).values(**dataclasses.asdict(state))
             )
 
     def get_state(self, state: str, now: float) -> OidcState | None:
@@ -498,18 +488,7 @@ class SqlAlchemyStore:
             ).first()
         if row is None:
             return None
-        return OidcState(
-            row.state,
-            row.nonce,
-            row.issuer,
-            row.client_id,
-            row.target_link_uri,
-            row.expires_at,
-            login_hint=row.login_hint,
-            lti_message_hint=row.lti_message_hint,
-            deployment_id=row.deployment_id,
-            storage_target=row.storage_target,
-        )
+        return OidcState(**{name: getattr(row, name) for name in STATE_FIELDS})
 
     def delete_state(self, state: str) -> None:
         with self._begin() as connection:

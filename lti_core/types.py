@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any
 
@@ -72,6 +72,10 @@ class OidcState:
     deployment_id: str = ""
     #: The platform's storage frame when the login used platform storage instead of a cookie.
     storage_target: str = ""
+
+
+#: OidcState's field names: the columns every store keeps for it.
+STATE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(OidcState))
 
 
 class Role(Enum):

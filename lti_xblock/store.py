@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
-from lti_core.types import Consumer, Deployment, OidcState, Registration, ToolKey, UserLink
+from lti_core.types import STATE_FIELDS, Consumer, Deployment, OidcState, Registration, ToolKey, UserLink
 from lti_xblock import models as m
 
 
@@ -95,35 +96,13 @@ class DjangoStore:
             return nonces.filter(digest=digest, expires_at__lte=now).update(expires_at=expires_at) == 1
 
     def save_state(self, state: OidcState) -> None:
-        m.LtiOidcState.objects.using(self.using).create(
-            state=state.state,
-            nonce=state.nonce,
-            issuer=state.issuer,
-            client_id=state.client_id,
-            target_link_uri=state.target_link_uri,
-            expires_at=state.expires_at,
-            login_hint=state.login_hint,
-            lti_message_hint=state.lti_message_hint,
-            deployment_id=state.deployment_id,
-            storage_target=state.storage_target,
-        )
+        m.LtiOidcState.objects.using(self.using).create(**dataclasses.asdict(state))
 
     def get_state(self, state: str, now: float) -> OidcState | None:
         row = m.LtiOidcState.objects.using(self.using).filter(state=state, expires_at__gt=now).first()
         if row is None:
             return None
-        return OidcState(
-            row.state,
-            row.nonce,
-            row.issuer,
-            row.client_id,
-            row.target_link_uri,
-            row.expires_at,
-            login_hint=row.login_hint,
-            lti_message_hint=row.lti_message_hint,
-            deployment_id=row.deployment_id,
-            storage_target=row.storage_target,
-        )
+        return OidcState(**{name: getattr(row, name) for name in STATE_FIELDS})
 
     def delete_state(self, state: str) -> None:
         m.LtiOidcState.objects.using(self.using).filter(state=state).delete()

@@ -85,36 +85,13 @@ def error_page(request: HttpRequest, error: LtiError) -> HttpResponse:
 
 def browser_check_page(request: HttpRequest, check: binding.BrowserCheck) -> HttpResponse:
     """Re-posts the launch from the tool's origin (with the platform-storage value where there is one)."""
-    html = browser_check_page_html(
-        lang=language(request),
-        title=_(binding.CHECK_PAGE_TITLE),
-        message=_(binding.CHECK_PAGE_MESSAGE),
-        continue_label=_(binding.CONTINUE_LABEL),
-        action=check.action,
-        id_token=check.id_token,
-        state=check.state,
-        storage_target=check.storage_target,
-        storage_key=check.storage_key,
-        platform_origin=check.platform_origin,
-    )
-    return html_page(html)
+    return html_page(browser_check_page_html(check, lang=language(request), translate=_))
 
 
 def storage_login_page(request: HttpRequest, redirect: LoginRedirect) -> HttpResponse:
     """Stores the state with the platform's frame (lti.put_data), then goes on to the platform."""
-    html = storage_login_page_html(
-        lang=language(request),
-        title=_(binding.CHECK_PAGE_TITLE),
-        message=_(binding.CHECK_PAGE_MESSAGE),
-        continue_label=_(binding.CONTINUE_LABEL),
-        auth_url=redirect.url,
-        fallback_url=add_query(lti13_login_url(request), binding.relaunch_params(redirect.state)),
-        state=redirect.state.state,
-        storage_target=redirect.lti_storage_target,
-        storage_key=binding.storage_key(redirect.state.state),
-        platform_origin=redirect.platform_origin,
-    )
-    return html_page(html)
+    fallback = add_query(lti13_login_url(request), binding.relaunch_params(redirect.state))
+    return html_page(storage_login_page_html(redirect, fallback_url=fallback, lang=language(request), translate=_))
 
 
 class _RawMorsel(Morsel[str]):

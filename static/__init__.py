@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib.resources import files
 from pathlib import Path
 from string import Template
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lti_core.lti13.binding import BrowserCheck
+    from lti_core.lti13.login import LoginRedirect
 
 __all__ = [
     "STATIC_DIR",
@@ -92,71 +97,62 @@ def _script_json(value: Mapping[str, str]) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def browser_check_page_html(
-    *,
-    lang: str,
-    title: str,
-    message: str,
-    continue_label: str,
-    action: str,
-    id_token: str,
-    state: str,
-    storage_target: str,
-    storage_key: str,
-    platform_origin: str,
+def _binding_page(
+    template: str, *, lang: str, translate: Callable[[str], str], config: dict[str, str], **fields: str
 ) -> str:
+    from lti_core.lti13 import binding
+
+    return Template(static_text(template)).substitute(
+        lang=html.escape(lang),
+        title=html.escape(translate(binding.CHECK_PAGE_TITLE)),
+        message=html.escape(translate(binding.CHECK_PAGE_MESSAGE)),
+        continue_label=html.escape(translate(binding.CONTINUE_LABEL)),
+        config=_script_json(config),
+        script=static_text("js/lti_storage.js"),
+        css=static_text("css/lti_publish.css"),
+        **{name: html.escape(value) for name, value in fields.items()},
+    )
+
+
+def browser_check_page_html(check: BrowserCheck, *, lang: str, translate: Callable[[str], str]) -> str:
     """The page that re-posts a launch from the tool's own origin (lti_core.lti13.binding).
 
     It reads the state back from platform storage first when the login stored it there.
     """
-    config = {"storage_target": storage_target, "storage_key": storage_key, "platform_origin": platform_origin}
-    return Template(static_text("html/browser_check.html")).substitute(
-        lang=html.escape(lang),
-        title=html.escape(title),
-        message=html.escape(message),
-        continue_label=html.escape(continue_label),
-        action=html.escape(action),
-        id_token=html.escape(id_token),
-        state=html.escape(state),
-        config=_script_json(config),
-        script=static_text("js/lti_storage.js"),
-        css=static_text("css/lti_publish.css"),
+    config = {
+        "storage_target": check.storage_target,
+        "storage_key": check.storage_key,
+        "platform_origin": check.platform_origin,
+    }
+    return _binding_page(
+        "html/browser_check.html",
+        lang=lang,
+        translate=translate,
+        config=config,
+        action=check.action,
+        id_token=check.id_token,
+        state=check.state,
     )
 
 
 def storage_login_page_html(
-    *,
-    lang: str,
-    title: str,
-    message: str,
-    continue_label: str,
-    auth_url: str,
-    fallback_url: str,
-    state: str,
-    storage_target: str,
-    storage_key: str,
-    platform_origin: str,
+    redirect: LoginRedirect, *, fallback_url: str, lang: str, translate: Callable[[str], str]
 ) -> str:
     """The login page that stores the state with the platform's frame, then goes to the platform.
 
     ``fallback_url`` is the same login without platform storage (the cookie login), taken when
     the platform's frame does not answer.
     """
+    from lti_core.lti13.binding import storage_key
+
     config = {
-        "auth_url": auth_url,
+        "auth_url": redirect.url,
         "fallback_url": fallback_url,
-        "state": state,
-        "storage_target": storage_target,
-        "storage_key": storage_key,
-        "platform_origin": platform_origin,
+        "state": redirect.state.state,
+        "storage_target": redirect.lti_storage_target,
+        "storage_key": storage_key(redirect.state.state),
+        "platform_origin": redirect.platform_origin,
     }
-    return Template(static_text("html/storage_login.html")).substitute(
-        lang=html.escape(lang),
-        title=html.escape(title),
-        message=html.escape(message),
-        continue_label=html.escape(continue_label),
-        fallback_url=html.escape(fallback_url),
-        config=_script_json(config),
-        script=static_text("js/lti_storage.js"),
-        css=static_text("css/lti_publish.css"),
+    return _binding_page(
+        "html/storage_login.html", lang=lang, translate=translate, config=config, fallback_url=fallback_url
     )

@@ -22,7 +22,6 @@ from traitlets import TraitError
 from traitlets.config import Config
 
 from jupyter_lti import frames
-from lti_core.cookies import partitioned_cookie
 from tests.browser.tls import make_certificate
 from tests.hub import HubProcess
 from tests.peers.platform import PlatformPeer
@@ -383,22 +382,3 @@ def test_user_servers_get_their_frame_policy_once_and_keep_the_admins_args():
         "--ServerApp.jpserver_extensions=jupyter_lti.frames=True",
         "--ServerApp.tornado_settings={'max_body_size': 1}",
     ]
-
-
-@pytest.mark.parametrize(
-    ("header", "expected"),
-    [
-        ("a=1; Path=/; SameSite=None; Secure", "a=1; Path=/; SameSite=None; Secure; Partitioned"),
-        ("a=1; Path=/; SameSite=None; Secure; Partitioned", "a=1; Path=/; SameSite=None; Secure; Partitioned"),
-        ("a=1; Path=/; SameSite=Lax; Secure", "a=1; Path=/; SameSite=Lax; Secure"),
-        ("a=1; Path=/; SameSite=None", "a=1; Path=/; SameSite=None"),
-        ("a=1; Path=/", "a=1; Path=/"),
-        # tornado's clear_cookie, as JupyterHub's logout calls it: the removal reaches the partition.
-        (
-            "_xsrf=; expires=Mon, 01 Jan 2024 00:00:00 GMT; Path=/hub/",
-            "_xsrf=; expires=Mon, 01 Jan 2024 00:00:00 GMT; Path=/hub/; Secure; SameSite=None; Partitioned",
-        ),
-    ],
-)
-def test_partitioned_cookie(header, expected):
-    assert partitioned_cookie(header) == expected

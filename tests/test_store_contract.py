@@ -222,7 +222,19 @@ def test_concurrent_nonce_consumption_has_one_winner(sut: StoreUnderTest) -> Non
 
 def test_oidc_state(sut: StoreUnderTest) -> None:
     store, now = sut.store, time.time()
-    state = OidcState("s1", "n1", "https://moodle.example", "abc", "https://tool/x/", now + 300)
+    # Everything the login initiation sent is kept: the relaunch in a new window needs it.
+    state = OidcState(
+        "s1",
+        "n1",
+        "https://moodle.example",
+        "abc",
+        "https://tool/x/",
+        now + 300,
+        login_hint="2" * 4096,
+        lti_message_hint='{"cmid":3,"launchid":"ltilaunch1_1"}' + "m" * 8000,
+        deployment_id="2",
+        storage_target="post_message_forwarding",
+    )
     store.save_state(state)
     store.save_state(OidcState("old", "n2", "https://moodle.example", "abc", "https://tool/x/", now - 1))
     assert store.get_state("s1", now) == state
