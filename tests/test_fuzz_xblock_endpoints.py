@@ -32,7 +32,7 @@ import pytest
 import requests
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, Phase, currently_in_test_context, event, example, given, settings
 from hypothesis import strategies as st
 
 from lti_xblock import models as m
@@ -74,6 +74,12 @@ def describe(response: requests.Response) -> str:
     return f"{response.request.method} {response.request.url[:300]} -> {response.status_code}: {response.text[:1500]}"
 
 
+def note_event(name: str) -> None:
+    """Counts answers by status and reason (``--hypothesis-show-statistics`` shows how far requests got)."""
+    if currently_in_test_context():
+        event(name)
+
+
 def check_answer(response: requests.Response, ok: Sequence[int] = (200, 302)) -> str | None:
     """The reason code of a refusal, or None for an answer in ``ok``; fails on anything else."""
     status, text = response.status_code, response.text
@@ -83,8 +89,10 @@ def check_answer(response: requests.Response, ok: Sequence[int] = (200, 302)) ->
     if 400 <= status < 500:
         found = REASON.search(text)
         assert found, "a refusal without a <code>reason</code>: " + describe(response)
+        note_event(f"{status} {found.group(1)}")
         return found.group(1)
     assert status in ok, describe(response)
+    note_event(str(status))
     return None
 
 
@@ -157,13 +165,23 @@ HUGE_TEXT = st.tuples(
 ).map(lambda t: t[0] * (t[1] // len(t[0])))
 
 
+def weighted(*options: tuple[int, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
+    """One of the strategies, about as often as its weight says (so that most requests get past the first
+    check instead of all failing the same way). st.one_of would pick its branches about equally often."""
+    indexes = [i for i, (weight, _) in enumerate(options) for _ in range(weight)]
+    return st.sampled_from(indexes).flatmap(lambda i: options[i][1])
+
+
 def fuzz_text(*, surrogates: bool = True, huge: bool = True) -> st.SearchStrategy[str]:
-    options = [st.sampled_from([v for v in ODD_VALUES if surrogates or not has_surrogate(v)]), PLAIN_TEXT]
+    options = [
+        (3, st.sampled_from([v for v in ODD_VALUES if surrogates or not has_surrogate(v)])),
+        (3, PLAIN_TEXT),
+    ]
     if huge:
-        options.append(HUGE_TEXT)
+        options.append((1, HUGE_TEXT))
     if surrogates:
-        options.append(st.tuples(PLAIN_TEXT, SURROGATE, PLAIN_TEXT).map("".join))
-    return st.one_of(*options)
+        options.append((1, st.tuples(PLAIN_TEXT, SURROGATE, PLAIN_TEXT).map("".join)))
+    return weighted(*options)
 
 
 def has_surrogate(text: str) -> bool:
@@ -300,7 +318,7 @@ def encode_segment(raw: bytes, encoding: Encoding) -> str:
 
 
 encodings = st.sampled_from(Encoding)
-canonical_mostly = st.one_of(st.just(Encoding.CANONICAL), encodings)
+canonical_mostly = weighted((3, st.just(Encoding.CANONICAL)), (1, encodings))
 
 
 class Kid(enum.Enum):
@@ -459,9 +477,50 @@ CLAIMS = {
     "nonce": json_values,
 }
 
-claim_overrides = st.dictionaries(st.sampled_from(sorted(CLAIMS)), st.just(None), max_size=5).flatmap(
-    lambda keys: st.fixed_dictionaries({k: st.one_of(CLAIMS[k], st.just(DELETE)) for k in keys})
-)
+#: Odd values the validation lets through: they reach the user's creation, the enrolment and the session.
+ACCEPTED_CLAIMS = {
+    "sub": fuzz_text(surrogates=False).map(lambda v: v or "x"),
+    "name": st.one_of(fuzz_text(surrogates=False), json_values),
+    "given_name": st.one_of(fuzz_text(surrogates=False), json_values),
+    "family_name": st.one_of(fuzz_text(surrogates=False), json_values),
+    "email": st.one_of(fuzz_text(surrogates=False), json_values),
+    "locale": st.one_of(fuzz_text(surrogates=False), json_values),
+    "roles": st.lists(
+        st.one_of(
+            st.sampled_from(
+                [
+                    "http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor",
+                    "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Administrator",
+                    "Instructor",
+                ]
+            ),
+            json_values,
+        ),
+        max_size=4,
+    ),
+    "context": json_values,
+    "resource_link": st.fixed_dictionaries(
+        {"id": fuzz_text(surrogates=False).map(lambda v: v or "x")}, optional={"title": json_values}
+    ),
+    "custom": st.one_of(st.dictionaries(st.text(max_size=10), json_values, max_size=4), json_values),
+    "launch_presentation": json_values,
+    "tool_platform": json_values,
+    "lis": json_values,
+    "ext": json_values,
+    "ags": json_values,
+    "nrps": json_values,
+}
+
+
+def overrides_of(claims: Mapping[str, st.SearchStrategy[Any]], deletable: bool) -> st.SearchStrategy[dict[str, Any]]:
+    return st.dictionaries(st.sampled_from(sorted(claims)), st.just(None), max_size=4).flatmap(
+        lambda keys: st.fixed_dictionaries(
+            {k: st.one_of(claims[k], st.just(DELETE)) if deletable else claims[k] for k in keys}
+        )
+    )
+
+
+claim_overrides = weighted((1, overrides_of(CLAIMS, deletable=True)), (1, overrides_of(ACCEPTED_CLAIMS, False)))
 
 extra_claims = st.dictionaries(st.text(max_size=12), json_values, max_size=3)
 
@@ -481,13 +540,13 @@ class SignedToken:
 signed_tokens = st.builds(
     SignedToken,
     overrides=claim_overrides,
-    extra=extra_claims,
-    target=TARGETS,
-    header_extra=st.one_of(
-        st.just({}),
-        st.fixed_dictionaries({}, optional={"typ": json_values, "crit": json_values, "cty": json_values}),
+    extra=weighted((2, st.just({})), (1, extra_claims)),
+    target=weighted((4, st.just("TOOL/lti_publish/content/CONTENT/")), (1, TARGETS)),
+    header_extra=weighted(
+        (4, st.just({})),
+        (1, st.fixed_dictionaries({}, optional={"typ": json_values, "crit": json_values, "cty": json_values})),
     ),
-    raw_payload=st.one_of(st.none(), st.none(), json_text),
+    raw_payload=weighted((5, st.none()), (1, json_text)),
 )
 
 
@@ -585,39 +644,42 @@ class Lti11Request:
     content_type: str = FORM["Content-Type"]
 
 
-signable_text = fuzz_text(surrogates=False)
+signable_text = weighted((6, fuzz_text(surrogates=False, huge=False)), (1, HUGE_TEXT))
 signable_params = st.lists(
     st.tuples(st.one_of(st.sampled_from(LTI11_NAMES[len(OAUTH_NAMES) :]), signable_text), signable_text), max_size=4
 ).map(lambda pairs: tuple((k, v) for k, v in pairs if not k.startswith("oauth_")))
 
-lti11_edits = st.lists(st.tuples(st.sampled_from(Op), lti11_names, fuzz_raw), max_size=4).map(tuple)
+lti11_edits = st.lists(st.tuples(st.sampled_from(Op), lti11_names, fuzz_raw), max_size=3).map(tuple)
 
 lti11_requests = st.builds(
     Lti11Request,
-    signed=st.booleans(),
+    signed=weighted((4, st.just(True)), (1, st.just(False))),
     params=signable_params,
-    timestamp=st.one_of(st.none(), st.none(), st.sampled_from(ODD_TIMESTAMPS)),
-    key=st.one_of(st.none(), st.none(), st.sampled_from(["nobody", "", "moodle-key ", "MOODLE-KEY", "\u0131"])),
-    secret=st.one_of(st.none(), st.none(), st.just("wrong-secret")),
+    timestamp=weighted((3, st.none()), (1, st.sampled_from(ODD_TIMESTAMPS))),
+    key=weighted((5, st.none()), (1, st.sampled_from(["nobody", "", "moodle-key ", "MOODLE-KEY", "\u0131"]))),
+    secret=weighted((4, st.none()), (1, st.just("wrong-secret"))),
     edits=lti11_edits,
-    raw_body=st.one_of(*[st.none()] * 6, RAW_BODIES),
-    content_id=st.one_of(*[st.none()] * 3, content_ids),
-    content_type=st.one_of(
-        *[st.just(FORM["Content-Type"])] * 8,
-        st.sampled_from(
-            [
-                "application/x-www-form-urlencoded; charset=latin-1",
-                "application/x-www-form-urlencoded; charset=utf-16",
-                "text/plain",
-                "application/json",
-            ]
+    raw_body=weighted((8, st.none()), (1, RAW_BODIES)),
+    content_id=weighted((5, st.none()), (1, content_ids)),
+    content_type=weighted(
+        (8, st.just(FORM["Content-Type"])),
+        (
+            1,
+            st.sampled_from(
+                [
+                    "application/x-www-form-urlencoded; charset=UTF-8",
+                    "application/x-www-form-urlencoded ; charset=utf-8",
+                    "text/plain",
+                    "application/json",
+                ]
+            ),
         ),
     ),
 )
 
 #: Only what changes the signature base string (fuzzed params) but still signs correctly.
 signed_lti11_requests = st.builds(
-    Lti11Request, params=signable_params, content_id=st.one_of(st.none(), st.none(), content_ids)
+    Lti11Request, params=signable_params, content_id=weighted((3, st.none()), (1, content_ids))
 )
 
 
@@ -763,7 +825,7 @@ class LoginRequest:
 
 
 @st.composite
-def login_requests(draw: st.DrawFn, valid_weight: int = 2) -> LoginRequest:
+def login_requests(draw: st.DrawFn, valid_weight: int = 5) -> LoginRequest:
     fields: dict[str, Any] = {}
     for name in LOGIN_FIELDS:
         absent = draw(st.integers(0, 9)) == 0
@@ -833,12 +895,29 @@ def storage_page_auth_url(page: str) -> str:
     return str(json.loads(found.group(1))["auth_url"])
 
 
-def check_login(tool: Tool, platform: PlatformPeer, request: LoginRequest) -> None:
+#: Django will not redirect to a longer URL (DisallowedRedirect: its bare 400 page), and by then the login has
+#: saved its state. Known (test_login_redirect_too_long_for_django_is_refused_with_a_reason_and_writes_nothing);
+#: the fuzz tests let exactly that answer through until the host refuses such logins itself.
+DJANGO_MAX_REDIRECT_LENGTH = 16384
+
+
+def known_too_long_redirect(response: requests.Response, pairs: Sequence[tuple[Raw, Raw]]) -> bool:
+    last = {k: v for k, v in pairs if k in ("login_hint", "lti_message_hint") and isinstance(v, str)}
+    encoded = sum(len(encode_part(v.strip())) for v in last.values())
+    if response.status_code == 400 and not REASON.search(response.text) and encoded > DJANGO_MAX_REDIRECT_LENGTH - 1000:
+        note_event("400 KNOWN: redirect longer than Django allows")
+        return True
+    return False
+
+
+def check_login(tool: Tool, platform: PlatformPeer, request: LoginRequest, *, tolerate_known: bool = True) -> None:
     valid = login_values(platform, tool.details.lti13_target_link_uri)
     pairs = login_pairs(request, valid, lambda t: resolve_target(t, tool))
     before = all_rows()
     with requests.Session() as browser:
         response = send_form(browser, request.method, tool.details.lti13_login_url, pairs)
+    if tolerate_known and known_too_long_redirect(response, pairs):
+        return
     reason = check_answer(response, ok=(200, 302))
     written = changed(before, all_rows())
     if reason is not None:
@@ -891,31 +970,43 @@ good_logins = st.builds(
     LoginRequest,
     method=st.sampled_from(["GET", "POST"]),
     fields=st.fixed_dictionaries(
-        {name: st.just(Sentinel.VALID) for name in LOGIN_FIELDS[:6]},
-        optional={
-            "login_hint": st.one_of(fuzz_text(surrogates=False, huge=False), st.just("h" * 4000)),
-            "lti_message_hint": fuzz_text(surrogates=False, huge=False),
-            "lti_storage_target": st.sampled_from(["_parent", "post_message_forwarding"]),
+        {
+            **{name: st.just(Sentinel.VALID) for name in LOGIN_FIELDS[:6]},
+            # Odd but accepted hints: they come back in the relaunch link of a state_not_bound refusal.
+            "login_hint": weighted(
+                (4, st.just(Sentinel.VALID)), (1, fuzz_text(surrogates=False, huge=False)), (1, st.just("h" * 4000))
+            ),
+            "lti_message_hint": weighted((3, st.just(Sentinel.VALID)), (1, fuzz_text(surrogates=False, huge=False))),
         },
+        optional={"lti_storage_target": st.sampled_from(["_parent", "post_message_forwarding"])},
     ),
 )
 
 launch_requests = st.builds(
     LaunchRequest,
-    login=st.one_of(good_logins, good_logins, good_logins, st.none(), login_requests()),
-    keep_cookie=st.booleans(),
-    token=st.one_of(st.none(), fuzz_text(), hand_made_tokens(), hand_made_tokens(), signed_tokens, signed_tokens),
-    state=st.one_of(*[st.just(Sentinel.LOGIN)] * 4, st.none(), fuzz_text()),
-    repost=st.one_of(st.none(), st.none(), st.just("1"), fuzz_text(huge=False)),
-    storage_value=st.one_of(st.none(), st.none(), st.just(Sentinel.LOGIN), fuzz_text(huge=False)),
-    fetch_site=st.one_of(
-        st.none(), st.sampled_from(["same-origin", "cross-site", "same-site", "none", "SAME-ORIGIN "]), PLAIN_TEXT
+    login=weighted((6, good_logins), (1, st.none()), (1, login_requests())),
+    keep_cookie=weighted((3, st.just(True)), (1, st.just(False))),
+    token=weighted((5, signed_tokens), (3, hand_made_tokens()), (1, fuzz_text()), (1, st.none())),
+    state=weighted((8, st.just(Sentinel.LOGIN)), (1, st.none()), (1, fuzz_text())),
+    repost=weighted((4, st.none()), (1, st.just("1")), (1, fuzz_text(huge=False))),
+    storage_value=weighted((4, st.none()), (1, st.just(Sentinel.LOGIN)), (1, fuzz_text(huge=False))),
+    fetch_site=weighted(
+        (3, st.none()),
+        (2, st.sampled_from(["same-origin", "cross-site", "same-site", "none", "SAME-ORIGIN "])),
+        (1, PLAIN_TEXT),
     ),
-    origin=st.one_of(st.none(), st.none(), st.sampled_from(["TOOL", "null", "https://evil.example", "TOOL:1"])),
-    junk=st.lists(
-        st.tuples(st.sampled_from(["id_token", "state", "lti_repost", "lti_storage_value", "x"]), fuzz_raw),
-        max_size=2,
-    ).map(tuple),
+    origin=weighted((4, st.none()), (1, st.sampled_from(["TOOL", "null", "https://evil.example", "TOOL:1"]))),
+    junk=weighted(
+        (4, st.just(())),
+        (
+            1,
+            st.lists(
+                st.tuples(st.sampled_from(["id_token", "state", "lti_repost", "lti_storage_value", "x"]), fuzz_raw),
+                min_size=1,
+                max_size=2,
+            ).map(tuple),
+        ),
+    ),
 )
 
 
@@ -930,7 +1021,7 @@ def start_login(browser: requests.Session, login_url: str, request: LoginRequest
     if request is None:
         return StartedLogin()
     response = send_form(browser, request.method, login_url, pairs)
-    if check_answer(response, ok=(200, 302)) is not None:
+    if known_too_long_redirect(response, pairs) or check_answer(response, ok=(200, 302)) is not None:
         return StartedLogin()
     location = response.headers["Location"] if response.status_code == 302 else storage_page_auth_url(response.text)
     query = parse_qs(urlsplit(location).query)
@@ -1060,7 +1151,9 @@ def test_lti13_launch_never_fails_and_refusals_write_nothing(tool, platform, req
 
 # -- lti13/jwks and content/<id>/ --------------------------------------------------------------------
 
-query_pairs = st.lists(st.tuples(fuzz_raw, fuzz_raw), max_size=3)
+#: Query strings stay well below the 64 KiB request line http.server reads (it answers 414 beyond).
+small_raw = st.one_of(fuzz_text(huge=False), st.binary(max_size=24))
+query_pairs = st.lists(st.tuples(small_raw, small_raw), max_size=3)
 
 
 @fuzz_settings(25)
@@ -1098,7 +1191,7 @@ content_paths = st.one_of(
 @fuzz_settings(60)
 @given(path=content_paths, query=query_pairs, signed_in=st.booleans())
 @example(path="%ff%fe", query=[], signed_in=True)
-@example(path=quote("x" * 5000), query=[], signed_in=True)
+@example(path=quote("x" * 4000), query=[], signed_in=True)
 def test_content_page_never_fails(tool, signed_in_cookies, path, query, signed_in):
     content = quote(tool.content_id, safe="") if path is None else path
     url = f"{tool.base_url}/lti_publish/content/{content}/" + ("?" + encode_form(query).decode() if query else "")
@@ -1113,3 +1206,51 @@ def test_content_page_never_fails(tool, signed_in_cookies, path, query, signed_i
         assert signed_in and path is None and "Signed in as" in response.text, describe(response)
     elif not signed_in:
         assert reason == "not_signed_in", describe(response)
+
+
+# -- found by fuzzing --------------------------------------------------------------------------------
+
+#: Requests Django refuses itself, before the view reads them, with a bare "Bad Request (400)" page and no
+#: reason code (found by test_lti11_launch_never_fails_and_refusals_write_nothing): a refusal all the same,
+#: nothing is written, but the page does not say why. Strict xfail: remove the mark once the hosts answer these
+#: with their own error page.
+DJANGO_REFUSES = pytest.mark.xfail(
+    strict=True, reason="Django refuses the form before lti_endpoint sees it: bare 400 page, no <code>reason</code>"
+)
+FRAMEWORK_REFUSALS = [
+    pytest.param(FORM, b"&".join(b"p%d=1" % i for i in range(1001)), id="1001 form fields", marks=DJANGO_REFUSES),
+    pytest.param(
+        {"Content-Type": FORM["Content-Type"] + "; charset=latin-1"}, b"a=b", id="charset=latin-1", marks=DJANGO_REFUSES
+    ),
+    pytest.param({"Content-Type": "multipart/form-data"}, b"a=b", id="multipart, no boundary", marks=DJANGO_REFUSES),
+    pytest.param(FORM, b"a=" + b"b" * 2_600_000, id="2.6 MB body"),
+    pytest.param(FORM, b"&".join(b"p%d=1" % i for i in range(1000)), id="1000 form fields"),
+]
+
+
+@pytest.mark.parametrize("endpoint", ["ltiaccess", "lti13/login", "lti13/launch"])
+@pytest.mark.parametrize(("headers", "body"), FRAMEWORK_REFUSALS)
+def test_requests_django_refuses_name_a_reason_too(tool, endpoint, headers, body):
+    url = tool.details.lti11_tool_url if endpoint == "ltiaccess" else f"{tool.base_url}/lti_publish/{endpoint}"
+    before = all_rows()
+    with requests.Session() as browser:
+        response = browser.post(url, data=body, headers=headers, allow_redirects=False, timeout=60)
+    assert not changed(before, all_rows())
+    check_answer(response)
+
+
+VALID_LOGIN = dict.fromkeys(LOGIN_FIELDS[:6], Sentinel.VALID)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="DisallowedRedirect: the redirect to the platform exceeds 16384 characters; bare 400, state saved",
+)
+@settings(fuzz_settings(1), phases=[Phase.explicit])
+@given(request=login_requests())
+# 4097 "é" pass lti_core's 8192-character limit, and percent-encode to 24 kB in the redirect to the platform.
+@example(request=LoginRequest("POST", {**VALID_LOGIN, "lti_message_hint": "é" * 4097}))
+@example(request=LoginRequest("GET", {**VALID_LOGIN, "lti_message_hint": "&" * 8192}))
+@example(request=LoginRequest("POST", {**VALID_LOGIN, "login_hint": "💥" * 1400}))
+def test_login_redirect_too_long_for_django_is_refused_with_a_reason_and_writes_nothing(tool, platform, request):
+    check_login(tool, platform, request, tolerate_known=False)

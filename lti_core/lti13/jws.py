@@ -9,7 +9,7 @@ token is accepted, and every refusal is an ``InvalidRequest`` with the reason ``
 
 from __future__ import annotations
 
-import base64
+import binascii
 import json
 import math
 import re
@@ -24,9 +24,8 @@ MAX_TOKEN_LENGTH = 64 * 1024
 # decoder from recursing until Python's stack gives out.
 MAX_JSON_DEPTH = 16
 
-_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
-# A JSON string (escapes included) or one bracket: strings are skipped, so a "[" in a value is not nesting.
-_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+# A \\u escape of a surrogate: only then can a decoded string hold a lone one.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 @dataclass(frozen=True)
@@ -37,6 +36,8 @@ class CompactJws:
     header_segment: str
     payload_segment: str
     signature: bytes
+    #: The payload's bytes, decoded once: their JSON is read only after the signature holds.
+    payload: bytes = b""
 
     @property
     def signing_input(self) -> bytes:
@@ -48,43 +49,57 @@ def _malformed(detail: str) -> InvalidRequest:
     return InvalidRequest("id_token_malformed", N_("The launch token is malformed."), detail=detail)
 
 
+_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+# The value of the last character of a segment whose length % 4 is 2 or 3 has 4 or 2 unused low
+# bits; canonical spelling keeps them zero.
+_UNUSED_BITS_MASK = {2: 0x0F, 3: 0x03}
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
 def b64decode(segment: str) -> bytes:
     """Canonical unpadded base64url only: the one spelling that re-encodes to itself."""
-    if _BASE64URL.fullmatch(segment) is None or len(segment) % 4 == 1:
+    remainder = len(segment) % 4
+    if remainder == 1 or "+" in segment or "/" in segment or "=" in segment or not segment.isascii():
         raise _malformed("segment is not unpadded base64url")
-    raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    # Non-zero unused bits in the last character give several spellings of the same bytes.
-    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != segment:
+    # Unused bits in the last character give several spellings of the same bytes.
+    mask = _UNUSED_BITS_MASK.get(remainder)
+    if mask is not None and _ALPHABET.find(segment[-1]) & mask:
         raise _malformed("segment is not canonical base64url")
-    return raw
-
-
-def _scan(text: str) -> None:
-    """Refuse nesting deeper than MAX_JSON_DEPTH without recursing (json would hit RecursionError),
-    and strings with a lone surrogate escape ("\\ud800": no UTF-8 spelling, so any later encode fails).
-
-    Up to the first syntax error this reads tokens as json does, and json stops there too.
-    """
-    depth = 0
-    for match in _STRING_OR_BRACKET.finditer(text):
-        token = match.group()
-        if token in ("[", "{"):
-            depth += 1
-            if depth > MAX_JSON_DEPTH:
-                raise _malformed("JSON nested too deep")
-        elif token in ("]", "}"):
-            depth -= 1
-        elif "\\u" in token and _has_lone_surrogate(token):
-            raise _malformed("lone surrogate in a JSON string")
-
-
-def _has_lone_surrogate(string_token: str) -> bool:
     try:
-        json.loads(string_token).encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    except ValueError:
-        return False  # not a valid string: json.loads of the whole text reports it
+        # strict_mode refuses any character outside the alphabet (binascii otherwise skips them).
+        standard = segment.encode("ascii").translate(_TO_STANDARD) + b"=" * (-remainder % 4)
+        return binascii.a2b_base64(standard, strict_mode=True)
+    except binascii.Error as exc:
+        raise _malformed("segment is not unpadded base64url") from exc
+
+
+def _depth_within_bound(value: Any) -> bool:
+    """True when ``value`` nests at most MAX_JSON_DEPTH containers deep (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return False
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return True
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """A string holding a lone surrogate ("\\ud800" in JSON) has no UTF-8 spelling: any later encode fails."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
     return False
 
 
@@ -116,7 +131,6 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _malformed("not UTF-8") from exc
-    _scan(text)
     try:
         value = json.loads(
             text,
@@ -124,8 +138,17 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
             parse_float=_finite_float,
             parse_constant=_non_json_constant,
         )
-    except (ValueError, RecursionError) as exc:  # RecursionError: belt and braces, _scan stops it first
+    except RecursionError as exc:
+        # json's C decoder guards its own recursion: nesting deeper than Python's stack ends here.
+        raise _malformed("JSON nested too deep") from exc
+    except ValueError as exc:
         raise _malformed(f"not JSON: {exc}") from exc
+    # Bounds checked on the decoded value: a walk over a few dozen containers, instead of a scan of
+    # every character of the text.
+    if not _depth_within_bound(value):
+        raise _malformed("JSON nested too deep")
+    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
+        raise _malformed("lone surrogate in a JSON string")
     if not isinstance(value, dict):
         raise _malformed("not a JSON object")
     return value
@@ -140,14 +163,14 @@ def parse_compact(token: str) -> CompactJws:
         raise _malformed("not three segments")
     header_segment, payload_segment, signature_segment = parts
     header = parse_json_object(b64decode(header_segment))
-    b64decode(payload_segment)  # its spelling is checked now; its JSON only once the signature holds
+    payload = b64decode(payload_segment)  # its spelling is checked now; its JSON only once the signature holds
     signature = b64decode(signature_segment)
     if "crit" in header:
         # RFC 7515 §4.1.11: extensions named in crit must be understood; this tool understands none.
         raise AuthenticationFailed(
             "crit_not_supported", N_("The launch token uses an extension this tool does not support.")
         )
-    return CompactJws(header, header_segment, payload_segment, signature)
+    return CompactJws(header, header_segment, payload_segment, signature, payload)
 
 
 def parse_payload(segment: str) -> dict[str, Any]:

@@ -45,9 +45,9 @@ def split_token(id_token: str) -> tuple[dict[str, Any], str, str, bytes]:
     return parsed.header, parsed.header_segment, parsed.payload_segment, parsed.signature
 
 
-def _parse_claims(payload_segment: str) -> dict[str, Any]:
+def _parse_claims(payload: bytes) -> dict[str, Any]:
     """The verified payload, with exp and iat that are real numbers if present (validate_claims needs both)."""
-    body = jws.parse_payload(payload_segment)
+    body = jws.parse_json_object(payload)
     for name in ("exp", "iat"):
         value = body.get(name)
         # True is an int in Python: "exp": true would read as 1970-01-01T00:00:01.
@@ -109,7 +109,8 @@ class LaunchValidator:
         return registration
 
     def verify_signature(self, id_token: str, registration: Registration) -> dict[str, Any]:
-        header, header_segment, payload_segment, signature = split_token(id_token)
+        token = jws.parse_compact(id_token)
+        header = token.header
         if header.get("alg") != "RS256":
             # Refuses "none" and HS256 key confusion before any key is even looked at.
             raise AuthenticationFailed(
@@ -119,11 +120,9 @@ class LaunchValidator:
         if not isinstance(kid, str) or not kid:
             raise AuthenticationFailed("kid_missing", N_("The launch token does not name its signing key."))
         key = self._keys.key_for(registration.key_set_url, kid)
-        # split_token checked both segments are base64url: plain ASCII.
-        signing_input = f"{header_segment}.{payload_segment}".encode("ascii")
-        if not _RS256.verify(signing_input, signature, key):
+        if not _RS256.verify(token.signing_input, token.signature, key):
             raise AuthenticationFailed("bad_signature", N_("The launch token's signature is not valid."))
-        return _parse_claims(payload_segment)
+        return _parse_claims(token.payload)
 
     def validate_claims(
         self, body: Mapping[str, Any], state: OidcState, registration: Registration, now: float

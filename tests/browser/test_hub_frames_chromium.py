@@ -73,8 +73,6 @@ def hub(
         # The default would also list the issuer's http://127.0.0.1 origin: only the front frames.
         f"c.LTI13Authenticator.frame_ancestors = [{platform.browser_origin!r}]\n"
     )
-    import os  # TEMPORARY
-    config += os.environ.get("TMP_BREAK", "")  # TEMPORARY
     cert, key = certificate
     hub = LocalhostHub(
         tmp_path_factory.mktemp("hub-chromium"), config, cert=cert, key=key, env={"JUPYTERHUB_CRYPT_KEY": crypt_key()}
@@ -141,12 +139,14 @@ def wait_for_lab(driver: Any, hub: LocalhostHub, timeout: float = 90) -> str:
         try:
             where = d.execute_script(
                 "return [location.origin, location.pathname, document.title,"
-                " !!document.querySelector('#jp-main-dock-panel')]"
+                " !!document.querySelector('#jp-main-dock-panel'), !!document.querySelector('.lti-error')]"
             )
         except Exception:  # noqa: BLE001 - the frame is navigating; look again
             return False
         seen["last"] = where
-        origin, path, title, dock = where
+        origin, path, title, dock, refused = where
+        if refused:  # the hub's LTI error page: no need to wait any longer
+            raise AssertionError(f"the launch was refused at {path}: {body_text(d)[:800]!r}")
         match = LAB_PATH.match(path)
         if origin == hub.origin and match and dock and "JupyterLab" in title:
             return match.group(1)
@@ -154,13 +154,17 @@ def wait_for_lab(driver: Any, hub: LocalhostHub, timeout: float = 90) -> str:
 
     try:
         return str(WebDriverWait(driver, timeout, poll_frequency=0.3).until(lab))
+    except AssertionError:
+        raise
     except Exception as exc:
         raise AssertionError(
             f"JupyterLab never appeared; last seen {seen.get('last')!r}, the page shows: {body_text(driver)[:800]!r}"
         ) from exc
 
 
-def assert_signed_in_as_new_user(hub: LocalhostHub, certificate: tuple[Path, Path], before: set[str], name: str) -> None:
+def assert_signed_in_as_new_user(
+    hub: LocalhostHub, certificate: tuple[Path, Path], before: set[str], name: str
+) -> None:
     """The launch made exactly one hub user, the one whose lab is shown."""
     assert user_names(hub, certificate) - before == {name}
 
@@ -195,9 +199,7 @@ def test_framed_launch_with_platform_storage_and_third_party_cookies_blocked(hub
     assert {entry["origin"] for entry in learner.storage_log} == {hub.origin}
 
 
-def test_framed_launch_without_storage_or_cookies_offers_a_new_window_that_lands_on_the_lab(
-    hub, learner, certificate
-):
+def test_framed_launch_without_storage_or_cookies_offers_a_new_window_that_lands_on_the_lab(hub, learner, certificate):
     before = user_names(hub, certificate)
     with browser(hub, learner, Cookies.NONE_IN_FRAMES) as driver:
         driver.get(course(hub, learner, storage=False))
