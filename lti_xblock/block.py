@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from functools import cache, wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.template import Context, Engine
 from django.utils.html import escape, format_html
@@ -23,13 +23,9 @@ from xblock.exceptions import JsonHandlerError
 from xblock.fields import Boolean, Float, Scope, String
 
 from lti_core.i18n import N_
-from lti_core.types import Role
 from lti_publish_assets import static_text
 from lti_xblock.i18n import gettext as _
 from lti_xblock.launch_details import launch_details, tool_base_url
-
-if TYPE_CHECKING:
-    from lti_xblock.compat import WorkbenchHost
 
 DEFAULT_TITLE = N_("Published content")
 ISSUE_CONSUMER_COMMAND = "lti-publish issue-consumer --name <platform>"
@@ -37,12 +33,6 @@ RELATIVE_URLS_HINT = N_(
     "These URLs are relative: set TOOL_BASE_URLS in the LTI_PUBLISH setting to this tool's address."
 )
 NOT_AN_AUTHOR = N_("Only the course team can change the settings of this content.")
-
-# What the runtimes' "user" services say about the current user (XBlockUser.opt_attrs). edx-platform's
-# names are those of common/djangoapps/xblock_django/constants.py, read as xblock-lti-consumer reads them.
-OPENEDX_IS_AUTHENTICATED = "edx-platform.is_authenticated"
-OPENEDX_USER_IS_STAFF = "edx-platform.user_is_staff"
-WORKBENCH_USER_ID = "xblock-workbench.user_id"
 
 # Looked up next to this module, not through INSTALLED_APPS: Studio renders the block too, and
 # lti_xblock is installed there as an XBlock only, not as a Django app.
@@ -73,22 +63,6 @@ def _parse_max_score(value: Any) -> float | None:
         return None
     score = float(value)
     return score if math.isfinite(score) and score > 0 else None
-
-
-def openedx_may_author(user: Any, studio_permissions: Any, course_key: Any) -> bool:
-    """Whether Open edX's current user is on the course team that may change the block's settings.
-
-    Studio runs the editor's handlers (``component_handler``) with a "user" service that knows
-    nothing of course roles, next to ``studio_user_permissions``: there, write access to the course
-    (``has_studio_write_access``) decides. The LMS has no such service; its "user" service says
-    ``user_is_staff``, i.e. ``has_access(user, "staff", block)``: course staff and instructors
-    (and global staff), never a learner.
-    """
-    if user is None or not user.opt_attrs.get(OPENEDX_IS_AUTHENTICATED):
-        return False
-    if studio_permissions is not None:
-        return course_key is not None and bool(studio_permissions.can_write(course_key))
-    return bool(user.opt_attrs.get(OPENEDX_USER_IS_STAFF))
 
 
 JsonHandler = Callable[["LtiPublishBlock", Any, str], dict[str, Any]]
@@ -154,40 +128,19 @@ class LtiPublishBlock(XBlock):
     def user_may_author(self) -> bool:
         """Whether the current user may change this block's settings: its course team only.
 
-        Open edX: see ``openedx_may_author``. The workbench (the demo and the tests): a user whose
-        latest launch into this content was as staff (an instructor on the platform). The workbench's
-        "user" service names the user its runtime was made for; lti_xblock.demo.urls makes that the
-        signed-in user's id on every handler request (the workbench's own handler view would take it
-        from the ``?student=`` query string, which anyone can write).
+        The host decides (lti_xblock.compat): Studio's write access in Open edX, a staff launch into
+        this content in the workbench.
         """
         # Not at module level: compat imports Django's auth models, which need the app registry ready,
         # and a platform may load XBlock classes before that.
         from lti_xblock import compat
 
-        users = self.runtime.service(self, "user")
-        user = users.get_current_user() if users is not None else None
-        if user is None:
-            return False
-        host = compat.host()
-        if isinstance(host, compat.WorkbenchHost):
-            return self._workbench_user_is_staff(host, user.opt_attrs.get(WORKBENCH_USER_ID))
-        return openedx_may_author(
-            user,
+        return compat.host().user_may_author(
+            self.content_id(),
+            self.runtime.service(self, "user"),
             self.runtime.service(self, "studio_user_permissions"),
             getattr(self.scope_ids.usage_id, "context_key", None),
         )
-
-    def _workbench_user_is_staff(self, host: WorkbenchHost, user_id: Any) -> bool:
-        from django.contrib.auth import get_user_model
-        from django.core.exceptions import ValidationError
-
-        if user_id is None:
-            return False
-        try:
-            user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
-        except (ValueError, TypeError, ValidationError):  # not a user id: "student_1", an anonymous visitor
-            return False
-        return user is not None and host.enrolled_role(user, self.content_id()) is Role.STAFF
 
     def tool_base(self) -> str:
         """The tool's public base URL: configured, else the runtime's host (the workbench has one)."""

@@ -23,6 +23,28 @@ from lti_xblock.i18n import gettext
 
 ROLE_LABELS = {Role.LEARNER: N_("learner"), Role.STAFF: N_("staff")}
 
+# What the runtimes' "user" services say about the current user (XBlockUser.opt_attrs). edx-platform's
+# names are those of common/djangoapps/xblock_django/constants.py, read as xblock-lti-consumer reads them.
+OPENEDX_IS_AUTHENTICATED = "edx-platform.is_authenticated"
+OPENEDX_USER_IS_STAFF = "edx-platform.user_is_staff"
+WORKBENCH_USER_ID = "xblock-workbench.user_id"
+
+
+def openedx_may_author(user: Any, studio_permissions: Any, course_key: Any) -> bool:
+    """Whether Open edX's current user is on the course team that may change the block's settings.
+
+    Studio runs the editor's handlers (``component_handler``) with a "user" service that knows
+    nothing of course roles, next to ``studio_user_permissions``: there, write access to the course
+    (``has_studio_write_access``) decides. The LMS has no such service; its "user" service says
+    ``user_is_staff``, i.e. ``has_access(user, "staff", block)``: course staff and instructors
+    (and global staff), never a learner.
+    """
+    if user is None or not user.opt_attrs.get(OPENEDX_IS_AUTHENTICATED):
+        return False
+    if studio_permissions is not None:
+        return course_key is not None and bool(studio_permissions.can_write(course_key))
+    return bool(user.opt_attrs.get(OPENEDX_USER_IS_STAFF))
+
 
 class Host(Protocol):
     def content_title(self, content_id: str) -> str | None:
@@ -36,6 +58,10 @@ class Host(Protocol):
         ...
 
     def landing_url(self, content_id: str) -> str: ...
+
+    def user_may_author(self, content_id: str, users: Any, studio_permissions: Any, course_key: Any) -> bool:
+        """Whether the runtime's current user may change the content's settings (its course team)."""
+        ...
 
 
 def _new_user(username: str, launch: Launch) -> AbstractBaseUser:
@@ -87,6 +113,25 @@ class WorkbenchHost:
 
     def landing_url(self, content_id: str) -> str:
         return reverse("lti_xblock:content", args=[content_id])
+
+    def user_may_author(self, content_id: str, users: Any, studio_permissions: Any, course_key: Any) -> bool:
+        """A user whose latest launch into this content was as staff (an instructor on the platform).
+
+        The workbench's "user" service names the user its runtime was made for; lti_xblock.demo.urls
+        makes that the signed-in user's id on every handler request (the workbench's own handler view
+        would take it from the ``?student=`` query string, which anyone can write).
+        """
+        from django.core.exceptions import ValidationError
+
+        user = users.get_current_user() if users is not None else None
+        user_id = user.opt_attrs.get(WORKBENCH_USER_ID) if user is not None else None
+        if user_id is None:
+            return False
+        try:
+            account = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+        except (ValueError, TypeError, ValidationError):  # not a user id: "student_1", an anonymous visitor
+            return False
+        return account is not None and self.enrolled_role(account, content_id) is Role.STAFF
 
     def render_content(self, request: HttpRequest, content_id: str, role: Role) -> HttpResponse:
         block = self._block(content_id, str(request.user.pk))
@@ -147,6 +192,10 @@ class OpenEdxHost:  # pragma: no cover - runs only inside edx-platform, which is
 
         usage_key = UsageKey.from_string(content_id)
         return reverse("jump_to", kwargs={"course_id": str(usage_key.course_key), "location": content_id})
+
+    def user_may_author(self, content_id: str, users: Any, studio_permissions: Any, course_key: Any) -> bool:
+        user = users.get_current_user() if users is not None else None
+        return openedx_may_author(user, studio_permissions, course_key)
 
 
 @cache

@@ -22,7 +22,8 @@ from xblock.core import XBlock
 from lti_core.i18n import translation as catalog
 from lti_core.types import Role
 from lti_publish_assets import STATIC_DIR, TRANSLATIONS_DIR, static_text
-from lti_xblock.block import DEFAULT_TITLE, LtiPublishBlock, openedx_may_author
+from lti_xblock.block import DEFAULT_TITLE, LtiPublishBlock
+from lti_xblock.compat import openedx_may_author
 from lti_xblock.i18n import gettext
 from lti_xblock.launch_details import launch_details
 from lti_xblock.models import LtiContentEnrollment
