@@ -14,7 +14,7 @@ from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from jupyterhub.auth import Authenticator
-from jupyterhub.utils import url_path_join
+from jupyterhub.utils import maybe_future, url_path_join
 from tornado.httputil import HTTPServerRequest
 from tornado.web import RequestHandler
 from traitlets import Bool, CaselessStrEnum, List, TraitError, Unicode, default, observe, validate
@@ -22,7 +22,7 @@ from traitlets import Bool, CaselessStrEnum, List, TraitError, Unicode, default,
 from jupyter_lti import frames
 from jupyter_lti.handlers import LtiInfoHandler
 from jupyter_lti.store import SqlAlchemyStore, default_store_url, describe_url
-from lti_core.errors import InvalidRequest
+from lti_core.errors import Forbidden, InvalidRequest
 from lti_core.forwarded import (
     ReceivedRequest,
     TrustedProxies,
@@ -421,19 +421,35 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
     def username_for(self, handler: Any, launch: Launch) -> str:
         """The hub user this platform identity signs in as: the same one at every launch.
 
-        The first launch links (platform, user id) to a name, permanently. A name another identity is
-        linked to, or a hub admin's, is never handed out: the identity gets the name with a short
-        hash of itself appended instead.
+        Nothing is written here: ``link_user`` makes the link once the launch is committed. A name
+        another identity is linked to, or a hub admin's, is never handed out: the identity gets the
+        name with a short hash of itself appended instead.
         """
-        linker = AccountLinker(self.store)
-        decision = linker.decide(launch)
+        decision = AccountLinker(self.store).decide(launch)
         if decision.outcome is LinkOutcome.LINKED:
             return decision.local_user_id
         claimed = self.claimed_username(launch)
         candidate = self._safe(claimed) if claimed else decision.suggested_username
-        name = self.free_username(handler, candidate, launch, adopt_existing=bool(claimed))
-        # If a racing launch of the same identity linked first, its name wins.
-        return linker.link(launch, name).local_user_id
+        return self.free_username(handler, candidate, launch, adopt_existing=bool(claimed))
+
+    def link_user(self, launch: Launch, model: dict[str, Any]) -> None:
+        """Link the platform identity to ``model``'s name for good (if a racing launch of the same
+        identity linked first, its name wins)."""
+        model["name"] = AccountLinker(self.store).link(launch, model["name"]).local_user_id
+
+    async def admit(self, handler: Any, launch: Launch) -> dict[str, Any]:
+        """The auth model of a verified launch, or the ``user_not_allowed`` refusal.
+
+        JupyterHub applies its block and allow lists after ``authenticate`` returns; asked here too,
+        before the launch is committed, so a launch they refuse consumes no nonce and links no one.
+        """
+        model = self.auth_model(handler, launch)
+        name = model["name"]
+        if not await maybe_future(self.check_blocked_users(name, model)) or not await maybe_future(
+            self.check_allowed(name, model)
+        ):
+            raise Forbidden("user_not_allowed", N_("Your account is not allowed to use this hub."))
+        return model
 
     def free_username(self, handler: Any, candidate: str, launch: Launch, *, adopt_existing: bool) -> str:
         digest = hashlib.sha256(f"{launch.platform}\x00{launch.platform_user_id}".encode()).hexdigest()

@@ -81,10 +81,13 @@ class LTI11Authenticator(LtiAuthenticator, _LtiAuthenticator11):  # type: ignore
     async def authenticate(self, handler: Any, data: dict[str, Any] | None = None) -> dict[str, Any]:
         data = data or {}
         verifier = Lti11LaunchVerifier(self.store)
-        launch = verifier.verify(
+        verified = verifier.check(
             method=str(data.get("method", "")), url=str(data.get("url", "")), params=data.get("params", [])
         )
-        return self.auth_model(handler, launch)
+        model = await self.admit(handler, verified.launch)
+        verifier.commit(verified)
+        self.link_user(verified.launch, model)
+        return model
 
     def lti11_config_xml(self, handler: Any) -> str:
         launch_url = self.hub_url(handler, LAUNCH_PATH)

@@ -255,8 +255,11 @@ class LTI13Authenticator(LtiAuthenticator, _LtiAuthenticator13):  # type: ignore
         if not isinstance(browser, BrowserEvidence):
             browser = BrowserEvidence()  # a caller that read no evidence proves nothing
         await self.key_loader.prepare(validator, id_token, state)  # the only I/O, awaited
-        launch = validator.validate(id_token, state, browser)
-        return self.auth_model(handler, launch)
+        verified = validator.check(id_token, state, browser)
+        model = await self.admit(handler, verified.launch)
+        validator.commit(verified)
+        self.link_user(verified.launch, model)
+        return model
 
     def launch_value(self, launch: Launch, key: str) -> Any:
         if key.startswith("custom_"):  # ltiauthenticator's convention for the custom claim

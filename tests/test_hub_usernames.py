@@ -53,44 +53,60 @@ def authenticator() -> LTI13Authenticator:
     return LTI13Authenticator(store_url="sqlite://")
 
 
+def signed_in_as(authenticator: Any, handler: Any, launch: Any) -> str:
+    """The name a committed launch signs in as: chosen (nothing written), then linked."""
+    model = {"name": authenticator.username_for(handler, launch)}
+    authenticator.link_user(launch, model)
+    return str(model["name"])
+
+
+def test_choosing_a_name_writes_nothing(authenticator):
+    handler = Handler()
+    first = launch(email="sam@example.com")
+    name = authenticator.username_for(handler, first)
+    assert authenticator.store.get_user_link(first.platform, first.platform_user_id) is None
+    assert signed_in_as(authenticator, handler, first) == name
+    assert authenticator.store.get_user_link(first.platform, first.platform_user_id).local_user_id == name
+
+
 def test_default_name_is_readable_stable_and_differs_across_platforms(authenticator):
     handler = Handler()
-    first = authenticator.username_for(handler, launch())
+    first = signed_in_as(authenticator, handler, launch())
     assert first.startswith("sam_") and first == first.lower()
-    assert authenticator.username_for(handler, launch()) == first
-    assert authenticator.username_for(handler, launch(CANVAS)) != first
-    assert authenticator.username_for(handler, launch(user_id="3")) != first
+    assert signed_in_as(authenticator, handler, launch()) == first
+    assert signed_in_as(authenticator, handler, launch(CANVAS)) != first
+    assert signed_in_as(authenticator, handler, launch(user_id="3")) != first
 
 
 def test_a_link_is_permanent_even_if_the_claim_changes_later(authenticator):
     handler = Handler()
     authenticator.username_key = "email"
-    name = authenticator.username_for(handler, launch(email="sam@example.com"))
+    name = signed_in_as(authenticator, handler, launch(email="sam@example.com"))
     assert name == "sam@example.com"
-    assert authenticator.username_for(handler, launch(email="samuel@example.com")) == name
+    assert signed_in_as(authenticator, handler, launch(email="samuel@example.com")) == name
 
 
 def test_a_claimed_name_linked_to_someone_else_is_not_shared(authenticator):
     handler = Handler()
     authenticator.username_key = "email"
-    sam = authenticator.username_for(handler, launch(email="sam@example.com"))
+    sam = signed_in_as(authenticator, handler, launch(email="sam@example.com"))
     # Another platform's user with the same email (or a platform lying about it) gets another user.
-    other = authenticator.username_for(handler, launch(CANVAS, email="sam@example.com"))
+    other = signed_in_as(authenticator, handler, launch(CANVAS, email="sam@example.com"))
     assert other != sam and other.startswith("sam@example.com-")
-    assert authenticator.username_for(handler, launch(CANVAS, email="sam@example.com")) == other
+    assert signed_in_as(authenticator, handler, launch(CANVAS, email="sam@example.com")) == other
 
 
 def test_an_existing_hub_user_from_ltiauthenticator_is_taken_over_but_never_an_admin(authenticator):
     handler = Handler({"sam@example.com": HubUser("sam@example.com"), "root@example.com": HubUser("root", admin=True)})
     authenticator.username_key = "email"
-    assert authenticator.username_for(handler, launch(email="sam@example.com")) == "sam@example.com"
-    name = authenticator.username_for(handler, launch(user_id="9", email="root@example.com"))
+    assert signed_in_as(authenticator, handler, launch(email="sam@example.com")) == "sam@example.com"
+    name = signed_in_as(authenticator, handler, launch(user_id="9", email="root@example.com"))
     assert name != "root@example.com" and name.startswith("root@example.com-")
 
 
 def test_without_username_key_an_existing_hub_user_is_never_taken_over(authenticator):
     handler = Handler()
-    name = authenticator.username_for(handler, launch(user_id="5"))
+    name = signed_in_as(authenticator, handler, launch(user_id="5"))
     fresh = LTI13Authenticator(store_url="sqlite://")  # a new store: as if the link were lost
     assert fresh.username_for(Handler({name: HubUser(name)}), launch(user_id="5")) != name
 
@@ -98,18 +114,18 @@ def test_without_username_key_an_existing_hub_user_is_never_taken_over(authentic
 def test_claims_are_made_safe_for_urls_and_lowercased(authenticator):
     authenticator.username_key = "custom_uname"
     odd = Launch(**{**launch().__dict__, "custom": {"uname": "Ada Lovelace/../x?y#z"}})
-    assert authenticator.username_for(Handler(), odd) == "ada-lovelace-..-x-y-z"
+    assert signed_in_as(authenticator, Handler(), odd) == "ada-lovelace-..-x-y-z"
 
 
 def test_missing_claim_falls_back_to_the_safe_default(authenticator):
     authenticator.username_key = "email"
-    assert authenticator.username_for(Handler(), launch()).startswith("sam_")
+    assert signed_in_as(authenticator, Handler(), launch()).startswith("sam_")
 
 
 def test_lti11_username_key_reads_the_launch_parameters():
     authenticator = LTI11Authenticator(store_url="sqlite://", username_key="ext_user_username")
     lti11 = Launch(**{**launch("moodle-key").__dict__, "lti_version": "1.1", "raw": {"ext_user_username": "Sam"}})
-    assert authenticator.username_for(Handler(), lti11) == "sam"
+    assert signed_in_as(authenticator, Handler(), lti11) == "sam"
 
 
 def test_learners_are_never_admins_and_instructors_only_when_configured(authenticator):

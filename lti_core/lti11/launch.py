@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from oauthlib.oauth1.rfc5849 import signature, utils
@@ -39,6 +39,16 @@ def _pairs(params: Params) -> list[tuple[str, str]]:
     return list(params.items()) if isinstance(params, Mapping) else list(params)
 
 
+@dataclass(frozen=True)
+class VerifiedLti11Launch:
+    """A launch whose signature holds, not committed yet (its nonce is still unused)."""
+
+    launch: Launch
+    nonce_scope: str
+    nonce: str = field(repr=False)
+    held_until: float = 0.0
+
+
 class Lti11LaunchVerifier:
     """Verifies LTI 1.1 launches against the consumers in the store."""
 
@@ -59,6 +69,14 @@ class Lti11LaunchVerifier:
     ) -> Launch:
         """``url`` is the URL the consumer signed: the public one, as the browser saw it (mind proxies).
         ``before_commit`` lets the host refuse the launch before the nonce is consumed."""
+        verified = self.check(method=method, url=url, params=params)
+        if before_commit is not None:
+            before_commit(verified.launch)
+        self.commit(verified)
+        return verified.launch
+
+    def check(self, *, method: str, url: str, params: Params) -> VerifiedLti11Launch:
+        """Every check, and nothing written (``commit`` consumes the nonce)."""
         pairs = _pairs(params)
         check_size(url, pairs)
         single = self._single_values(pairs)
@@ -69,16 +87,15 @@ class Lti11LaunchVerifier:
             raise AuthenticationFailed("unknown_consumer", N_("This consumer key is not known to the tool."))
         timestamp = self.validate_timestamp(single.get("oauth_timestamp", ""))
         self.validate_signature(method, url, pairs, single, consumer.secret)
-        launch = build_launch(single)
-        if before_commit is not None:
-            before_commit(launch)
-        nonce = single.get("oauth_nonce", "")
         # Held one second past the last instant the timestamp is accepted (the window is inclusive and
         # a store treats expires_at <= now as expired), so no replay ever finds it gone.
         held_until = timestamp + self._window + 1
-        if not self._store.consume_nonce("lti11:" + consumer_key, nonce, held_until, self._now()):
+        return VerifiedLti11Launch(build_launch(single), "lti11:" + consumer_key, single["oauth_nonce"], held_until)
+
+    def commit(self, verified: VerifiedLti11Launch) -> None:
+        """Make the launch single-use: its nonce, consumed atomically (a racing replay loses)."""
+        if not self._store.consume_nonce(verified.nonce_scope, verified.nonce, verified.held_until, self._now()):
             raise AuthenticationFailed("nonce_reused", N_("This launch was already used; please launch again."))
-        return launch
 
     @staticmethod
     def _single_values(pairs: list[tuple[str, str]]) -> dict[str, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from joserfc.jws import JWSRegistry
@@ -54,6 +55,15 @@ def _parse_claims(payload: bytes) -> dict[str, Any]:
         if isinstance(value, bool) or (isinstance(value, int | float) and abs(value) > _MAX_NUMERIC_DATE):
             raise InvalidRequest("id_token_malformed", N_("The launch token is malformed."), detail=f"bad {name}")
     return body
+
+
+@dataclass(frozen=True)
+class VerifiedLaunch:
+    """A launch that passed every check and is not committed yet (its nonce is still unused)."""
+
+    launch: Launch
+    claims: dict[str, Any] = field(repr=False)
+    state: str = field(repr=False)
 
 
 class LaunchValidator:
@@ -203,12 +213,21 @@ class LaunchValidator:
         *,
         before_commit: Callable[[Launch], None] | None = None,
     ) -> Launch:
-        """The verified launch, bound to ``browser``.
+        """The verified launch, bound to ``browser``, committed: ``check`` then ``commit``.
 
-        Raises ``BrowserCheckRequired`` when the host must first answer with the browser check page
-        (see ``lti_core.lti13.binding``). ``before_commit`` lets the host refuse the launch (unknown
-        content, say) before the nonce is consumed, so a refused launch writes nothing.
+        ``before_commit`` lets the host refuse the launch (unknown content, say) before the nonce is
+        consumed, so a refused launch writes nothing. A host whose own checks are asynchronous (the
+        hub's allow and block lists) calls ``check`` and ``commit`` itself.
         """
+        verified = self.check(id_token, state, browser)
+        if before_commit is not None:
+            before_commit(verified.launch)
+        self.commit(verified)
+        return verified.launch
+
+    def check(self, id_token: str, state: str, browser: BrowserEvidence) -> VerifiedLaunch:
+        """Every check, and nothing written. Raises ``BrowserCheckRequired`` when the host must first
+        answer with the browser check page (see ``lti_core.lti13.binding``)."""
         if not id_token:
             raise InvalidRequest("id_token_missing", N_("The launch is missing its token."))
         now = self._now()
@@ -223,13 +242,13 @@ class LaunchValidator:
             launch_url=self._redirect_uri,
             platform_origin=origin_of(registration.auth_login_url),
         )
-        launch = build_launch(body, registration)
-        if before_commit is not None:
-            before_commit(launch)
-        self.consume_nonce(body, now)
-        # A state serves one launch: a replay, from any browser, finds it gone.
-        self._store.delete_state(oidc_state.state)
-        return launch
+        return VerifiedLaunch(build_launch(body, registration), body, oidc_state.state)
+
+    def commit(self, verified: VerifiedLaunch) -> None:
+        """Make the verified launch single-use: consume its nonce (atomically: a racing replay loses),
+        then drop its state, so a replay from any browser finds it gone."""
+        self.consume_nonce(verified.claims, self._now())
+        self._store.delete_state(verified.state)
 
 
 def _str(mapping: Any, key: str) -> str:
