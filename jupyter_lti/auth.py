@@ -7,9 +7,7 @@ knows the hub's public address, also behind a reverse proxy.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -22,7 +20,7 @@ from traitlets import Bool, CaselessStrEnum, List, TraitError, Unicode, default,
 from jupyter_lti import frames
 from jupyter_lti.handlers import LtiInfoHandler
 from jupyter_lti.store import SqlAlchemyStore, default_store_url, describe_url
-from lti_core.errors import Forbidden, InvalidRequest
+from lti_core.errors import Forbidden
 from lti_core.forwarded import (
     ReceivedRequest,
     TrustedProxies,
@@ -31,18 +29,30 @@ from lti_core.forwarded import (
     trusted_networks,
 )
 from lti_core.i18n import N_
-from lti_core.linking import AccountLinker, LinkOutcome
+from lti_core.linking import AccountLinker, LinkOutcome, choose_username, safe_username
 from lti_core.lti13 import claims
 from lti_core.types import Launch, Registration, Role
 from lti_core.urls import safe_landing_path
 
-# Characters that would break a hub URL or a home directory; everything else a platform sends is kept,
-# so users made earlier by jupyterhub-ltiauthenticator from the same claim keep their names.
-_UNSAFE_IN_USERNAME = re.compile(r"[\s/\\?#%\x00-\x1f]+")
 # Paths that start or end a launch: landing there again would loop.
 _LAUNCH_PATHS = ("hub/lti/", "hub/lti11/", "hub/lti13/")
 # What the deprecated trust_forwarded_headers = True means now: the proxies on this machine.
 _LOOPBACK = ("127.0.0.0/8", "::1")
+
+
+class HubAccounts:
+    """The hub's side of lti_core's username rule (``LocalAccounts``)."""
+
+    def __init__(self, store: SqlAlchemyStore, handler: Any, *, adopt_existing: bool) -> None:
+        self._store, self._handler, self._adopt_existing = store, handler, adopt_existing
+
+    def username_available(self, name: str) -> bool:
+        if self._store.find_user_links(name):
+            return False  # another platform identity owns it
+        user = self._handler.find_user(name)
+        # A hub user no launch has linked yet, named by the claim the admin chose (for instance one
+        # jupyterhub-ltiauthenticator made), is taken over, unless it is an admin.
+        return user is None or (self._adopt_existing and not user.admin)
 
 
 class LtiAuthenticator(Authenticator):  # type: ignore[misc]
@@ -51,8 +61,16 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
     Subclasses verify launches (LTI 1.1 or 1.3) with lti_core and call ``auth_model``.
     """
 
-    # A hub behind an LTI authenticator has no login form: people arrive from their course.
-    auto_login = True
+    auto_login = Bool(
+        True,
+        config=True,
+        help="""Send visitors of /hub/login straight to the page that says to open the hub from their course.
+
+        A hub behind an LTI authenticator has no login form: people arrive from their course, and each
+        launch signs them in. False (jupyterhub-ltiauthenticator's LTI 1.3 default) shows JupyterHub's
+        login page with a "Sign in with LTI 1.3" (or 1.1) button leading to that same page.
+        """,
+    )
 
     uri_scheme = CaselessStrEnum(
         ("auto", "https", "http"),
@@ -416,7 +434,7 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
         return launch.raw.get(key, "")
 
     def _safe(self, name: str) -> str:
-        return str(self.normalize_username(_UNSAFE_IN_USERNAME.sub("-", name).strip("-")))[:255]
+        return str(self.normalize_username(safe_username(name)))[:255]
 
     def username_for(self, handler: Any, launch: Launch) -> str:
         """The hub user this platform identity signs in as: the same one at every launch.
@@ -430,7 +448,7 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
             return decision.local_user_id
         claimed = self.claimed_username(launch)
         candidate = self._safe(claimed) if claimed else decision.suggested_username
-        return self.free_username(handler, candidate, launch, adopt_existing=bool(claimed))
+        return choose_username(candidate, launch, HubAccounts(self.store, handler, adopt_existing=bool(claimed)))
 
     def link_user(self, launch: Launch, model: dict[str, Any]) -> None:
         """Link the platform identity to ``model``'s name for good (if a racing launch of the same
@@ -450,21 +468,6 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
         ):
             raise Forbidden("user_not_allowed", N_("Your account is not allowed to use this hub."))
         return model
-
-    def free_username(self, handler: Any, candidate: str, launch: Launch, *, adopt_existing: bool) -> str:
-        digest = hashlib.sha256(f"{launch.platform}\x00{launch.platform_user_id}".encode()).hexdigest()
-        names = [candidate, f"{candidate}-{digest[:8]}", f"{candidate}-{digest[:16]}", f"lti-{digest[:32]}"]
-        for name in names:
-            if self.store.find_user_links(name):
-                continue  # another platform identity owns it
-            user = handler.find_user(name)
-            if user is None:
-                return name
-            # A hub user no launch has linked yet, named by the claim the admin chose (for instance one
-            # jupyterhub-ltiauthenticator made): take it over, unless it is an admin.
-            if adopt_existing and not user.admin:
-                return name
-        raise InvalidRequest("username_unavailable", N_("No hub username could be chosen for this user."))
 
     # -- what JupyterHub gets ------------------------------------------------------------------
 

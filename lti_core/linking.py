@@ -13,9 +13,16 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from enum import Enum
+from typing import Protocol
 
+from lti_core.errors import InvalidRequest
+from lti_core.i18n import N_
 from lti_core.store import UserLinkStore
 from lti_core.types import Launch, Role, UserLink
+
+# Characters that would break a URL or a home directory built from a username; everything else a
+# platform sends in a claimed name is kept, so accounts made earlier from the same claim keep their names.
+_UNSAFE_IN_USERNAME = re.compile(r"[\s/\\?#%\x00-\x1f]+")
 
 
 class ProvisioningMode(Enum):
@@ -37,16 +44,48 @@ class LinkDecision:
     suggested_username: str = ""
 
 
+def identity_digest(launch: Launch) -> str:
+    """A hex digest of (platform, platform user id): the same person, the same digest, on every host."""
+    return hashlib.sha256(f"{launch.platform}\x00{launch.platform_user_id}".encode()).hexdigest()
+
+
 def suggested_username(launch: Launch, max_length: int = 30) -> str:
     """A readable, stable and collision-safe username: name slug + hash of (platform, user id).
 
     The hash part makes two platforms' user "2" different people; the slug helps staff recognise them.
     """
-    digest = hashlib.sha256(f"{launch.platform}\x00{launch.platform_user_id}".encode()).hexdigest()[:10]
+    digest = identity_digest(launch)[:10]
     source = launch.given_name or launch.name or "lti"
     ascii_name = unicodedata.normalize("NFKD", source).encode("ascii", "ignore").decode("ascii")
     slug = re.sub(r"[^a-z0-9]+", "", ascii_name.lower())[: max_length - len(digest) - 1] or "lti"
     return f"{slug}_{digest}"
+
+
+def safe_username(claimed: str, max_length: int = 255) -> str:
+    """A claimed name (an email, a platform username) made safe for URLs and paths: runs of unsafe
+    characters become "-"."""
+    return _UNSAFE_IN_USERNAME.sub("-", claimed).strip("-")[:max_length]
+
+
+class LocalAccounts(Protocol):
+    """What a host says about its own accounts when a new identity needs a username."""
+
+    def username_available(self, name: str) -> bool:
+        """True when ``name`` may go to the identity being linked: no account has it, or the one that
+        has it may be taken over (the host decides: the hub adopts an unlinked non-admin user that
+        jupyterhub-ltiauthenticator made; Open edX never adopts)."""
+        ...
+
+
+def choose_username(candidate: str, launch: Launch, accounts: LocalAccounts) -> str:
+    """``candidate``, or the first free of ``candidate-<8 hex>``, ``candidate-<16 hex>``,
+    ``lti-<32 hex>`` (hex of the identity's digest): a name someone else holds is never shared, and
+    the same identity always tries the same names."""
+    digest = identity_digest(launch)
+    for name in (candidate, f"{candidate}-{digest[:8]}", f"{candidate}-{digest[:16]}", f"lti-{digest[:32]}"):
+        if accounts.username_available(name):
+            return name
+    raise InvalidRequest("username_unavailable", N_("No username could be chosen for this user."))
 
 
 class AccountLinker:

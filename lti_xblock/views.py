@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from lti_core import cookies
 from lti_core.errors import AuthenticationFailed, Forbidden, LtiError, NotFound
 from lti_core.i18n import N_
-from lti_core.linking import AccountLinker, LinkOutcome
+from lti_core.linking import AccountLinker, LinkOutcome, choose_username
 from lti_core.lti11.launch import Lti11LaunchVerifier
 from lti_core.lti13 import binding
 from lti_core.lti13.binding import BrowserCheckRequired, BrowserEvidence, NotBoundToBrowser
@@ -157,16 +157,12 @@ def require_content(content_id: str) -> Callable[[Launch], None]:
     return check
 
 
-def free_username(suggested: str) -> str:
-    """``suggested`` (already unique per platform identity), or with a suffix if a local account took it."""
-    # Case-insensitive: Open edX on MySQL treats "Alice" and "alice" as the same username.
-    similar = get_user_model().objects.filter(username__istartswith=suggested).values_list("username", flat=True)
-    taken = {username.lower() for username in similar}
-    name, n = suggested, 0
-    while name.lower() in taken:
-        n += 1
-        name = f"{suggested}_{n}"
-    return name
+class DjangoAccounts:
+    """This host's side of lti_core's username rule (``LocalAccounts``): an existing account is never
+    taken over, and names compare without case (Open edX on MySQL treats "Alice" and "alice" alike)."""
+
+    def username_available(self, name: str) -> bool:
+        return not get_user_model().objects.filter(username__iexact=name).exists()
 
 
 def sign_in(request: HttpRequest, launch: Launch, content_id: str) -> HttpResponse:
@@ -179,7 +175,7 @@ def sign_in(request: HttpRequest, launch: Launch, content_id: str) -> HttpRespon
         if decision.outcome is LinkOutcome.LINKED:
             user = user_model.objects.get(pk=decision.local_user_id)
         elif decision.outcome is LinkOutcome.CREATE:
-            user = host.create_user(free_username(decision.suggested_username), launch)
+            user = host.create_user(choose_username(decision.suggested_username, launch, DjangoAccounts()), launch)
             link = linker.link(launch, str(user.pk))
             if link.local_user_id != str(user.pk):  # a concurrent first launch linked first
                 user.delete()

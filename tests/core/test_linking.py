@@ -7,7 +7,17 @@ import threading
 
 import pytest
 
-from lti_core.linking import AccountLinker, LinkDecision, LinkOutcome, ProvisioningMode, suggested_username
+from lti_core.errors import InvalidRequest
+from lti_core.linking import (
+    AccountLinker,
+    LinkDecision,
+    LinkOutcome,
+    ProvisioningMode,
+    choose_username,
+    identity_digest,
+    safe_username,
+    suggested_username,
+)
 from lti_core.types import Launch, Role, UserLink
 
 
@@ -153,3 +163,63 @@ def test_provisioning_mode_follows_the_launch_role(store, instructor_mode, learn
     decision = linker.decide(make_launch(role=role))
     assert decision.outcome is outcome
     assert decision.suggested_username == suggested_username(make_launch())
+
+
+# -- the username rule both hosts share ----------------------------------------------------------
+
+
+class Accounts:
+    """A host's accounts: ``taken`` names are held by someone and are not to be taken over."""
+
+    def __init__(self, *taken: str) -> None:
+        self.taken = set(taken)
+        self.asked: list[str] = []
+
+    def username_available(self, name: str) -> bool:
+        self.asked.append(name)
+        return name not in self.taken
+
+
+def test_the_candidate_itself_when_it_is_free():
+    launch = make_launch()
+    assert choose_username("sam_3f2a9c01b4", launch, Accounts()) == "sam_3f2a9c01b4"
+
+
+def test_a_taken_name_gets_the_identitys_hash_and_never_someone_elses_account():
+    launch = make_launch()
+    digest = identity_digest(launch)
+    accounts = Accounts("sam")
+    assert choose_username("sam", launch, accounts) == f"sam-{digest[:8]}"
+    accounts = Accounts("sam", f"sam-{digest[:8]}", f"sam-{digest[:16]}")
+    assert choose_username("sam", launch, accounts) == f"lti-{digest[:32]}"
+    assert accounts.asked == ["sam", f"sam-{digest[:8]}", f"sam-{digest[:16]}", f"lti-{digest[:32]}"]
+
+
+def test_no_free_name_is_a_refusal_with_a_reason():
+    launch = make_launch()
+    digest = identity_digest(launch)
+    accounts = Accounts("sam", f"sam-{digest[:8]}", f"sam-{digest[:16]}", f"lti-{digest[:32]}")
+    with pytest.raises(InvalidRequest) as refusal:
+        choose_username("sam", launch, accounts)
+    assert refusal.value.reason == "username_unavailable"
+
+
+def test_the_same_identity_tries_the_same_names_and_another_identity_others():
+    first, other = make_launch(user_id="2"), make_launch(user_id="3")
+    assert choose_username("sam", first, Accounts("sam")) == choose_username("sam", first, Accounts("sam"))
+    assert choose_username("sam", first, Accounts("sam")) != choose_username("sam", other, Accounts("sam"))
+
+
+@pytest.mark.parametrize(
+    ("claimed", "safe"),
+    [
+        ("sam@example.com", "sam@example.com"),
+        ("Sam Student", "Sam-Student"),
+        ("../../etc/passwd", "..-..-etc-passwd"),
+        ("a?b#c%d\\e", "a-b-c-d-e"),
+        ("\x00ctl\x1f", "ctl"),
+        ("é.ñ", "é.ñ"),
+    ],
+)
+def test_claimed_names_are_made_safe_for_urls_and_paths(claimed, safe):
+    assert safe_username(claimed) == safe
