@@ -7,6 +7,7 @@ knows the hub's public address, also behind a reverse proxy.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -30,7 +31,6 @@ from lti_core.forwarded import (
 )
 from lti_core.i18n import N_
 from lti_core.linking import AccountLinker, LinkOutcome, choose_username, safe_username
-from lti_core.lti13 import claims
 from lti_core.types import Launch, Registration, Role
 from lti_core.urls import safe_landing_path
 
@@ -507,10 +507,8 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
                 "email": launch.email,
                 "locale": launch.locale,
             },
-            "ags": raw.get(claims.AGS_ENDPOINT),
-            "nrps": raw.get(claims.NRPS),
-            "lis_outcome_service_url": raw.get("lis_outcome_service_url", ""),
-            "lis_result_sourcedid": raw.get("lis_result_sourcedid", ""),
+            "message_type": launch.message_type,
+            "services": dataclasses.asdict(launch.services),
         }
         launch_data = {k: v for k, v in raw.items() if not k.startswith("oauth_") and k != "nonce"}
         return {**launch_data, "lti": context}

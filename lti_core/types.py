@@ -99,6 +99,42 @@ class UserLink:
 
 
 @dataclass(frozen=True)
+class AgsEndpoint:
+    """Assignment and Grade Services the platform offered with the launch (LTI AGS 2.0, or the URLs
+    Moodle sends LTI 1.1 tools as ``custom_lineitems_url`` / ``custom_lineitem_url``)."""
+
+    lineitems_url: str = ""
+    #: The line item of this resource link, when the platform made one (Moodle: with ``?type_id=``).
+    lineitem_url: str = ""
+    scopes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NrpsEndpoint:
+    """Names and Role Provisioning Services: the context's memberships URL (LTI NRPS 2.0)."""
+
+    memberships_url: str
+    versions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BasicOutcome:
+    """LTI 1.1 Basic Outcomes: where to post this user's score for this link, and under what id."""
+
+    service_url: str
+    sourcedid: str
+
+
+@dataclass(frozen=True)
+class LaunchServices:
+    """What the platform offered the tool with this launch; None where it offered nothing."""
+
+    ags: AgsEndpoint | None = None
+    nrps: NrpsEndpoint | None = None
+    basic_outcome: BasicOutcome | None = None
+
+
+@dataclass(frozen=True)
 class Launch:
     """A verified launch, the same shape for LTI 1.1 and LTI 1.3, ready for the host to act on."""
 
@@ -120,5 +156,8 @@ class Launch:
     email: str = ""
     locale: str = ""
     custom: dict[str, str] = field(default_factory=dict, hash=False)
+    #: The message type (LTI 1.3's names; LTI 1.1 basic launches are LtiResourceLinkRequest too).
+    message_type: str = "LtiResourceLinkRequest"
+    services: LaunchServices = LaunchServices()
     # Everything else the platform sent (claims or parameters), for later services.
     raw: dict[str, Any] = field(default_factory=dict, hash=False, repr=False)

@@ -19,7 +19,7 @@ from lti_core import roles as lis
 from lti_core.errors import AuthenticationFailed, InvalidRequest
 from lti_core.i18n import N_
 from lti_core.store import Lti11Store
-from lti_core.types import Launch
+from lti_core.types import AgsEndpoint, BasicOutcome, Launch, LaunchServices, NrpsEndpoint
 
 LTI_VERSIONS = frozenset({"LTI-1p0", "LTI-1p2"})
 Params = Mapping[str, str] | Sequence[tuple[str, str]]
@@ -235,5 +235,22 @@ def build_launch(single: Mapping[str, str]) -> Launch:
         email=single.get("lis_person_contact_email_primary", ""),
         locale=single.get("launch_presentation_locale", ""),
         custom=custom,
+        services=lti11_services(single),
         raw={k: v for k, v in single.items() if k != "oauth_signature"},
+    )
+
+
+def lti11_services(single: Mapping[str, str]) -> LaunchServices:
+    """Basic Outcomes (``lis_outcome_service_url`` + ``lis_result_sourcedid``), and the Advantage
+    service URLs Moodle adds for LTI 1.1 tools as custom parameters (its "LTI Advantage services for
+    1.1 tools": ``custom_lineitems_url``, ``custom_lineitem_url``, ``custom_context_memberships_url``)."""
+    outcome_url, sourcedid = single.get("lis_outcome_service_url", ""), single.get("lis_result_sourcedid", "")
+    lineitems, lineitem = single.get("custom_lineitems_url", ""), single.get("custom_lineitem_url", "")
+    memberships = single.get("custom_context_memberships_url", "") or single.get(
+        "custom_context_memberships_v2_url", ""
+    )
+    return LaunchServices(
+        ags=AgsEndpoint(lineitems_url=lineitems, lineitem_url=lineitem) if lineitems or lineitem else None,
+        nrps=NrpsEndpoint(memberships) if memberships else None,
+        basic_outcome=BasicOutcome(outcome_url, sourcedid) if outcome_url and sourcedid else None,
     )

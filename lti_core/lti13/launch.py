@@ -22,10 +22,9 @@ from lti_core.lti13 import jws
 from lti_core.lti13.binding import Binding, BrowserEvidence, check_binding, origin_of
 from lti_core.lti13.jwks import PlatformKeyCache
 from lti_core.store import LaunchStore
-from lti_core.types import Launch, OidcState, Registration
+from lti_core.types import AgsEndpoint, Launch, LaunchServices, NrpsEndpoint, OidcState, Registration
 from lti_core.urls import belongs_to_tool
 
-SUPPORTED_MESSAGE_TYPES = frozenset({c.RESOURCE_LINK_REQUEST})
 MAX_TOKEN_LENGTH = jws.MAX_TOKEN_LENGTH
 MAX_STATE_LENGTH = 128
 # RS256 only: "none" and HS256 (key confusion with the public key as an HMAC secret) never get here.
@@ -55,6 +54,23 @@ def _parse_claims(payload: bytes) -> dict[str, Any]:
         if isinstance(value, bool) or (isinstance(value, int | float) and abs(value) > _MAX_NUMERIC_DATE):
             raise InvalidRequest("id_token_malformed", N_("The launch token is malformed."), detail=f"bad {name}")
     return body
+
+
+def check_resource_link_request(body: Mapping[str, Any], tool_base_urls: Sequence[str]) -> None:
+    """LtiResourceLinkRequest (LTI 1.3 Core 5.3): a resource link id, and a target inside the tool."""
+    link = body.get(c.RESOURCE_LINK)
+    if not isinstance(link, dict) or not isinstance(link.get("id"), str) or not link["id"]:
+        raise InvalidRequest("resource_link_missing", N_("The launch does not say which link was followed."))
+    target = body.get(c.TARGET_LINK_URI)
+    if not isinstance(target, str) or not belongs_to_tool(target, tool_base_urls):
+        raise Forbidden("target_link_outside_tool", N_("The launch points to an address outside this tool."))
+
+
+#: The checks of each message type this tool accepts, after the checks every message shares.
+#: Deep linking and submission review add their rows here.
+MESSAGE_CHECKS: dict[str, Callable[[Mapping[str, Any], Sequence[str]], None]] = {
+    c.RESOURCE_LINK_REQUEST: check_resource_link_request,
+}
 
 
 @dataclass(frozen=True)
@@ -159,7 +175,8 @@ class LaunchValidator:
         if body.get(c.VERSION) != c.LTI_VERSION:
             raise InvalidRequest("invalid_version", N_("The launch is not an LTI 1.3 launch."))
         message_type = body.get(c.MESSAGE_TYPE)
-        if not isinstance(message_type, str) or message_type not in SUPPORTED_MESSAGE_TYPES:
+        message_checks = MESSAGE_CHECKS.get(message_type) if isinstance(message_type, str) else None
+        if message_checks is None:
             raise InvalidRequest("unsupported_message_type", N_("This kind of LTI message is not supported here."))
         deployment_id = body.get(c.DEPLOYMENT_ID)
         if not isinstance(deployment_id, str) or not registration.has_deployment(deployment_id):
@@ -168,12 +185,7 @@ class LaunchValidator:
             raise InvalidRequest("sub_missing", N_("The launch does not identify the user."))
         if not isinstance(body.get(c.ROLES), list):
             raise InvalidRequest("roles_missing", N_("The launch does not say the user's role."))
-        link = body.get(c.RESOURCE_LINK)
-        if not isinstance(link, dict) or not isinstance(link.get("id"), str) or not link["id"]:
-            raise InvalidRequest("resource_link_missing", N_("The launch does not say which link was followed."))
-        target = body.get(c.TARGET_LINK_URI)
-        if not isinstance(target, str) or not belongs_to_tool(target, self._tool_base_urls):
-            raise Forbidden("target_link_outside_tool", N_("The launch points to an address outside this tool."))
+        message_checks(body, self._tool_base_urls)
 
     def consume_nonce(self, body: Mapping[str, Any], now: float) -> None:
         expires_at = float(body["exp"]) + self._leeway
@@ -281,5 +293,29 @@ def build_launch(body: Mapping[str, Any], registration: Registration) -> Launch:
         email=_str(body, "email"),
         locale=_str(body.get(c.LAUNCH_PRESENTATION, {}), "locale") or _str(body, "locale"),
         custom={str(k): str(v) for k, v in custom.items()} if isinstance(custom, dict) else {},
+        message_type=body[c.MESSAGE_TYPE],
+        services=LaunchServices(ags=parse_ags_claim(body.get(c.AGS_ENDPOINT)), nrps=parse_nrps_claim(body.get(c.NRPS))),
         raw=dict(body),
     )
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
+
+
+def parse_ags_claim(claim: Any) -> AgsEndpoint | None:
+    """The AGS endpoint claim (LTI AGS 2.0 3.1), or None when it is missing or names no URL."""
+    if not isinstance(claim, dict):
+        return None
+    ags = AgsEndpoint(
+        lineitems_url=_str(claim, "lineitems"),
+        lineitem_url=_str(claim, "lineitem"),
+        scopes=_strings(claim.get("scope")),
+    )
+    return ags if ags.lineitems_url or ags.lineitem_url else None
+
+
+def parse_nrps_claim(claim: Any) -> NrpsEndpoint | None:
+    """The NRPS claim (LTI NRPS 2.0 3.6.1), or None when it is missing or names no URL."""
+    url = _str(claim, "context_memberships_url")
+    return NrpsEndpoint(url, _strings(claim.get("service_versions"))) if url else None

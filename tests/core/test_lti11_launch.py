@@ -543,3 +543,28 @@ def test_oauth_callback_may_carry_escapes(verifier, clock):
     params = parse_qsl(body, keep_blank_values=True, strict_parsing=True)
     assert "%" in dict(params)["oauth_callback"]
     assert verifier.verify(method="POST", url=URL, params=params).platform_user_id == "2"
+
+
+def test_lti11_services_are_typed_on_the_launch():
+    from lti_core.lti11.launch import lti11_services
+    from lti_core.types import AgsEndpoint, BasicOutcome, NrpsEndpoint
+
+    services = lti11_services(
+        {
+            "lis_outcome_service_url": "https://moodle.example/mod/lti/service.php",
+            "lis_result_sourcedid": '{"data":{"instanceid":"1"}}',
+            "custom_lineitem_url": "https://moodle.example/mod/lti/services.php/2/lineitems/1/lineitem?type_id=1",
+            "custom_context_memberships_url": "https://moodle.example/mod/lti/services.php/CourseSection/2/bindings/1/memberships",
+        }
+    )
+    assert services.basic_outcome == BasicOutcome(
+        "https://moodle.example/mod/lti/service.php", '{"data":{"instanceid":"1"}}'
+    )
+    assert services.ags == AgsEndpoint(
+        lineitem_url="https://moodle.example/mod/lti/services.php/2/lineitems/1/lineitem?type_id=1"
+    )
+    assert services.nrps == NrpsEndpoint(
+        "https://moodle.example/mod/lti/services.php/CourseSection/2/bindings/1/memberships"
+    )
+    empty = lti11_services({"lis_outcome_service_url": "https://moodle.example/x"})  # no sourcedid: nothing
+    assert (empty.ags, empty.nrps, empty.basic_outcome) == (None, None, None)

@@ -782,3 +782,38 @@ def test_key_set_to_fetch_ignores_what_the_strict_parser_refuses(validator, plat
     assert validator.key_set_to_fetch(token, state.state) is None
     deep = _segment(b'{"alg":"RS256","kid":"moodle-key-9","x":' + b"[" * 5000 + b"]" * 5000 + b"}")
     assert validator.key_set_to_fetch(deep + "." + token.split(".", 1)[1], state.state) is None
+
+
+# -- the launch envelope: services the platform offered -----------------------------------------
+
+
+def test_the_services_moodle_offers_are_typed_on_the_launch(validator, platform, state):
+    launch = validator.validate(platform.token(state), state.state, cookie(state.state))
+    assert launch.message_type == "LtiResourceLinkRequest"
+    ags = launch.services.ags
+    assert ags is not None and ags.lineitem_url.endswith("/lineitems/1/lineitem?type_id=2")
+    assert ags.lineitems_url and ags.scopes == ("https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",)
+
+
+@pytest.mark.parametrize("claim", [None, "x", 7, [], {}, {"lineitems": 3, "scope": "score"}])
+def test_a_malformed_or_empty_ags_claim_offers_no_service(claim):
+    from lti_core.lti13.launch import parse_ags_claim
+
+    assert parse_ags_claim(claim) is None
+
+
+@pytest.mark.parametrize("claim", [None, "x", [], {}, {"context_memberships_url": 5}])
+def test_a_malformed_or_empty_nrps_claim_offers_no_service(claim):
+    from lti_core.lti13.launch import parse_nrps_claim
+
+    assert parse_nrps_claim(claim) is None
+
+
+def test_the_message_type_table_is_what_decides_what_is_accepted(validator, platform, state, refused):
+    from lti_core.lti13.launch import MESSAGE_CHECKS
+
+    assert set(MESSAGE_CHECKS) == {"LtiResourceLinkRequest"}
+    with refused("unsupported_message_type", 400):
+        validator.validate(
+            platform.token(state, message_type="LtiDeepLinkingRequest"), state.state, cookie(state.state)
+        )
