@@ -510,7 +510,7 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
             "message_type": launch.message_type,
             "services": dataclasses.asdict(launch.services),
         }
-        launch_data = {k: v for k, v in raw.items() if not k.startswith("oauth_") and k != "nonce"}
+        launch_data = launch.platform_data()
         return {**launch_data, "lti": context}
 
     # -- landing -------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ not both win.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Protocol
 
 from lti_core.types import Consumer, OidcState, Registration, ToolKey, UserLink
@@ -23,6 +24,12 @@ class RegistrationStore(Protocol):
 class ConsumerStore(Protocol):
     def get_consumer(self, key: str) -> Consumer | None: ...
     def save_consumer(self, consumer: Consumer) -> None: ...
+
+
+def nonce_digest(scope: str, nonce: str) -> str:
+    """How stores key a used nonce: sha256 of (scope, nonce). LTI 1.1 nonces have no length limit;
+    a digest always fits a unique index, on every database."""
+    return hashlib.sha256(f"{scope}\x00{nonce}".encode()).hexdigest()
 
 
 class NonceStore(Protocol):

@@ -161,3 +161,8 @@ class Launch:
     services: LaunchServices = LaunchServices()
     # Everything else the platform sent (claims or parameters), for later services.
     raw: dict[str, Any] = field(default_factory=dict, hash=False, repr=False)
+
+    def platform_data(self) -> dict[str, Any]:
+        """What the platform sent, less what only served to verify it (OAuth parameters, the nonce):
+        safe to keep beside the user."""
+        return {k: v for k, v in self.raw.items() if not k.startswith("oauth_") and k != "nonce"}

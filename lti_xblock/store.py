@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
+from lti_core.store import nonce_digest
 from lti_core.types import STATE_FIELDS, Consumer, Deployment, OidcState, Registration, ToolKey, UserLink
 from lti_xblock import models as m
-
-
-def _nonce_digest(scope: str, nonce: str) -> str:
-    return hashlib.sha256(f"{scope}\x00{nonce}".encode()).hexdigest()
 
 
 class DjangoStore:
@@ -84,7 +80,7 @@ class DjangoStore:
 
     # nonces and OIDC state -------------------------------------------------------------------
     def consume_nonce(self, scope: str, nonce: str, expires_at: float, now: float) -> bool:
-        digest = _nonce_digest(scope, nonce)
+        digest = nonce_digest(scope, nonce)
         nonces = m.LtiNonce.objects.using(self.using)
         try:
             with transaction.atomic(using=self.using):
