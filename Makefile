@@ -17,7 +17,7 @@ PYTEST_TIMEOUT ?= 780
 LANGUAGES := fr
 DOMAIN := lti_publish
 POT := translations/$(DOMAIN).pot
-I18N_SOURCES := lti_core lti_xblock jupyter_lti static/js
+I18N_SOURCES := lti_core lti_xblock jupyter_lti demo static/js
 
 .PHONY: venv test lint typecheck pytest demo bench translations clean
 
@@ -50,8 +50,9 @@ venv: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# The demo's hub modules too: the tests' hub (tests/hub.py) runs on demo/hubprocess.py.
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict lti_core jupyter_lti
+	$(BIN)/mypy --strict lti_core jupyter_lti demo/hubprocess.py demo/demohub.py
 
 # Starts throwaway PostgreSQL and MariaDB servers for the run and stops them afterwards, also on
 # failure or ^C. Without a server, the tests needing it skip (fail when CI=true).
@@ -80,7 +81,7 @@ test: lint typecheck pytest
 # The workbench tool on 127.0.0.1:8000 (launch page /demo/) and a real JupyterHub with the LTI 1.3
 # authenticator on :8001 (proxy API :8002, hub :8003), state in var/. Ctrl-C or SIGTERM stops both.
 demo: $(DEMO_STAMP)
-	$(BIN)/python -m lti_xblock.demo
+	$(BIN)/python -m demo
 
 # The hub benchmark runs twice: the platform's key set on loopback (the best case for a tool that
 # fetches it at every launch), then 20 ms away, as a platform across the internet is.

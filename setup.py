@@ -20,8 +20,11 @@ setup(
     long_description_content_type="text/markdown",
     license="AGPL-3.0",
     python_requires=">=3.11",
+    # Only the three shipped packages: the demo (demo/, with the hub machinery the tests share), the
+    # tests and the benchmarks stay in the checkout, never in the wheel.
     packages=find_packages(
-        include=["lti_core", "lti_core.*", "lti_xblock", "lti_xblock.*", "jupyter_lti", "jupyter_lti.*"]
+        include=["lti_core", "lti_core.*", "lti_xblock", "lti_xblock.*", "jupyter_lti", "jupyter_lti.*"],
+        exclude=["demo", "demo.*", "tests", "tests.*", "bench", "bench.*"],
     )
     + ["lti_publish_assets", "lti_publish_assets.translations"],
     # static/ and translations/ live at the top of the repository and ship inside the wheel as the
@@ -34,6 +37,9 @@ setup(
     package_data={
         "lti_core": ["py.typed"],
         "lti_xblock": ["templates/lti_xblock/*.html"],
+        # The hub store's Alembic history: env.py and versions/*.py ship as the packages
+        # jupyter_lti.migrations(.versions); the template of new revisions is data.
+        "jupyter_lti.migrations": ["script.py.mako"],
         "lti_publish_assets": ["css/*.css", "js/*.js", "html/*.html"],
         "lti_publish_assets.translations": ["*/LC_MESSAGES/*.po", "*/LC_MESSAGES/*.mo", "*.pot"],
     },
@@ -54,7 +60,6 @@ setup(
         ],
         "jupyterhub": [
             "jupyterhub>=5",
-            "jupyterhub-ltiauthenticator>=1.6",
             "jupyterlab>=4",  # the single-user server the hub spawns (brings jupyter_server)
         ],
         "demo": [

@@ -10,7 +10,7 @@ spawns JupyterLab with SimpleLocalProcessSpawner (no system users: homes are dir
 state directory) and copies a welcome notebook into every new home. Everything it writes stays in
 the state directory. Demo code: SimpleLocalProcessSpawner gives users no isolation from each other.
 
-Running the hub is jupyter_lti.hubprocess's (shared with the tests' hub): JupyterHub starts the proxy
+Running the hub is demo.hubprocess's (shared with the tests' hub): JupyterHub starts the proxy
 and each single-user server in a session of their own, so signals to the hub's process group do not
 reach them: the hub stops them itself on SIGTERM, and ``stop`` ends any process it saw below the hub
 that outlived it (Linux: read from /proc). The demo's hub also gets SIGTERM if the process that
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jupyter_lti.hubprocess import HubChild, port_in_use
+from demo.hubprocess import REPO, HubChild, port_in_use
 
 WELCOME_NOTEBOOK = "welcome.ipynb"
 #: The custom parameter a launch carries so that it opens the welcome notebook (see LtiAuthenticator).
@@ -186,11 +186,14 @@ class DemoHub(HubChild):
     def config_text(self) -> str:
         p = self.platform
         lines = [
-            "# Written by `make demo` (jupyter_lti/demo.py) at each start: edits here are lost.",
+            "# Written by `make demo` (demo/demohub.py) at each start: edits here are lost.",
             f"# Your own settings (e.g. a Moodle platform) go in {self.local_config_path}.",
             "import os",
+            "import sys",
             "",
-            "from jupyter_lti.demo import copy_welcome_notebook, expose_launch",
+            "# The hooks below come from the checkout's demo package (not installed, not in the wheel).",
+            f"sys.path.insert(0, {str(REPO)!r})",
+            "from demo.demohub import copy_welcome_notebook, expose_launch",
             "",
             "c = get_config()  # noqa",
             "# The hub behind its proxy, and JupyterLab for each user from this virtualenv, with a home in",

@@ -1,6 +1,6 @@
 """The demo's JupyterHub beside the workbench: started by `make demo`, trusting the local launch page.
 
-jupyter_lti.demo runs the hub; this module registers the demo platform with it, picks its ports and
+demo.demohub runs the hub; this module registers the demo platform with it, picks its ports and
 tells the launch page (through the environment of this process) whether it runs.
 
     LTI_PUBLISH_HUB=0                    no hub
@@ -15,10 +15,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lti_xblock.demo.platform import DEPLOYMENT_ID, HUB_CLIENT_ID, HUB_ERROR_ENV, HUB_URL_ENV, issuer
+from demo.platform import DEPLOYMENT_ID, HUB_CLIENT_ID, HUB_ERROR_ENV, HUB_URL_ENV, issuer
 
 if TYPE_CHECKING:
-    from jupyter_lti.demo import DemoHub, HubPorts
+    from demo.demohub import DemoHub, HubPorts
 
 
 def enabled() -> bool:
@@ -26,7 +26,7 @@ def enabled() -> bool:
 
 
 def ports() -> HubPorts:
-    from jupyter_lti.demo import HubPorts
+    from demo.demohub import HubPorts
 
     default = HubPorts()
     return HubPorts(
@@ -45,7 +45,7 @@ def start(base: str, host: str, var_dir: Path) -> tuple[DemoHub | None, str]:
         return None, f"JupyterHub: not started ({reason}).\n"
     print(f"Starting the demo JupyterHub (log: {var_dir / 'jupyterhub' / 'jupyterhub.log'}) ...", flush=True)
     try:
-        from jupyter_lti.demo import DemoHub, DemoPlatform, HubNotStarted
+        from demo.demohub import DemoHub, DemoPlatform, HubNotStarted
 
         platform = DemoPlatform(
             issuer=issuer(base),

@@ -1,4 +1,4 @@
-"""A real JupyterHub as a child process: the machinery the demo hub (jupyter_lti/demo.py) and the tests'
+"""A real JupyterHub as a child process: the machinery the demo hub (demo/demohub.py) and the tests'
 hub (tests/hub.py) share.
 
     class MyHub(HubChild):

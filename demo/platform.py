@@ -3,7 +3,7 @@
 It launches into this tool exactly as Moodle would: LTI 1.1 form POSTs signed by oauthlib, and the
 LTI 1.3 OIDC dance (login initiation POST, authorization endpoint, id_token signed with its own
 RSA key and published at its own JWKS URL). It launches the same way (LTI 1.3) into the demo
-JupyterHub that `make demo` runs beside it (lti_xblock/demo/hub.py). It is demo code: it trusts
+JupyterHub that `make demo` runs beside it (demo/hub.py). It is demo code: it trusts
 whoever opens the page.
 """
 
@@ -28,8 +28,8 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 from oauthlib.oauth1 import SIGNATURE_HMAC_SHA1, SIGNATURE_TYPE_BODY, Client
 
-from jupyter_lti.demo import NEXT as HUB_NEXT
-from jupyter_lti.demo import HubLti13Urls
+from demo.demohub import NEXT as HUB_NEXT
+from demo.demohub import HubLti13Urls
 from lti_core.i18n import N_
 from lti_core.lti13 import claims as c
 from lti_publish_assets import static_text
@@ -39,7 +39,7 @@ from lti_xblock.launch_details import launch_details, lti13_redirect_uri, tool_b
 CLIENT_ID = "demo-client"
 DEPLOYMENT_ID = "1"
 CONSUMER_KEY = "demo-consumer"
-# The demo JupyterHub (lti_xblock/demo/hub.py): its registration with this platform, and whether it runs.
+# The demo JupyterHub (demo/hub.py): its registration with this platform, and whether it runs.
 HUB_CLIENT_ID = "demo-jupyterhub"
 HUB_URL_ENV = "LTI_PUBLISH_DEMO_HUB_URL"  # set by `make demo` once the hub answers
 HUB_ERROR_ENV = "LTI_PUBLISH_DEMO_HUB_ERROR"  # why it does not run
@@ -131,7 +131,7 @@ def launch_page(request: HttpRequest) -> HttpResponse:
     base = base_url(request)
     return render(
         request,
-        "lti_xblock/demo_launch.html",
+        "demo/launch.html",
         {
             "title": _(N_("lti-publish: local launch page")),
             "intro": _(N_("Launch the published content as a platform would, with real signed LTI messages.")),

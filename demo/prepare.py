@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import secrets
 
+from demo.platform import CLIENT_ID, CONSUMER_KEY, DEPLOYMENT_ID, issuer, published_content
 from lti_core.lti13.tool_keys import ToolKeySet
 from lti_core.types import Consumer, Deployment, Registration
-from lti_xblock.demo.platform import CLIENT_ID, CONSUMER_KEY, DEPLOYMENT_ID, issuer, published_content
 from lti_xblock.launch_details import launch_details
 from lti_xblock.store import DjangoStore
 
@@ -43,7 +43,7 @@ def prepare(base: str) -> str:
             f"Published content: {title}",
             "  LTI 1.1 (Moodle: External tool > Manage tools > configure a tool manually, LTI 1.0/1.1):",
             f"    Tool URL:            {d.lti11_tool_url}",
-            "    Consumer key/secret: run  .venv/bin/lti-publish issue-consumer --name Moodle",
+            "    Consumer key/secret: run  .venv/bin/python -m demo lti-publish issue-consumer --name Moodle",
             "  LTI 1.3 (Moodle: configure a tool manually, LTI version 1.3):",
             f"    Tool URL:            {d.lti13_target_link_uri}",
             f"    Initiate login URL:  {d.lti13_login_url}",
@@ -51,7 +51,7 @@ def prepare(base: str) -> str:
             "    Public key type:     Keyset URL",
             f"    Public keyset URL:   {d.lti13_jwks_url}",
             "    then register Moodle here with the Platform ID, Client ID and Deployment ID Moodle shows:",
-            "      .venv/bin/lti-publish add-platform --issuer <Platform ID> --client-id <Client ID> \\",
+            "      .venv/bin/python -m demo lti-publish add-platform --issuer <Platform ID> --client-id <Client ID> \\",
             "        --auth-url <Authentication request URL> --token-url <Access token URL> \\",
             "        --jwks-url <Public keyset URL> --deployment <Deployment ID>",
             "",

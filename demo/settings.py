@@ -64,7 +64,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
-ROOT_URLCONF = "lti_xblock.demo.urls"
+ROOT_URLCONF = "demo.urls"
 
 
 def _sample_xblock_templates() -> list[str]:
@@ -77,7 +77,8 @@ def _sample_xblock_templates() -> list[str]:
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": _sample_xblock_templates(),
+        # The launch page (demo/templates/demo/), then the sample blocks'.
+        "DIRS": [str(Path(__file__).resolve().parent / "templates"), *_sample_xblock_templates()],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

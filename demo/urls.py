@@ -23,9 +23,9 @@ from workbench.runtime import WorkbenchRuntime
 from xblock.django.request import django_to_webob_request, webob_to_django_response
 from xblock.exceptions import NoSuchHandlerError, NoSuchUsage
 
+from demo import platform
 from lti_core.i18n import N_
 from lti_xblock.compat import WorkbenchHost
-from lti_xblock.demo import platform
 from lti_xblock.i18n import gettext as _
 
 # The same refusals as the content page's (lti_xblock.views.content), with their translations.

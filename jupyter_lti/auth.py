@@ -3,13 +3,24 @@
 Every protocol decision is lti_core's; this module only turns a verified ``Launch`` into what
 JupyterHub wants from an authenticator (a name, ``auth_state``, admin and group changes) and
 knows the hub's public address, also behind a reverse proxy.
+
+The store is synchronous (SQLAlchemy) and the hub one event loop: a slow database (or SQLite's lock,
+waited on for up to 20 s) must not stall every other request. So every call that reaches the store
+runs in a small pool of threads the authenticator owns (``off_loop``), awaited by the handler. What
+stays on the loop: the request handler, the hub's allow and block lists (``check_allowed`` may be
+async) and JupyterHub's ORM (``handler.find_user``), which is not thread-safe.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import functools
 import os
-from typing import Any, cast
+from collections.abc import AsyncIterator, Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ParamSpec, TypeVar, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from jupyterhub.auth import Authenticator
@@ -30,7 +41,7 @@ from lti_core.forwarded import (
     trusted_networks,
 )
 from lti_core.i18n import N_
-from lti_core.linking import AccountLinker, LinkOutcome, choose_username, safe_username
+from lti_core.linking import AccountLinker, LinkOutcome, choose_username, safe_username, username_candidates
 from lti_core.types import Launch, Registration, Role
 from lti_core.urls import safe_landing_path
 
@@ -38,16 +49,40 @@ from lti_core.urls import safe_landing_path
 _LAUNCH_PATHS = ("hub/lti/", "hub/lti11/", "hub/lti13/")
 # What the deprecated trust_forwarded_headers = True means now: the proxies on this machine.
 _LOOPBACK = ("127.0.0.0/8", "::1")
+#: Threads per authenticator for the store's calls: enough for a few launches to overlap their
+#: queries, few enough that a stalled database ties up a handful of connections, not one per request.
+STORE_THREADS = 4
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class NamePlan:
+    """What the store says about the hub username of a launch's identity (read in the store's threads).
+
+    ``linked``: the name the identity is linked to, if it is. Otherwise the ``candidate`` name and
+    which of the names lti_core's rule may try (``username_candidates``) other identities hold.
+    """
+
+    linked: str = ""
+    candidate: str = ""
+    adopt_existing: bool = False
+    taken: frozenset[str] = frozenset()
 
 
 class HubAccounts:
-    """The hub's side of lti_core's username rule (``LocalAccounts``)."""
+    """The hub's side of lti_core's username rule (``LocalAccounts``).
 
-    def __init__(self, store: SqlAlchemyStore, handler: Any, *, adopt_existing: bool) -> None:
-        self._store, self._handler, self._adopt_existing = store, handler, adopt_existing
+    ``taken``: the names other identities are linked to, read from the store beforehand; the hub's
+    users are read here, from JupyterHub's ORM, on the event loop (the only thread that may use it).
+    """
+
+    def __init__(self, handler: Any, taken: Collection[str], *, adopt_existing: bool) -> None:
+        self._handler, self._taken, self._adopt_existing = handler, taken, adopt_existing
 
     def username_available(self, name: str) -> bool:
-        if self._store.find_user_links(name):
+        if name in self._taken:
             return False  # another platform identity owns it
         user = self._handler.find_user(name)
         # A hub user no launch has linked yet, named by the claim the admin chose (for instance one
@@ -124,7 +159,8 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
 
         Default: an SQLite file `lti_publish.sqlite` beside the hub's own SQLite database, or, when the
         hub uses PostgreSQL or MySQL, the hub's database itself. The tables are all named
-        `lti_publish_*`, apart from the hub's, so `jupyterhub upgrade-db` never touches them.
+        `lti_publish_*`, apart from the hub's, so `jupyterhub upgrade-db` never touches them: they have
+        migrations of their own (version table `lti_publish_alembic_version`), run when the hub starts.
         """,
     )
 
@@ -281,6 +317,19 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
             self.log.info("LTI store: %s", describe_url(url))
             self.save_configured_platforms()
         return self._store
+
+    _store_threads: ThreadPoolExecutor | None = None
+    _naming_lock: asyncio.Lock | None = None
+
+    async def off_loop(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``function(*args, **kwargs)`` in the authenticator's store threads, awaited: the event loop
+        serves other requests meanwhile. For whatever reaches the store (and so blocks for as long as
+        the database takes): the validators' checks and commits, the login's state, links, purges."""
+        _ = self.store  # opened on the loop (get_handlers does it at startup), never by two threads
+        if self._store_threads is None:
+            self._store_threads = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="lti-store")
+        call = functools.partial(function, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._store_threads, call)
 
     def save_configured_platforms(self) -> None:
         """Write the platforms (1.3) or consumers (1.1) of the hub config into the store."""
@@ -441,14 +490,28 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
 
         Nothing is written here: ``link_user`` makes the link once the launch is committed. A name
         another identity is linked to, or a hub admin's, is never handed out: the identity gets the
-        name with a short hash of itself appended instead.
+        name with a short hash of itself appended instead. All on the caller's thread; ``admit``
+        reads the store (``name_plan``) in the store's threads, then the hub's users on the loop.
         """
+        return self.username_from(handler, launch, self.name_plan(launch))
+
+    def name_plan(self, launch: Launch) -> NamePlan:
+        """The store's part of ``username_for``: reads only the store, so it may run in any thread."""
         decision = AccountLinker(self.store).decide(launch)
         if decision.outcome is LinkOutcome.LINKED:
-            return decision.local_user_id
+            return NamePlan(linked=decision.local_user_id)
         claimed = self.claimed_username(launch)
         candidate = self._safe(claimed) if claimed else decision.suggested_username
-        return choose_username(candidate, launch, HubAccounts(self.store, handler, adopt_existing=bool(claimed)))
+        # A new identity: the few names it may get, looked up at once (no round trip per name later).
+        taken = frozenset(name for name in username_candidates(candidate, launch) if self.store.find_user_links(name))
+        return NamePlan(candidate=candidate, adopt_existing=bool(claimed), taken=taken)
+
+    def username_from(self, handler: Any, launch: Launch, plan: NamePlan) -> str:
+        """The hub's part of ``username_for``: reads JupyterHub's users, so it runs on the loop."""
+        if plan.linked:
+            return plan.linked
+        accounts = HubAccounts(handler, plan.taken, adopt_existing=plan.adopt_existing)
+        return choose_username(plan.candidate, launch, accounts)
 
     def link_user(self, launch: Launch, model: dict[str, Any]) -> None:
         """Link the platform identity to ``model``'s name for good (if a racing launch of the same
@@ -461,7 +524,8 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
         JupyterHub applies its block and allow lists after ``authenticate`` returns; asked here too,
         before the launch is committed, so a launch they refuse consumes no nonce and links no one.
         """
-        model = self.auth_model(handler, launch)
+        plan = await self.off_loop(self.name_plan, launch)
+        model = self.auth_model(handler, launch, name=self.username_from(handler, launch, plan))
         name = model["name"]
         if not await maybe_future(self.check_blocked_users(name, model)) or not await maybe_future(
             self.check_allowed(name, model)
@@ -469,11 +533,39 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
             raise Forbidden("user_not_allowed", N_("Your account is not allowed to use this hub."))
         return model
 
+    async def sign_in_verified(self, handler: Any, launch: Launch, commit: Callable[[], object]) -> dict[str, Any]:
+        """The end of ``authenticate``, once the launch passed every check: ``admit`` it, then
+        ``commit`` it (the validator's: nonce and state) and link its identity, in the store's threads.
+
+        A new identity's name is chosen and linked under one lock: in between, another new identity
+        claiming the same name (``username_key``, from another platform) would find it free as well,
+        and the two would share a hub user. Identities already linked, nearly every launch, never wait.
+        """
+        async with self._naming(launch):
+            model = await self.admit(handler, launch)
+            await self.off_loop(commit)
+            await self.off_loop(self.link_user, launch, model)
+        return model
+
+    @contextlib.asynccontextmanager
+    async def _naming(self, launch: Launch) -> AsyncIterator[None]:
+        """Held while a launch of an identity that has no link yet chooses its name and links it."""
+        if await self.off_loop(self.store.get_user_link, launch.platform, launch.platform_user_id) is not None:
+            yield
+            return
+        if self._naming_lock is None:
+            self._naming_lock = asyncio.Lock()
+        async with self._naming_lock:
+            yield
+
     # -- what JupyterHub gets ------------------------------------------------------------------
 
-    def auth_model(self, handler: Any, launch: Launch) -> dict[str, Any]:
+    def auth_model(self, handler: Any, launch: Launch, *, name: str | None = None) -> dict[str, Any]:
+        """JupyterHub's auth model for a verified launch; ``name`` already chosen, else ``username_for``."""
         staff = launch.role is Role.STAFF
-        model: dict[str, Any] = {"name": self.username_for(handler, launch), "auth_state": self.auth_state(launch)}
+        if name is None:
+            name = self.username_for(handler, launch)
+        model: dict[str, Any] = {"name": name, "auth_state": self.auth_state(launch)}
         if not staff:
             model["admin"] = False
         elif self.admin_instructors:
@@ -487,7 +579,6 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
     def auth_state(self, launch: Launch) -> dict[str, Any]:
         """What later services need (grades, roster), under "lti"; beside it, the launch's own claims
         (1.3) or parameters (1.1), as jupyterhub-ltiauthenticator kept them, for existing hooks."""
-        raw = launch.raw
         context = {
             "lti_version": launch.lti_version,
             "platform": launch.platform,

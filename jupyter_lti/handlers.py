@@ -114,8 +114,8 @@ class LtiHandler(BaseHandler):  # type: ignore[misc]
             return None
         if secrets.randbelow(PURGE_EVERY) == 0:
             # States and nonces expire within minutes; sweeping now and then keeps the tables small
-            # without a scheduler.
-            self.authenticator.store.purge_expired(time.time())
+            # without a scheduler. In the store's threads, as every store call of the hub.
+            await self.authenticator.off_loop(self.authenticator.store.purge_expired, time.time())
         self.redirect(self.authenticator.landing_url(self, self.lti_launch, user))
         return user
 
@@ -166,7 +166,7 @@ class LTI13LoginHandler(LtiHandler):
     async def get(self) -> None:
         params = {name: self.get_argument(name) for name in self.request.arguments}
         try:
-            redirect = self.authenticator.begin_login(self, params)
+            redirect = await self.authenticator.begin_login(self, params)
         except LtiError as error:
             self.refuse(error)
             return
@@ -211,7 +211,8 @@ class LTI13JwksHandler(LtiHandler):
     async def get(self) -> None:
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "public, max-age=3600")
-        self.finish(json.dumps(self.authenticator.tool_jwks()))
+        # The keys are in the store (the first request makes one): read in the store's threads.
+        self.finish(json.dumps(await self.authenticator.off_loop(self.authenticator.tool_jwks)))
 
 
 class LTI13ConfigHandler(LtiHandler):

@@ -53,7 +53,14 @@ class PlatformKeyLoader:
         self._generation: dict[str, int] = {}
 
     async def prepare(self, validator: LaunchValidator, id_token: str, state: str) -> None:
-        wanted = validator.key_set_to_fetch(id_token, state)
+        """Fetch the key set ``validator`` needs for this launch, if it is not cached.
+
+        ``key_set_to_fetch`` reads the store: the hub calls it in its store threads, then ``load``.
+        """
+        await self.load(validator.key_set_to_fetch(id_token, state))
+
+    async def load(self, wanted: tuple[str, str] | None) -> None:
+        """Fetch ``(key set URL, kid)``, as ``LaunchValidator.key_set_to_fetch`` named it (None: nothing)."""
         if wanted is None:
             return  # steady state: the key is cached (or validate will refuse the launch anyway)
         url, kid = wanted

@@ -8,10 +8,10 @@ single-use nonce kept in a database (jupyterhub-ltiauthenticator never stores no
 
 from __future__ import annotations
 
+import functools
 from html import escape
 from typing import Any
 
-from ltiauthenticator.lti11.auth import LTI11Authenticator as _LtiAuthenticator11
 from traitlets import Dict as DictTrait
 from traitlets import Unicode
 
@@ -24,8 +24,13 @@ LTI11_SPEC = "https://www.imsglobal.org/specs/ltiv1p1p1/implementation-guide"
 LAUNCH_PATH = "lti/ltiaccess"
 
 
-class LTI11Authenticator(LtiAuthenticator, _LtiAuthenticator11):  # type: ignore[misc]
-    """JupyterHub as an LTI 1.1 tool provider, for Moodle's, Canvas's or Brightspace's External Tool."""
+class LTI11Authenticator(LtiAuthenticator):
+    """JupyterHub as an LTI 1.1 tool provider, for Moodle's, Canvas's or Brightspace's External Tool.
+
+    Not a subclass of ltiauthenticator's ``LTI11Authenticator``, whose traits it defines all itself:
+    inheriting them would list every option twice in ``jupyterhub --help-all`` and
+    ``--generate-config``. Only the class name is shared, so ``c.LTI11Authenticator`` sections apply.
+    """
 
     login_service = "LTI 1.1"
 
@@ -81,13 +86,13 @@ class LTI11Authenticator(LtiAuthenticator, _LtiAuthenticator11):  # type: ignore
     async def authenticate(self, handler: Any, data: dict[str, Any] | None = None) -> dict[str, Any]:
         data = data or {}
         verifier = Lti11LaunchVerifier(self.store)
-        verified = verifier.check(
-            method=str(data.get("method", "")), url=str(data.get("url", "")), params=data.get("params", [])
+        verified = await self.off_loop(  # reads the consumer: in the store's threads, as the commit is
+            verifier.check,
+            method=str(data.get("method", "")),
+            url=str(data.get("url", "")),
+            params=data.get("params", []),
         )
-        model = await self.admit(handler, verified.launch)
-        verifier.commit(verified)
-        self.link_user(verified.launch, model)
-        return model
+        return await self.sign_in_verified(handler, verified.launch, functools.partial(verifier.commit, verified))
 
     def lti11_config_xml(self, handler: Any) -> str:
         launch_url = self.hub_url(handler, LAUNCH_PATH)

@@ -10,11 +10,12 @@ and fetched without blocking the hub, nonces and states in a database, collision
 
 from __future__ import annotations
 
+import functools
+import threading
 from typing import Any
 
 from jupyterhub.utils import url_path_join
-from ltiauthenticator.lti13.auth import LTI13Authenticator as _LtiAuthenticator13
-from traitlets import Float, Unicode, default
+from traitlets import Float, Unicode, default, observe
 from traitlets import List as ListTrait
 from traitlets import Set as SetTrait
 
@@ -29,7 +30,7 @@ from jupyter_lti.http import PlatformKeyLoader
 from lti_core.lti13 import claims as c
 from lti_core.lti13.binding import BrowserEvidence
 from lti_core.lti13.jwks import PlatformKeyCache
-from lti_core.lti13.launch import LaunchValidator
+from lti_core.lti13.launch import SIGNING_ALGORITHM, LaunchValidator
 from lti_core.lti13.login import LoginRedirect, OidcLogin
 from lti_core.lti13.tool_keys import ToolKeySet
 from lti_core.types import Deployment, Launch, Registration
@@ -38,8 +39,13 @@ SECURITY_SPEC = "https://www.imsglobal.org/spec/security/v1p0/"
 PLATFORM_KEYS = PlatformKeyCache()  # one per process: it must outlive requests and authenticator reloads
 
 
-class LTI13Authenticator(LtiAuthenticator, _LtiAuthenticator13):  # type: ignore[misc]
-    """JupyterHub as an LTI 1.3 tool: learners launched from a course land signed in on their server."""
+class LTI13Authenticator(LtiAuthenticator):
+    """JupyterHub as an LTI 1.3 tool: learners launched from a course land signed in on their server.
+
+    Not a subclass of ltiauthenticator's ``LTI13Authenticator``, whose traits it defines all itself:
+    inheriting them would list every option twice in ``jupyterhub --help-all`` and
+    ``--generate-config``. Only the class name is shared, so ``c.LTI13Authenticator`` sections apply.
+    """
 
     login_service = "LTI 1.3"
 
@@ -95,12 +101,14 @@ class LTI13Authenticator(LtiAuthenticator, _LtiAuthenticator13):  # type: ignore
     )
 
     jwks_algorithms = ListTrait(
-        default_value=["RS256"],
+        default_value=[SIGNING_ALGORITHM],
         config=True,
-        help="""Signing algorithms accepted for launch tokens. LTI 1.3 requires RS256, and only RS256 is
-        accepted: "none", HMAC and other algorithms are refused whatever this says
+        help="""Accepted for configs written for jupyterhub-ltiauthenticator, and otherwise ignored.
+
+        LTI 1.3 requires RS256, and only RS256 is accepted: "none", HMAC and other algorithms are
+        refused whatever this says
         (https://www.imsglobal.org/spec/security/v1p0/#authentication-response-validation).
-        Kept for configs written for jupyterhub-ltiauthenticator.
+        The hub logs a warning when it lists anything but RS256, or leaves RS256 out.
         """,
     )
 
@@ -149,7 +157,7 @@ class LTI13Authenticator(LtiAuthenticator, _LtiAuthenticator13):  # type: ignore
     )
 
     tool_description = Unicode(
-        "Launch interactive Jupyter notebooks with JupyterHub",
+        "Launch interactive Jupyter Notebooks with JupyterHub",  # jupyterhub-ltiauthenticator's, as it spells it
         config=True,
         help="Tool description shown in the configuration JSON at /hub/lti13/config.",
     )
@@ -158,6 +166,12 @@ class LTI13Authenticator(LtiAuthenticator, _LtiAuthenticator13):  # type: ignore
     def _platforms_default(self) -> list[dict[str, Any]]:
         return []
 
+    @observe("jwks_algorithms")
+    def _warn_ignored_jwks_algorithms(self, change: dict[str, Any]) -> None:
+        ignored = [algorithm for algorithm in change["new"] if algorithm != SIGNING_ALGORITHM]
+        if ignored and SIGNING_ALGORITHM in change["new"]:  # if it is missing, save_configured_platforms says so
+            self.log.warning("LTI 1.3 accepts %s only; %r in jwks_algorithms is ignored", SIGNING_ALGORITHM, ignored)
+
     # -- wiring ----------------------------------------------------------------------------------
 
     _tool_keys: ToolKeySet | None = None
@@ -165,6 +179,10 @@ class LTI13Authenticator(LtiAuthenticator, _LtiAuthenticator13):  # type: ignore
 
     def callback_url(self, base_url: str) -> str:
         return str(url_path_join(base_url, "lti13", "oauth_callback"))
+
+    def config_json_url(self, base_url: str) -> str:
+        """The tool configuration JSON, where jupyterhub-ltiauthenticator served it."""
+        return str(url_path_join(base_url, "lti13", "config"))
 
     def protocol_handlers(self) -> list[tuple[str, Any]]:
         return [
@@ -207,8 +225,10 @@ class LTI13Authenticator(LtiAuthenticator, _LtiAuthenticator13):  # type: ignore
         return registrations
 
     def save_configured_platforms(self) -> None:
-        if "RS256" not in self.jwks_algorithms:
-            self.log.warning("LTI 1.3 requires RS256; jwks_algorithms=%r is ignored", self.jwks_algorithms)
+        if SIGNING_ALGORITHM not in self.jwks_algorithms:
+            self.log.warning(
+                "LTI 1.3 requires %s; jwks_algorithms=%r is ignored", SIGNING_ALGORITHM, self.jwks_algorithms
+            )
         for registration in self.configured_registrations():
             self.store.save_registration(registration)
             if registration.any_deployment:
@@ -235,11 +255,12 @@ class LTI13Authenticator(LtiAuthenticator, _LtiAuthenticator13):  # type: ignore
     def redirect_uri(self, handler: Any) -> str:
         return self.hub_url(handler, "lti13", "oauth_callback")
 
-    def begin_login(self, handler: Any, params: dict[str, str]) -> LoginRedirect:
+    async def begin_login(self, handler: Any, params: dict[str, str]) -> LoginRedirect:
+        """The login initiation: the handler read here, on the loop; the state saved in the store's threads."""
         login = OidcLogin(
             self.store, tool_base_urls=[self.public_base_url(handler)], redirect_uri=self.redirect_uri(handler)
         )
-        return login.begin(params)
+        return await self.off_loop(login.begin, params)
 
     async def authenticate(self, handler: Any, data: dict[str, Any] | None = None) -> dict[str, Any]:
         data = data or {}
@@ -254,20 +275,24 @@ class LTI13Authenticator(LtiAuthenticator, _LtiAuthenticator13):  # type: ignore
         browser = data.get("browser")
         if not isinstance(browser, BrowserEvidence):
             browser = BrowserEvidence()  # a caller that read no evidence proves nothing
-        await self.key_loader.prepare(validator, id_token, state)  # the only I/O, awaited
-        verified = validator.check(id_token, state, browser)
-        model = await self.admit(handler, verified.launch)
-        validator.commit(verified)
-        self.link_user(verified.launch, model)
-        return model
+        # The store's reads and the signature check in the store's threads; the key set fetch (if the
+        # key is not cached yet) on the loop, with tornado's async client.
+        await self.key_loader.load(await self.off_loop(validator.key_set_to_fetch, id_token, state))
+        verified = await self.off_loop(validator.check, id_token, state, browser)
+        return await self.sign_in_verified(handler, verified.launch, functools.partial(validator.commit, verified))
 
     def launch_value(self, launch: Launch, key: str) -> Any:
         if key.startswith("custom_"):  # ltiauthenticator's convention for the custom claim
             return launch.custom.get(key[len("custom_") :], "")
         return launch.raw.get(key, "")
 
+    _tool_key_lock = threading.Lock()
+
     def tool_jwks(self) -> dict[str, Any]:
-        self.tool_keys.ensure_key()
+        """The tool's public keys. Called in the store's threads: the lock keeps the first requests,
+        racing, from making a key each."""
+        with self._tool_key_lock:
+            self.tool_keys.ensure_key()
         return self.tool_keys.jwks()
 
     def lti13_config(self, handler: Any) -> dict[str, Any]:

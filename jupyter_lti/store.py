@@ -2,28 +2,30 @@
 
 The store may live in the hub's own database (PostgreSQL, MySQL/MariaDB), beside JupyterHub's
 tables: it only ever creates, reads and writes its own ``lti_publish_*`` tables (on a MetaData of
-its own, never JupyterHub's), and has no Alembic history, so ``jupyterhub upgrade-db`` and the
-hub's ``alembic_version`` are none of its business. On SQLite it gets a file of its own next to
-the hub's (``default_store_url``): SQLite has one writer at a time per file, and the hub's
-long-lived session should not be the one our launches wait on (nor ours the one it waits on).
+its own, never JupyterHub's). Its schema has an Alembic history of its own
+(``jupyter_lti.migrations``), recorded in ``lti_publish_alembic_version`` and run when the store
+opens: ``jupyterhub upgrade-db`` and the hub's ``alembic_version`` are none of its business, nor is
+its version table JupyterHub's. On SQLite it gets a file of its own next to the hub's
+(``default_store_url``): SQLite has one writer at a time per file, and the hub's long-lived session
+should not be the one our launches wait on (nor ours the one it waits on).
 
 Every call runs in its own short transaction on a pooled connection (``engine.begin()``), so the
-store can be shared by threads; nothing is cached between calls. ``metadata.create_all`` makes
-missing tables and never alters existing ones: a later change to these tables needs its own upgrade
-step.
+store can be shared by threads (the hub calls it from a small thread pool, never from its event
+loop). Only registrations and user links are cached between calls (``TtlLruCache``). A change to the
+tables is a new migration revision, and ``metadata`` below must match the head revision.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
     Boolean,
@@ -54,9 +56,11 @@ from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from sqlalchemy.schema import SchemaItem
 from sqlalchemy.sql.compiler import TypeCompiler
 
+from jupyter_lti import migrations
+from lti_core.store import nonce_digest
 from lti_core.types import STATE_FIELDS, Consumer, Deployment, OidcState, Registration, ToolKey, UserLink
 
-__all__ = ["SqlAlchemyStore", "default_store_url", "describe_url", "metadata"]
+__all__ = ["SqlAlchemyStore", "TtlLruCache", "default_store_url", "describe_url", "metadata"]
 
 # Beside the hub's SQLite file (see default_store_url).
 SQLITE_FILE_NAME = "lti_publish.sqlite"
@@ -173,8 +177,8 @@ nonces = _table(
     Index(None, "expires_at"),
 )
 
-# "login_states" replaced "oidc_states" (which lacked the relaunch columns). States live ten
-# minutes, so a new table needs no data migration; create_all makes it beside the old one.
+# "login_states" replaced "oidc_states" (which lacked the relaunch columns); migration
+# 0002_drop_oidc_states dropped the old table.
 oidc_states = _table(
     "login_states",
     Column("state", ExactString(255), primary_key=True),
@@ -216,10 +220,6 @@ user_links = _table(
     UniqueConstraint("platform", "platform_user_id"),
     Index(None, "local_user_id"),
 )
-
-
-def _nonce_digest(scope: str, nonce: str) -> str:
-    return hashlib.sha256(f"{scope}\x00{nonce}".encode()).hexdigest()
 
 
 def _is_memory_sqlite(url: URL) -> bool:
@@ -272,14 +272,82 @@ def _sqlite_pragmas(file_database: bool) -> Callable[[Any, ConnectionPoolEntry],
     return on_connect
 
 
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class TtlLruCache(Generic[K, V]):
+    """A bounded, expiring, thread-safe map for rows read on every launch.
+
+    At most ``size`` entries (the least recently used go first) and each for at most ``ttl`` seconds
+    of ``clock`` after it was read from the database. ``invalidate`` drops a key after a write; it
+    also refuses any fill by a read that began before it (``put`` with an older ``generation``),
+    since that read may have seen the row as it was before the write.
+    """
+
+    def __init__(self, size: int, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.size, self.ttl = max(size, 0), ttl
+        self._clock = clock
+        self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._generation = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def generation(self) -> int:
+        """Taken before reading the database, handed to ``put`` with what was read."""
+        return self._generation
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None:
+                return None
+            if found[0] <= self._clock():
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+            return found[1]
+
+    def put(self, key: K, value: V, generation: int) -> None:
+        with self._lock:
+            if generation != self._generation or self.size == 0:
+                return  # a write came in between: what was read may be older than it
+            self._entries[key] = (self._clock() + self.ttl, value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def invalidate(self, key: K) -> None:
+        with self._lock:
+            self._generation += 1
+            self._entries.pop(key, None)
+
+
 class SqlAlchemyStore:
     """Implements every Protocol of lti_core.store on SQLite, PostgreSQL, MySQL or MariaDB.
 
     ``url`` is an SQLAlchemy URL; ``engine_kwargs`` go to ``create_engine`` (``connect_args`` are
-    merged with the store's own). The tables are created if missing, so opening a store is enough.
+    merged with the store's own). Opening a store is enough: it creates its tables, or upgrades them,
+    to the newest migration revision. ``cache_size``, ``cache_ttl`` and ``clock`` set the caches of
+    registrations and user links (``TtlLruCache``; a ``cache_size`` of 0 turns them off).
     """
 
-    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+    #: Entries per cache: a hub's active platform users, roughly; ~1 MB at most.
+    CACHE_SIZE = 4096
+    #: Seconds an entry is served before the database is asked again.
+    CACHE_TTL = 60.0
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        cache_size: int = CACHE_SIZE,
+        cache_ttl: float = CACHE_TTL,
+        clock: Callable[[], float] = time.monotonic,
+        **engine_kwargs: Any,
+    ) -> None:
         parsed = make_url(url)
         backend = parsed.get_backend_name()
         if backend not in SUPPORTED_BACKENDS:
@@ -305,15 +373,20 @@ class SqlAlchemyStore:
                     parsed = parsed.update_query_dict({"charset": "utf8mb4"})
         connect_args.update(kwargs.pop("connect_args", {}))
         self.engine = create_engine(parsed, connect_args=connect_args, **kwargs)
-        # Read on every launch, written almost never: registrations change only through this store
-        # (the hub is one process, its config the writer) and user links never change once made.
-        # Kept in memory, they save two database round trips per launch.
-        self._registration_cache: dict[tuple[str, str], Registration] = {}
-        self._link_cache: dict[tuple[str, str], UserLink] = {}
+        # Read on every login and launch, written almost never: kept in memory, they save two
+        # database round trips per launch. Bounded (a hub serves any number of platform users over
+        # its months of uptime) and expiring: this process's writes invalidate their entries at
+        # once, but another process writing the same database (a second hub on it, an admin's
+        # script, a link deleted by hand) is only seen when the entry expires. Only rows found are
+        # cached, so a registration or link made elsewhere is seen at its first use.
+        self._registration_cache: TtlLruCache[tuple[str, str], Registration] = TtlLruCache(
+            cache_size, cache_ttl, clock
+        )
+        self._link_cache: TtlLruCache[tuple[str, str], UserLink] = TtlLruCache(cache_size, cache_ttl, clock)
         if backend == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas(file_database=not memory))
-        with self._serial:
-            metadata.create_all(self.engine)  # checks first: idempotent
+        with self._serial, self.engine.begin() as connection:
+            migrations.upgrade(connection)
 
     def __repr__(self) -> str:
         return f"SqlAlchemyStore({describe_url(self.url.render_as_string(hide_password=False))!r})"
@@ -393,16 +466,23 @@ class SqlAlchemyStore:
         cached = self._registration_cache.get((issuer, client_id))
         if cached is not None:
             return cached
+        generation = self._registration_cache.generation()
         found = self._select_registrations(registrations.c.issuer == issuer, registrations.c.client_id == client_id)
         if found:
-            self._registration_cache[(issuer, client_id)] = found[0]
+            self._registration_cache.put((issuer, client_id), found[0], generation)
         return found[0] if found else None
 
     def find_registrations(self, issuer: str) -> list[Registration]:
         return self._select_registrations(registrations.c.issuer == issuer)
 
     def save_registration(self, registration: Registration) -> None:
-        self._registration_cache.pop((registration.issuer, registration.client_id), None)
+        try:
+            self._save_registration(registration)
+        finally:
+            # After the commit: a read that began before it cannot fill the cache any more.
+            self._registration_cache.invalidate((registration.issuer, registration.client_id))
+
+    def _save_registration(self, registration: Registration) -> None:
         key = {"issuer": registration.issuer, "client_id": registration.client_id}
         with self._begin() as connection:
             self._upsert(
@@ -456,7 +536,7 @@ class SqlAlchemyStore:
 
     # nonces and OIDC state -------------------------------------------------------------------
     def consume_nonce(self, scope: str, nonce: str, expires_at: float, now: float) -> bool:
-        digest = _nonce_digest(scope, nonce)
+        digest = nonce_digest(scope, nonce)
         try:
             with self._begin() as connection:
                 connection.execute(insert(nonces).values(digest=digest, expires_at=expires_at))
@@ -526,6 +606,7 @@ class SqlAlchemyStore:
         cached = self._link_cache.get((platform, platform_user_id))
         if cached is not None:
             return cached
+        generation = self._link_cache.generation()
         with self._begin() as connection:
             local_user_id = connection.execute(
                 select(user_links.c.local_user_id).where(
@@ -535,10 +616,18 @@ class SqlAlchemyStore:
         if local_user_id is None:
             return None
         link = UserLink(platform, platform_user_id, local_user_id)
-        self._link_cache[(platform, platform_user_id)] = link
+        self._link_cache.put((platform, platform_user_id), link, generation)
         return link
 
     def save_user_link(self, link: UserLink) -> UserLink:
+        # Links never change once made, but one can be deleted by hand: like a registration, the
+        # entry is dropped after the write, whatever its outcome, and the next read sees the database.
+        try:
+            return self._save_user_link(link)
+        finally:
+            self._link_cache.invalidate((link.platform, link.platform_user_id))
+
+    def _save_user_link(self, link: UserLink) -> UserLink:
         try:
             with self._begin() as connection:
                 connection.execute(

@@ -77,12 +77,17 @@ class LocalAccounts(Protocol):
         ...
 
 
+def username_candidates(candidate: str, launch: Launch) -> tuple[str, ...]:
+    """The names ``choose_username`` tries, in order (a host may look them up in bulk beforehand)."""
+    digest = identity_digest(launch)
+    return (candidate, f"{candidate}-{digest[:8]}", f"{candidate}-{digest[:16]}", f"lti-{digest[:32]}")
+
+
 def choose_username(candidate: str, launch: Launch, accounts: LocalAccounts) -> str:
     """``candidate``, or the first free of ``candidate-<8 hex>``, ``candidate-<16 hex>``,
     ``lti-<32 hex>`` (hex of the identity's digest): a name someone else holds is never shared, and
     the same identity always tries the same names."""
-    digest = identity_digest(launch)
-    for name in (candidate, f"{candidate}-{digest[:8]}", f"{candidate}-{digest[:16]}", f"lti-{digest[:32]}"):
+    for name in username_candidates(candidate, launch):
         if accounts.username_available(name):
             return name
     raise InvalidRequest("username_unavailable", N_("No username could be chosen for this user."))

@@ -117,7 +117,7 @@ class WorkbenchHost:
     def user_may_author(self, content_id: str, users: Any, studio_permissions: Any, course_key: Any) -> bool:
         """A user whose latest launch into this content was as staff (an instructor on the platform).
 
-        The workbench's "user" service names the user its runtime was made for; lti_xblock.demo.urls
+        The workbench's "user" service names the user its runtime was made for; demo.urls
         makes that the signed-in user's id on every handler request (the workbench's own handler view
         would take it from the ``?student=`` query string, which anyone can write).
         """

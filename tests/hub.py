@@ -12,7 +12,7 @@ caller chooses the authenticator and may amend the lists and dicts set here (`c.
 Users' servers are spawned by SimpleLocalProcessSpawner (no system users needed) as the user running
 the tests (also root, with --allow-root), with their home and Jupyter directories in the workdir.
 
-Running the hub (and the process cleanup) is jupyter_lti.hubprocess's, shared with the demo hub:
+Running the hub (and the process cleanup) is demo.hubprocess's, shared with the demo hub:
 JupyterHub starts the proxy and each single-user server in a session of its own, so killing the hub's
 process group does not reach them. The harness therefore keeps a list of every process it sees below
 the hub (while starting, when asked, while stopping) and, once the hub is gone, ends any of them that
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_lti.hubprocess import HubChild, alive, cmdline, descendants, free_port, port_is_open
+from demo.hubprocess import HubChild, alive, cmdline, descendants, free_port, port_is_open
 
 __all__ = [
     "HubFactory",

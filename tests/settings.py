@@ -4,7 +4,7 @@ and a MariaDB one (``mysql``) when tests/services/mariadb.sh does."""
 import os
 from urllib.parse import unquote, urlsplit
 
-from lti_xblock.demo.settings import *  # noqa: F403
+from demo.settings import *  # noqa: F403
 
 
 def _database(dsn: str, engine: str, default_port: int, **extra: dict[str, str]) -> dict[str, object]:

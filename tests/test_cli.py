@@ -74,20 +74,75 @@ def test_purge_drops_expired_rows():
     assert "Purged 1 expired rows" in run("lti_purge")
 
 
-def test_console_script_runs_outside_django(tmp_path: Path):
-    script = Path(sys.executable).with_name("lti-publish")
-    env = {**os.environ, "LTI_PUBLISH_VAR": str(tmp_path)}
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    assert "add-platform" in subprocess.run([script, "--help"], capture_output=True, text=True, check=True).stdout
-    subprocess.run([script, "manage", "migrate", "--run-syncdb", "-v0"], env=env, check=True, cwd=tmp_path)
-    done = subprocess.run(
-        [script, "issue-consumer", "--name", "Moodle"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=tmp_path,
-    )
+SCRIPT = Path(sys.executable).with_name("lti-publish")
+REPO = Path(__file__).resolve().parent.parent
+NO_SETTINGS = (
+    "lti-publish: set DJANGO_SETTINGS_MODULE to your site's settings (in Open edX: lms.envs.production), "
+    "or run it as ./manage.py lms {}\n"
+)
+
+
+def lti_publish(*args: str, settings: str | None, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """The installed console script, run from ``cwd`` with exactly the settings module given (None: unset)."""
+    environ = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "PYTHONPATH")}
+    if settings is not None:
+        # The checkout's tests.settings (and the demo's settings it builds on) are not installed.
+        environ.update(DJANGO_SETTINGS_MODULE=settings, PYTHONPATH=str(REPO))
+    return subprocess.run([SCRIPT, *args], env={**environ, **env}, capture_output=True, text=True, cwd=cwd)
+
+
+def test_console_script_runs_with_the_settings_it_is_given(tmp_path: Path):
+    var = tmp_path / "var"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return lti_publish(*args, settings="tests.settings", cwd=tmp_path, LTI_PUBLISH_VAR=str(var))
+
+    assert run("manage", "migrate", "--run-syncdb", "-v0").returncode == 0
+    assert (var / "lti_publish.db").is_file()
+    done = run("issue-consumer", "--name", "Moodle")
+    assert done.returncode == 0, done.stderr
     assert "Shared secret:" in done.stdout and "never shows the secret again" in done.stdout
-    unknown = subprocess.run([script, "frobnicate"], env=env, capture_output=True, text=True, cwd=tmp_path)
-    assert unknown.returncode != 0 and "unknown command" in unknown.stderr
+    key = done.stdout.split("Consumer key:")[1].split()[0]
+    again = run("issue-consumer", "--name", "Moodle", "--key", key)
+    assert again.returncode == 1 and "exists already" in again.stderr
+    # A command's own help names it as lti-publish does, not as the Django command behind it.
+    helped = run("add-platform", "--help")
+    assert helped.returncode == 0 and helped.stdout.startswith("usage: lti-publish add-platform ")
+    assert "--issuer" in helped.stdout and "lti_add_platform" not in helped.stdout
+    missing = lti_publish("purge", settings="no_such_settings", cwd=tmp_path)
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("lti-publish: cannot load the settings DJANGO_SETTINGS_MODULE=no_such_settings")
+
+
+@pytest.mark.parametrize(
+    ("args", "django_command"),
+    [
+        (["issue-consumer", "--name", "Moodle"], "lti_issue_consumer"),
+        (["add-platform", "--help"], "lti_add_platform"),
+        (["rotate-key"], "lti_rotate_key"),
+        (["purge"], "lti_purge"),
+        (["manage", "migrate"], "<command>"),
+    ],
+)
+def test_without_settings_it_says_which_and_writes_nothing(tmp_path: Path, args: list[str], django_command: str):
+    """No fallback to the demo's settings (once: an empty SQLite database here, then "no such table")."""
+    refused = lti_publish(*args, settings=None, cwd=tmp_path)
+    assert (refused.returncode, refused.stdout, refused.stderr) == (2, "", NO_SETTINGS.format(django_command))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_help_version_and_unknown_commands_need_no_settings(tmp_path: Path):
+    from importlib.metadata import version
+
+    for flag in ("--help", "-h", "help"):
+        helped = lti_publish(flag, settings=None, cwd=tmp_path)
+        assert helped.returncode == 0 and helped.stdout.startswith("usage: lti-publish COMMAND")
+        for command in ("add-platform", "issue-consumer", "rotate-key", "purge", "manage"):
+            assert f"\n  {command} " in helped.stdout
+        assert "lti_issue_consumer" not in helped.stdout and "DJANGO_SETTINGS_MODULE" in helped.stdout
+    shown = lti_publish("--version", settings=None, cwd=tmp_path)
+    assert (shown.returncode, shown.stdout) == (0, f"lti-publish {version('lti-publish')}\n")
+    unknown = lti_publish("frobnicate", settings=None, cwd=tmp_path)
+    assert unknown.returncode == 2
+    assert unknown.stderr == "lti-publish: unknown command 'frobnicate'; try lti-publish --help\n"
+    assert list(tmp_path.iterdir()) == []

@@ -35,7 +35,7 @@ def free_port() -> int:
 
 @dataclass
 class Demo:
-    """One `python -m lti_xblock.demo` process (what `make demo` runs) and where it serves."""
+    """One `python -m demo` process (what `make demo` runs) and where it serves."""
 
     process: subprocess.Popen[bytes]
     var: Path
@@ -67,7 +67,7 @@ def start_demo(var: Path, env: dict[str, str] | None = None) -> Demo:
     env.pop("DJANGO_SETTINGS_MODULE", None)
     with (var / "demo.log").open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "lti_xblock.demo"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO
+            [sys.executable, "-m", "demo"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO
         )
     demo = Demo(process, var, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{env['LTI_PUBLISH_HUB_PORT']}/", hub_ports)
     deadline = time.monotonic() + 90
@@ -256,7 +256,7 @@ def test_the_workbench_shows_no_content_without_a_launch_and_handlers_run_as_the
 
 def moodle_lines() -> str:
     """The hub config lines `make demo` prints for a Moodle platform (placeholders still in)."""
-    from jupyter_lti.demo import DemoHub, DemoPlatform
+    from demo.demohub import DemoHub, DemoPlatform
 
     lines = DemoHub(Path("/nonexistent"), DemoPlatform("", "", "", "")).instructions()
     first = next(i for i, line in enumerate(lines) if "platforms.append(" in line)

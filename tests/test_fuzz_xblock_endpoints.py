@@ -32,7 +32,7 @@ import pytest
 import requests
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
-from hypothesis import HealthCheck, Phase, currently_in_test_context, event, example, given, settings
+from hypothesis import HealthCheck, Phase, currently_in_test_context, event, example, given, reject, settings
 from hypothesis import strategies as st
 
 from lti_xblock import models as m
@@ -161,7 +161,7 @@ SURROGATE = st.characters(categories=["Cs"])
 PLAIN_TEXT = st.text(max_size=40)
 #: Long values: around and beyond the limits of lti_core (1 KiB ids, 4 KiB hints, 64 KiB values).
 HUGE_TEXT = st.tuples(
-    st.sampled_from(["a", "é", "\u4e2d", "💥", "%", XSS]), st.sampled_from([1025, 4097, 65537, 100_000])
+    st.sampled_from(["a", "é", "\u4e2d", "💥", "%", XSS]), st.sampled_from([1025, 4097, 8193, 65537, 70_000])
 ).map(lambda t: t[0] * (t[1] // len(t[0])))
 
 
@@ -204,6 +204,14 @@ def encode_form(pairs: Sequence[tuple[Raw, Raw]]) -> bytes:
 
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+#: Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MiB), less a margin: larger bodies get Django's own 400 page.
+MAX_BODY = 2_500_000
+
+
+def reject_if(condition: bool) -> None:
+    if condition:
+        reject()
+
 
 fuzz_raw = st.one_of(fuzz_text(), st.binary(max_size=24))
 
@@ -513,7 +521,7 @@ ACCEPTED_CLAIMS = {
 
 
 def overrides_of(claims: Mapping[str, st.SearchStrategy[Any]], deletable: bool) -> st.SearchStrategy[dict[str, Any]]:
-    return st.dictionaries(st.sampled_from(sorted(claims)), st.just(None), max_size=4).flatmap(
+    return st.dictionaries(st.sampled_from(sorted(claims)), st.just(None), min_size=1, max_size=4).flatmap(
         lambda keys: st.fixed_dictionaries(
             {k: st.one_of(claims[k], st.just(DELETE)) if deletable else claims[k] for k in keys}
         )
@@ -734,6 +742,8 @@ def post_lti11(tool: Tool, request: Lti11Request) -> tuple[requests.Response, st
     content_id = tool.content_id if request.content_id is None else request.content_id
     url = lti11_url(tool.base_url, content_id)
     body = lti11_body(request, url, tool.consumer.key, tool.consumer.secret)
+    # Beyond Django's DATA_UPLOAD_MAX_MEMORY_SIZE: test_requests_django_refuses_name_a_reason_too.
+    reject_if(len(body) > MAX_BODY)
     with requests.Session() as browser:
         response = browser.post(
             url, data=body, headers={"Content-Type": request.content_type}, allow_redirects=False, timeout=60
@@ -741,13 +751,15 @@ def post_lti11(tool: Tool, request: Lti11Request) -> tuple[requests.Response, st
     return response, content_id
 
 
-def check_lti11(tool: Tool, request: Lti11Request) -> None:
+def check_lti11(tool: Tool, request: Lti11Request, *, correctly_signed: bool = False) -> None:
     before = all_rows()
     response, content_id = post_lti11(tool, request)
     reason = check_answer(response, ok=(302,))
     after = all_rows()
     if reason is not None:
         assert not changed(before, after), (reason, changed(before, after))
+        # What oauthlib's client signed, the tool verifies, whatever the parameters are.
+        assert not (correctly_signed and reason == "bad_signature"), describe(response)
         return
     # Signed in: onto the content it was launched for, with one user at most made for it.
     assert content_id == tool.content_id, describe(response)
@@ -755,7 +767,7 @@ def check_lti11(tool: Tool, request: Lti11Request) -> None:
     assert after["users"] - before["users"] <= 1 and after["nonces"] == before["nonces"] + 1
 
 
-@fuzz_settings(150)
+@fuzz_settings(90)
 @given(request=lti11_requests)
 @example(request=Lti11Request(timestamp="1796_161307"))
 @example(request=Lti11Request(timestamp="١٧٩٦١٦١٣٠٧"))
@@ -770,7 +782,7 @@ def test_lti11_launch_never_fails_and_refusals_write_nothing(tool, request):
     check_lti11(tool, request)
 
 
-@fuzz_settings(60)
+@fuzz_settings(40)
 @given(request=signed_lti11_requests)
 @example(request=Lti11Request(params=(("lis_person_name_given", "\x00"),)))
 @example(request=Lti11Request(params=(("lis_person_name_full", XSS),)))
@@ -778,7 +790,7 @@ def test_lti11_launch_never_fails_and_refusals_write_nothing(tool, request):
 @example(request=Lti11Request(content_id="nope"))
 @example(request=Lti11Request(content_id="x" * 300))
 def test_correctly_signed_lti11_launches_with_fuzzed_parameters(tool, request):
-    check_lti11(tool, request)
+    check_lti11(tool, request, correctly_signed=True)
 
 
 # -- LTI 1.3 login: lti13/login ----------------------------------------------------------------------
@@ -879,10 +891,12 @@ def send_form(
     url: str,
     pairs: Sequence[tuple[Raw, Raw]],
     headers: Mapping[str, str] | None = None,
+    max_get_url: int = MAX_GET_URL,
 ) -> requests.Response:
     """The pairs as a query string (GET) or a form body (POST; also for a GET too long for a request line)."""
     body = encode_form(pairs)
-    if method == "GET" and len(url) + len(body) < MAX_GET_URL:
+    reject_if(len(body) > MAX_BODY)
+    if method == "GET" and len(url) + len(body) < max_get_url:
         target = url + "?" + body.decode("ascii")
         return browser.get(target, headers=dict(headers or {}), allow_redirects=False, timeout=60)
     return browser.post(url, data=body, headers={**FORM, **(headers or {})}, allow_redirects=False, timeout=60)
@@ -901,10 +915,15 @@ def storage_page_auth_url(page: str) -> str:
 DJANGO_MAX_REDIRECT_LENGTH = 16384
 
 
-def known_too_long_redirect(response: requests.Response, pairs: Sequence[tuple[Raw, Raw]]) -> bool:
+def encoded_hints_length(pairs: Sequence[tuple[Raw, Raw]]) -> int:
+    """How long the login's hints are once percent-encoded into the redirect to the platform."""
     last = {k: v for k, v in pairs if k in ("login_hint", "lti_message_hint") and isinstance(v, str)}
-    encoded = sum(len(encode_part(v.strip())) for v in last.values())
-    if response.status_code == 400 and not REASON.search(response.text) and encoded > DJANGO_MAX_REDIRECT_LENGTH - 1000:
+    return sum(len(encode_part(v.strip())) for v in last.values())
+
+
+def known_too_long_redirect(response: requests.Response, pairs: Sequence[tuple[Raw, Raw]]) -> bool:
+    too_long = encoded_hints_length(pairs) > DJANGO_MAX_REDIRECT_LENGTH - 1000
+    if response.status_code == 400 and not REASON.search(response.text) and too_long:
         note_event("400 KNOWN: redirect longer than Django allows")
         return True
     return False
@@ -929,7 +948,7 @@ def check_login(tool: Tool, platform: PlatformPeer, request: LoginRequest, *, to
     assert location.startswith(platform.auth_url + "?"), describe(response)
 
 
-@fuzz_settings(120)
+@fuzz_settings(90)
 @given(request=login_requests())
 @example(request=LoginRequest("POST", {**dict.fromkeys(LOGIN_FIELDS[:6], Sentinel.VALID), "login_hint": "h" * 20_000}))
 @example(request=LoginRequest("GET", {**dict.fromkeys(LOGIN_FIELDS[:6], Sentinel.VALID), "login_hint": "h" * 20_000}))
@@ -1061,13 +1080,9 @@ def make_token(
     return token
 
 
-def latin1_headers(headers: Mapping[str, str]) -> bool:
-    try:
-        for value in headers.values():
-            value.encode("latin-1")
-    except UnicodeEncodeError:
-        return False
-    return all("\r" not in v and "\n" not in v and "\x00" not in v for v in headers.values())
+def sendable_headers(headers: Mapping[str, str]) -> bool:
+    """Header values an HTTP client can send at all (requests refuses controls and leading whitespace)."""
+    return all(v.isascii() and v.isprintable() and v == v.lstrip() for v in headers.values())
 
 
 def check_launch(tool: Tool, platform: PlatformPeer, request: LaunchRequest) -> None:
@@ -1080,12 +1095,14 @@ def check_launch(tool: Tool, platform: PlatformPeer, request: LaunchRequest) -> 
             browser.cookies.clear()
         token = make_token(request.token, platform, started.nonce, resolve)
         pairs, headers = launch_fields(request, started, token, tool.base_url)
-        if not latin1_headers(headers):
+        if not sendable_headers(headers):
             headers = {}
+        body = encode_form(pairs)
+        reject_if(len(body) > MAX_BODY)
         before = all_rows()
         response = browser.post(
             tool.details.lti13_redirect_uri,
-            data=encode_form(pairs),
+            data=body,
             headers={**FORM, **headers},
             allow_redirects=False,
             timeout=60,
@@ -1102,7 +1119,7 @@ def check_launch(tool: Tool, platform: PlatformPeer, request: LaunchRequest) -> 
     assert written.keys() <= {"users", "links", "nonces", "enrollments", "LtiOidcState"}, written
 
 
-@fuzz_settings(150)
+@fuzz_settings(110)
 @given(request=launch_requests)
 @example(request=LaunchRequest(token=HandMadeToken(DEEP_ARRAY, "{}", b"x")))
 @example(request=LaunchRequest(token=HandMadeToken(DEEP_OBJECT, "{}", b"x")))
@@ -1156,7 +1173,7 @@ small_raw = st.one_of(fuzz_text(huge=False), st.binary(max_size=24))
 query_pairs = st.lists(st.tuples(small_raw, small_raw), max_size=3)
 
 
-@fuzz_settings(25)
+@fuzz_settings(15)
 @given(query=query_pairs, accept=st.one_of(st.none(), st.sampled_from(["application/json", "*/*", "text/html", "é"])))
 def test_tool_jwks_always_answers_its_public_keys(tool, query, accept):
     url = tool.details.lti13_jwks_url + ("?" + encode_form(query).decode("ascii") if query else "")
@@ -1188,7 +1205,7 @@ content_paths = st.one_of(
 )
 
 
-@fuzz_settings(60)
+@fuzz_settings(40)
 @given(path=content_paths, query=query_pairs, signed_in=st.booleans())
 @example(path="%ff%fe", query=[], signed_in=True)
 @example(path=quote("x" * 4000), query=[], signed_in=True)
@@ -1223,20 +1240,20 @@ FRAMEWORK_REFUSALS = [
         {"Content-Type": FORM["Content-Type"] + "; charset=latin-1"}, b"a=b", id="charset=latin-1", marks=DJANGO_REFUSES
     ),
     pytest.param({"Content-Type": "multipart/form-data"}, b"a=b", id="multipart, no boundary", marks=DJANGO_REFUSES),
+    pytest.param(FORM, b"a=" + b"b" * 2_700_000, id="2.7 MB body (DATA_UPLOAD_MAX_MEMORY_SIZE)", marks=DJANGO_REFUSES),
     pytest.param(FORM, b"a=" + b"b" * 2_600_000, id="2.6 MB body"),
     pytest.param(FORM, b"&".join(b"p%d=1" % i for i in range(1000)), id="1000 form fields"),
 ]
 
 
-@pytest.mark.parametrize("endpoint", ["ltiaccess", "lti13/login", "lti13/launch"])
 @pytest.mark.parametrize(("headers", "body"), FRAMEWORK_REFUSALS)
-def test_requests_django_refuses_name_a_reason_too(tool, endpoint, headers, body):
-    url = tool.details.lti11_tool_url if endpoint == "ltiaccess" else f"{tool.base_url}/lti_publish/{endpoint}"
-    before = all_rows()
-    with requests.Session() as browser:
-        response = browser.post(url, data=body, headers=headers, allow_redirects=False, timeout=60)
-    assert not changed(before, all_rows())
-    check_answer(response)
+def test_requests_django_refuses_name_a_reason_too(tool, headers, body):
+    for url in (tool.details.lti11_tool_url, tool.details.lti13_login_url, tool.details.lti13_redirect_uri):
+        before = all_rows()
+        with requests.Session() as browser:
+            response = browser.post(url, data=body, headers=headers, allow_redirects=False, timeout=60)
+        assert not changed(before, all_rows())
+        check_answer(response)
 
 
 VALID_LOGIN = dict.fromkeys(LOGIN_FIELDS[:6], Sentinel.VALID)
@@ -1254,3 +1271,16 @@ VALID_LOGIN = dict.fromkeys(LOGIN_FIELDS[:6], Sentinel.VALID)
 @example(request=LoginRequest("POST", {**VALID_LOGIN, "login_hint": "💥" * 1400}))
 def test_login_redirect_too_long_for_django_is_refused_with_a_reason_and_writes_nothing(tool, platform, request):
     check_login(tool, platform, request, tolerate_known=False)
+
+
+@pytest.mark.xfail(
+    strict=True, reason="require_POST answers 405 with an empty body; the hub answers method_not_allowed"
+)
+def test_a_launch_url_opened_with_get_gets_a_readable_refusal(tool):
+    """A bookmark or a reload of a launch URL: the hub explains (400 method_not_allowed), the XBlock host
+    sends an empty 405."""
+    for url in (tool.details.lti11_tool_url, tool.details.lti13_redirect_uri):
+        before = all_rows()
+        with requests.Session() as browser:
+            check_answer(browser.get(url, allow_redirects=False, timeout=60))
+        assert not changed(before, all_rows())

@@ -106,6 +106,12 @@ def test_wheel_installs_and_works_outside_the_checkout(tmp_path):
     ):
         assert expected in names, f"{expected} missing from {wheel.name}"
     assert not any(n.startswith(("tests/", "static/", "translations/", "bench/")) for n in names)
+    # The demo (settings, launch page, demo hub, the hub machinery the tests share) stays in the checkout:
+    # no module, template or other file of it, and no top-level package of that name.
+    assert [n for n in names if "demo" in n.lower()] == [], "demo code in the wheel"
+    (top_level,) = [n for n in names if n.endswith(".dist-info/top_level.txt")]
+    shipped = set(zipfile.ZipFile(wheel).read(top_level).decode().split())
+    assert shipped == {"jupyter_lti", "lti_core", "lti_publish_assets", "lti_xblock"}, shipped
 
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
@@ -119,3 +125,19 @@ def test_wheel_installs_and_works_outside_the_checkout(tmp_path):
     # -I: ignore PYTHONPATH and user site; run from tmp_path so the checkout is nowhere on sys.path.
     result = run([str(python), "-I", str(script)], cwd=tmp_path, env=env, timeout=300)
     assert "wheel check ok" in result.stdout
+    no_demo = run([str(python), "-I", "-c", "import importlib.util as u; print(u.find_spec('demo'))"], cwd=tmp_path)
+    assert no_demo.stdout == "None\n"
+
+    # The console script, from a directory that is not the checkout: its help and version need no
+    # settings; a command without DJANGO_SETTINGS_MODULE says so, exits 2 and writes nothing.
+    script_dir = tmp_path / "elsewhere"
+    script_dir.mkdir()
+    lti_publish = str(env_dir / "bin" / "lti-publish")
+    helped = run([lti_publish, "--help"], cwd=script_dir, env=env)
+    assert "issue-consumer" in helped.stdout and "lti_issue_consumer" not in helped.stdout
+    assert run([lti_publish, "--version"], cwd=script_dir, env=env).stdout.startswith("lti-publish ")
+    refused = subprocess.run(
+        [lti_publish, "issue-consumer", "--name", "Moodle"], cwd=script_dir, env=env, capture_output=True, text=True
+    )
+    assert refused.returncode == 2 and "DJANGO_SETTINGS_MODULE" in refused.stderr, refused
+    assert list(script_dir.iterdir()) == []

@@ -141,7 +141,9 @@ class PlatformKeyCache:
         self._entries: dict[str, _Entry] = {}
         # One per key set URL; URLs come from registrations, never from a launch.
         self._limiters: dict[str, _UnknownKidLimiter] = {}
-        self._lock = threading.Lock()
+        # Reentrant: key_for holds it around plan and accept. An async host calls those from threads
+        # too (the hub's store threads plan, its event loop accepts), so they take it themselves.
+        self._lock = threading.RLock()
 
     def cached_key(self, url: str, kid: str) -> RSAKey | None:
         """The key if the cache holds it and it is fresh: the steady-state path, no I/O, no lock."""
@@ -152,15 +154,16 @@ class PlatformKeyCache:
 
     def plan(self, url: str, kid: str) -> RSAKey | None:
         """The key, or None when a fetch of ``url`` should be made now (then call ``accept``)."""
-        entry = self._entries.get(url)
-        now = self._now()
-        if entry is None or entry.expires_at <= now:
-            return None
-        key = entry.keys.get(kid)
-        if key is not None:
-            return key
-        if self._limiter(url).allow(kid, now):
-            return None
+        with self._lock:
+            entry = self._entries.get(url)
+            now = self._now()
+            if entry is None or entry.expires_at <= now:
+                return None
+            key = entry.keys.get(kid)
+            if key is not None:
+                return key
+            if self._limiter(url).allow(kid, now):
+                return None
         raise AuthenticationFailed("unknown_kid", N_("The launch was signed with a key the platform does not publish."))
 
     def _limiter(self, url: str) -> _UnknownKidLimiter:
@@ -172,6 +175,10 @@ class PlatformKeyCache:
 
     def accept(self, url: str, result: FetchResult | None) -> None:
         """Take a fetch result (None when the fetch failed). A failed fetch keeps the old keys for a while."""
+        with self._lock:
+            self._accept(url, result)
+
+    def _accept(self, url: str, result: FetchResult | None) -> None:
         now = self._now()
         previous = self._entries.get(url)
         keys: dict[str, RSAKey] | None = None

@@ -27,8 +27,10 @@ from lti_core.urls import belongs_to_tool
 
 MAX_TOKEN_LENGTH = jws.MAX_TOKEN_LENGTH
 MAX_STATE_LENGTH = 128
-# RS256 only: "none" and HS256 (key confusion with the public key as an HMAC secret) never get here.
-_RS256 = JWSRegistry(algorithms=["RS256"]).get_alg("RS256")
+#: The one signing algorithm LTI 1.3 allows (Security Framework 5.1.3): "none" and HS256 (key
+#: confusion with the public key as an HMAC secret) never get here.
+SIGNING_ALGORITHM = "RS256"
+_RS256 = JWSRegistry(algorithms=[SIGNING_ALGORITHM]).get_alg(SIGNING_ALGORITHM)
 
 
 # I-JSON's (RFC 7493) largest exact number: beyond it exp + leeway loses precision or overflows.
@@ -137,7 +139,7 @@ class LaunchValidator:
     def verify_signature(self, id_token: str, registration: Registration) -> dict[str, Any]:
         token = jws.parse_compact(id_token)
         header = token.header
-        if header.get("alg") != "RS256":
+        if header.get("alg") != SIGNING_ALGORITHM:
             # Refuses "none" and HS256 key confusion before any key is even looked at.
             raise AuthenticationFailed(
                 "alg_not_allowed", N_("The launch token is signed with a method this tool does not accept.")
@@ -205,7 +207,7 @@ class LaunchValidator:
             header = split_token(id_token)[0]
             kid = header.get("kid")
             oidc_state = self._store.get_state(state, self._now()) if state else None
-            if not isinstance(kid, str) or not kid or oidc_state is None or header.get("alg") != "RS256":
+            if not isinstance(kid, str) or not kid or oidc_state is None or header.get("alg") != SIGNING_ALGORITHM:
                 return None
             registration = self._store.get_registration(oidc_state.issuer, oidc_state.client_id)
             self._read_state, self._read_registration = oidc_state, registration
