@@ -17,7 +17,13 @@ from jupyterhub.handlers import BaseHandler
 from jupyterhub.utils import url_path_join
 
 from lti_core import cookies
-from lti_core.errors import AuthenticationFailed, Forbidden, InvalidRequest, LtiError
+from lti_core.errors import (
+    AuthenticationFailed,
+    Forbidden,
+    LtiError,
+    method_not_allowed,
+    request_malformed,
+)
 from lti_core.i18n import N_, translation
 from lti_core.lti13 import binding
 from lti_core.lti13.binding import BrowserCheckRequired, BrowserEvidence, NotBoundToBrowser
@@ -62,6 +68,20 @@ class LtiHandler(BaseHandler):  # type: ignore[misc]
 
     def login_url_with(self, params: dict[str, str]) -> str:
         return add_query(self.authenticator.hub_url(self, "lti13", "oauth_login"), params)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """What tornado refuses before or while the handler reads the request (a body it cannot parse,
+        an argument that is not UTF-8, a method no handler has) gets the LTI error page and reason
+        code too; anything else, JupyterHub's own error page."""
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(error, LtiError):
+            self.refuse(error)
+        elif status_code == 405:
+            self.refuse(method_not_allowed())
+        elif 400 <= status_code < 500:
+            self.refuse(request_malformed(str(getattr(error, "log_message", "") or "")[:80]))
+        else:
+            super().write_error(status_code, **kwargs)
 
     def refuse(self, error: LtiError) -> None:
         """The readable error page: what happened, the reason code, what to do. Nothing secret in it."""
@@ -136,15 +156,17 @@ class LtiLaunchHandler(LtiHandler):
     """A launch endpoint: platforms POST launches; a GET (a bookmark, a reload) gets the refusal page."""
 
     async def get(self) -> None:
-        self.refuse(InvalidRequest("method_not_allowed", N_("LTI launches must be sent with POST.")))
+        self.refuse(method_not_allowed())
 
 
 class LTI11LaunchHandler(LtiLaunchHandler):
     """The LTI 1.1 tool URL: a basic-lti-launch-request, signed with OAuth 1.0a HMAC-SHA1."""
 
     async def post(self) -> None:
+        # tornado decodes form field names as latin-1; platforms send UTF-8 (a teacher's custom
+        # parameter "café"), and the signature covers the UTF-8 text.
         pairs = [
-            (name, value.decode("utf-8", "replace"))
+            (name.encode("latin-1").decode("utf-8", "replace"), value.decode("utf-8", "replace"))
             for name, values in self.request.body_arguments.items()
             for value in values
         ]

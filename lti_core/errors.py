@@ -65,3 +65,27 @@ class NotFound(LtiError):
     status = 404
     reason = "not_found"
     message = N_("The content this link points to is not published here.")
+
+
+# Refusals the hosts' web frameworks make before lti_core sees the request (a body they cannot
+# parse, a wrong method): the same reason codes and pages as lti_core's own.
+
+
+class MethodNotAllowed(LtiError):
+    """A launch URL opened with GET (a bookmark, a reload): launches are POSTed by the platform (405)."""
+
+    status = 405
+    reason = "method_not_allowed"
+    message = N_("LTI launches must be sent with POST.")
+
+
+def method_not_allowed() -> MethodNotAllowed:
+    return MethodNotAllowed()
+
+
+def request_malformed(detail: str = "") -> InvalidRequest:
+    return InvalidRequest("request_malformed", N_("The launch request is malformed."), detail=detail)
+
+
+def request_too_large(detail: str = "") -> InvalidRequest:
+    return InvalidRequest("request_too_large", N_("The launch request is too large."), detail=detail)

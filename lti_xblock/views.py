@@ -16,14 +16,30 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from django.contrib.auth import get_user_model, login
+from django.core.exceptions import (
+    BadRequest,
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET
 
 from lti_core import cookies
-from lti_core.errors import AuthenticationFailed, Forbidden, LtiError, NotFound
+from lti_core.errors import (
+    AuthenticationFailed,
+    Forbidden,
+    LtiError,
+    NotFound,
+    method_not_allowed,
+    request_malformed,
+    request_too_large,
+)
 from lti_core.i18n import N_
 from lti_core.linking import AccountLinker, LinkOutcome, choose_username
 from lti_core.lti11.launch import Lti11LaunchVerifier
@@ -114,19 +130,36 @@ def set_state_cookie(request: HttpRequest, response: HttpResponse, state: str, m
     dict.__setitem__(response.cookies, name, _RawMorsel(name, header))
 
 
-def lti_endpoint(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Platform-facing endpoint: cross-site POSTs (no CSRF token), framable, refusals as error pages."""
+# What Django refuses while it reads a request body (the view reads it, inside lti_endpoint):
+# refused with lti_core's reason codes like any other bad input.
+_TOO_LARGE = (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent)
+_UNREADABLE = (SuspiciousOperation, BadRequest, MultiPartParserError, UnicodeDecodeError)
 
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        try:
-            return view(request, *args, **kwargs)
-        except LtiError as error:
-            # The reason code and where it came from; never the token, the signature or a secret.
-            log.info("LTI request refused: %s (%s) %s", error.reason, request.path, error.detail)
-            return error_page(request, error)
 
-    return xframe_options_exempt(csrf_exempt(wrapper))
+def lti_endpoint(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """Platform-facing endpoint answering ``methods``: cross-site POSTs (no CSRF token), framable,
+    every refusal an error page with its reason code (a wrong method and an unreadable body too)."""
+
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            try:
+                if request.method not in methods:
+                    raise method_not_allowed()
+                try:
+                    return view(request, *args, **kwargs)
+                except _TOO_LARGE as exc:
+                    raise request_too_large(type(exc).__name__) from exc
+                except _UNREADABLE as exc:
+                    raise request_malformed(type(exc).__name__) from exc
+            except LtiError as error:
+                # The reason code and where it came from; never the token, the signature or a secret.
+                log.info("LTI request refused: %s (%s) %s", error.reason, request.path, error.detail)
+                return error_page(request, error)
+
+        return xframe_options_exempt(csrf_exempt(wrapper))
+
+    return decorate
 
 
 def base_url(request: HttpRequest) -> str:
@@ -207,8 +240,7 @@ def sign_in(request: HttpRequest, launch: Launch, content_id: str) -> HttpRespon
     return HttpResponseRedirect(host.landing_url(content_id))
 
 
-@lti_endpoint
-@require_POST
+@lti_endpoint("POST")
 def lti11_launch(request: HttpRequest, content_id: str) -> HttpResponse:
     verifier = Lti11LaunchVerifier(store)
     pairs = [(name, value) for name, values in request.POST.lists() for value in values]
@@ -218,8 +250,7 @@ def lti11_launch(request: HttpRequest, content_id: str) -> HttpResponse:
     return sign_in(request, launch, content_id)
 
 
-@lti_endpoint
-@require_http_methods(["GET", "POST"])
+@lti_endpoint("GET", "POST")
 def lti13_login(request: HttpRequest) -> HttpResponse:
     params = request.POST if request.method == "POST" else request.GET
     base = base_url(request)
@@ -236,8 +267,7 @@ def lti13_login(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@lti_endpoint
-@require_POST
+@lti_endpoint("POST")
 def lti13_launch(request: HttpRequest) -> HttpResponse:
     state = request.POST.get("state", "")
     base = base_url(request)
@@ -273,8 +303,7 @@ def lti13_jwks(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@lti_endpoint
-@require_GET
+@lti_endpoint("GET")
 @ensure_csrf_cookie  # the content's XBlock JavaScript posts to its handlers with this token
 def content(request: HttpRequest, content_id: str) -> HttpResponse:
     host = compat.host()

@@ -204,7 +204,9 @@ def encode_form(pairs: Sequence[tuple[Raw, Raw]]) -> bytes:
 
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-#: Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MiB), less a margin: larger bodies get Django's own 400 page.
+#: Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MiB), less a margin: larger bodies are refused before the view
+#: reads them (request_too_large, test_requests_django_cannot_read_are_refused_with_a_reason); the fuzz tests
+#: stay below it.
 MAX_BODY = 2_500_000
 
 
@@ -742,7 +744,7 @@ def post_lti11(tool: Tool, request: Lti11Request) -> tuple[requests.Response, st
     content_id = tool.content_id if request.content_id is None else request.content_id
     url = lti11_url(tool.base_url, content_id)
     body = lti11_body(request, url, tool.consumer.key, tool.consumer.secret)
-    # Beyond Django's DATA_UPLOAD_MAX_MEMORY_SIZE: test_requests_django_refuses_name_a_reason_too.
+    # Beyond Django's DATA_UPLOAD_MAX_MEMORY_SIZE: test_requests_django_cannot_read_are_refused_with_a_reason.
     reject_if(len(body) > MAX_BODY)
     with requests.Session() as browser:
         response = browser.post(
@@ -909,43 +911,23 @@ def storage_page_auth_url(page: str) -> str:
     return str(json.loads(found.group(1))["auth_url"])
 
 
-#: Django will not redirect to a longer URL (DisallowedRedirect: its bare 400 page), and by then the login has
-#: saved its state. Known (test_login_redirect_too_long_for_django_is_refused_with_a_reason_and_writes_nothing);
-#: the fuzz tests let exactly that answer through until the host refuses such logins itself.
-DJANGO_MAX_REDIRECT_LENGTH = 16384
-
-
-def encoded_hints_length(pairs: Sequence[tuple[Raw, Raw]]) -> int:
-    """How long the login's hints are once percent-encoded into the redirect to the platform."""
-    last = {k: v for k, v in pairs if k in ("login_hint", "lti_message_hint") and isinstance(v, str)}
-    return sum(len(encode_part(v.strip())) for v in last.values())
-
-
-def known_too_long_redirect(response: requests.Response, pairs: Sequence[tuple[Raw, Raw]]) -> bool:
-    too_long = encoded_hints_length(pairs) > DJANGO_MAX_REDIRECT_LENGTH - 1000
-    if response.status_code == 400 and not REASON.search(response.text) and too_long:
-        note_event("400 KNOWN: redirect longer than Django allows")
-        return True
-    return False
-
-
-def check_login(tool: Tool, platform: PlatformPeer, request: LoginRequest, *, tolerate_known: bool = True) -> None:
+def check_login(tool: Tool, platform: PlatformPeer, request: LoginRequest) -> str | None:
+    """Sends the login initiation and checks its answer; returns the reason code of a refusal."""
     valid = login_values(platform, tool.details.lti13_target_link_uri)
     pairs = login_pairs(request, valid, lambda t: resolve_target(t, tool))
     before = all_rows()
     with requests.Session() as browser:
         response = send_form(browser, request.method, tool.details.lti13_login_url, pairs)
-    if tolerate_known and known_too_long_redirect(response, pairs):
-        return
     reason = check_answer(response, ok=(200, 302))
     written = changed(before, all_rows())
     if reason is not None:
         assert not written, (reason, written)
-        return
+        return reason
     # Started: one OIDC state, nothing else; to the platform's auth URL, or the platform-storage page.
     assert written == {"LtiOidcState": (before["LtiOidcState"], before["LtiOidcState"] + 1)}, written
     location = response.headers["Location"] if response.status_code == 302 else storage_page_auth_url(response.text)
     assert location.startswith(platform.auth_url + "?"), describe(response)
+    return None
 
 
 @fuzz_settings(90)
@@ -1040,7 +1022,7 @@ def start_login(browser: requests.Session, login_url: str, request: LoginRequest
     if request is None:
         return StartedLogin()
     response = send_form(browser, request.method, login_url, pairs)
-    if known_too_long_redirect(response, pairs) or check_answer(response, ok=(200, 302)) is not None:
+    if check_answer(response, ok=(200, 302)) is not None:
         return StartedLogin()
     location = response.headers["Location"] if response.status_code == 302 else storage_page_auth_url(response.text)
     query = parse_qs(urlsplit(location).query)
@@ -1225,62 +1207,63 @@ def test_content_page_never_fails(tool, signed_in_cookies, path, query, signed_i
         assert reason == "not_signed_in", describe(response)
 
 
-# -- found by fuzzing --------------------------------------------------------------------------------
+# -- requests the framework cannot read, logins too long to pass on, launch URLs opened with GET -------
 
-#: Requests Django refuses itself, before the view reads them, with a bare "Bad Request (400)" page and no
-#: reason code (found by test_lti11_launch_never_fails_and_refusals_write_nothing): a refusal all the same,
-#: nothing is written, but the page does not say why. Strict xfail: remove the mark once the hosts answer these
-#: with their own error page.
-DJANGO_REFUSES = pytest.mark.xfail(
-    strict=True, reason="Django refuses the form before lti_endpoint sees it: bare 400 page, no <code>reason</code>"
-)
+#: Requests Django will not read (too many fields, a body over DATA_UPLOAD_MAX_MEMORY_SIZE, a multipart body
+#: without a boundary, a charset it will not decode): every LTI endpoint refuses them with its own error page
+#: and a reason code, and writes nothing. Bodies just under Django's limits reach the views, which refuse them
+#: for what they are. The reasons expected are those of the LTI 1.1 launch, the login and the LTI 1.3 launch.
+TOO_LARGE = ("request_too_large",) * 3
+MALFORMED = ("request_malformed",) * 3
 FRAMEWORK_REFUSALS = [
-    pytest.param(FORM, b"&".join(b"p%d=1" % i for i in range(1001)), id="1001 form fields", marks=DJANGO_REFUSES),
+    pytest.param(FORM, b"&".join(b"p%d=1" % i for i in range(1001)), TOO_LARGE, id="1001 form fields"),
+    pytest.param({"Content-Type": FORM["Content-Type"] + "; charset=latin-1"}, b"a=b", MALFORMED, id="charset=latin-1"),
+    pytest.param({"Content-Type": "multipart/form-data"}, b"a=b", MALFORMED, id="multipart, no boundary"),
+    pytest.param(FORM, b"a=" + b"b" * 2_700_000, TOO_LARGE, id="2.7 MB body (DATA_UPLOAD_MAX_MEMORY_SIZE)"),
     pytest.param(
-        {"Content-Type": FORM["Content-Type"] + "; charset=latin-1"}, b"a=b", id="charset=latin-1", marks=DJANGO_REFUSES
+        FORM, b"a=" + b"b" * 2_600_000, ("request_too_large", "iss_missing", "id_token_missing"), id="2.6 MB body"
     ),
-    pytest.param({"Content-Type": "multipart/form-data"}, b"a=b", id="multipart, no boundary", marks=DJANGO_REFUSES),
-    pytest.param(FORM, b"a=" + b"b" * 2_700_000, id="2.7 MB body (DATA_UPLOAD_MAX_MEMORY_SIZE)", marks=DJANGO_REFUSES),
-    pytest.param(FORM, b"a=" + b"b" * 2_600_000, id="2.6 MB body"),
-    pytest.param(FORM, b"&".join(b"p%d=1" % i for i in range(1000)), id="1000 form fields"),
+    pytest.param(
+        FORM,
+        b"&".join(b"p%d=1" % i for i in range(1000)),
+        ("unsupported_message_type", "iss_missing", "id_token_missing"),
+        id="1000 form fields",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("headers", "body"), FRAMEWORK_REFUSALS)
-def test_requests_django_refuses_name_a_reason_too(tool, headers, body):
+@pytest.mark.parametrize(("headers", "body", "expected"), FRAMEWORK_REFUSALS)
+def test_requests_django_cannot_read_are_refused_with_a_reason(tool, headers, body, expected):
+    reasons = []
     for url in (tool.details.lti11_tool_url, tool.details.lti13_login_url, tool.details.lti13_redirect_uri):
         before = all_rows()
         with requests.Session() as browser:
             response = browser.post(url, data=body, headers=headers, allow_redirects=False, timeout=60)
         assert not changed(before, all_rows())
-        check_answer(response)
+        reasons.append(check_answer(response))
+    assert tuple(reasons) == expected
 
 
 VALID_LOGIN = dict.fromkeys(LOGIN_FIELDS[:6], Sentinel.VALID)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DisallowedRedirect: the redirect to the platform exceeds 16384 characters; bare 400, state saved",
-)
 @settings(fuzz_settings(1), phases=[Phase.explicit])
 @given(request=login_requests())
-# 4097 "é" pass lti_core's 8192-character limit, and percent-encode to 24 kB in the redirect to the platform.
+# 4097 "é" pass lti_core's 8192-character limit, and percent-encode to 24 kB in the redirect to the platform:
+# longer than Django redirects to (16,384 characters), and than the tool's own limit for that redirect.
 @example(request=LoginRequest("POST", {**VALID_LOGIN, "lti_message_hint": "é" * 4097}))
 @example(request=LoginRequest("GET", {**VALID_LOGIN, "lti_message_hint": "&" * 8192}))
 @example(request=LoginRequest("POST", {**VALID_LOGIN, "login_hint": "💥" * 1400}))
-def test_login_redirect_too_long_for_django_is_refused_with_a_reason_and_writes_nothing(tool, platform, request):
-    check_login(tool, platform, request, tolerate_known=False)
+def test_login_whose_redirect_would_be_too_long_is_refused_and_writes_nothing(tool, platform, request):
+    """Refused with login_request_too_large before any login state is saved (check_login: nothing written)."""
+    assert check_login(tool, platform, request) == "login_request_too_large"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="require_POST answers 405 with an empty body; the hub answers method_not_allowed"
-)
-def test_a_launch_url_opened_with_get_gets_a_readable_refusal(tool):
-    """A bookmark or a reload of a launch URL: the hub explains (400 method_not_allowed), the XBlock host
-    sends an empty 405."""
+def test_a_launch_url_opened_with_get_gets_method_not_allowed(tool):
+    """A bookmark or a reload of a launch URL: the error page with method_not_allowed, as on the hub."""
     for url in (tool.details.lti11_tool_url, tool.details.lti13_redirect_uri):
         before = all_rows()
         with requests.Session() as browser:
-            check_answer(browser.get(url, allow_redirects=False, timeout=60))
+            reason = check_answer(browser.get(url, allow_redirects=False, timeout=60))
+        assert reason == "method_not_allowed"
         assert not changed(before, all_rows())

@@ -491,7 +491,7 @@ def test_refused_lti11_launches_get_a_readable_page_and_make_no_user(browser, hu
         timestamp=int(time.time()) - 3600,
     )
     assert_refused(browser.post(url, data=old, headers=CROSS_SITE), "timestamp_out_of_window", 401)
-    assert_refused(browser.get(url), "method_not_allowed", 400)
+    assert_refused(browser.get(url), "method_not_allowed", 405)
     assert user_names(hub11) == before
     form = sign_lti11_launch(url, CONSUMER_KEY, CONSUMER_SECRET, moodle_lti11_params(user_id=new_user_id()))
     assert browser.post(url, data=form, headers=CROSS_SITE, allow_redirects=False).status_code == 302

@@ -16,7 +16,13 @@ from urllib.parse import urlsplit
 from oauthlib.oauth1.rfc5849 import signature, utils
 
 from lti_core import roles as lis
-from lti_core.errors import AuthenticationFailed, InvalidRequest
+from lti_core.errors import (
+    AuthenticationFailed,
+    InvalidRequest,
+    method_not_allowed,
+    request_malformed,
+    request_too_large,
+)
 from lti_core.i18n import N_
 from lti_core.store import Lti11Store
 from lti_core.types import AgsEndpoint, BasicOutcome, Launch, LaunchServices, NrpsEndpoint
@@ -152,7 +158,7 @@ class Lti11LaunchVerifier:
         method: str, url: str, pairs: list[tuple[str, str]], single: Mapping[str, str], secret: str
     ) -> None:
         if method.upper() != "POST":
-            raise InvalidRequest("method_not_allowed", N_("LTI launches must be sent with POST."))
+            raise method_not_allowed()
         expected = _expected_signature(url, pairs, secret)
         # Compared as bytes: compare_digest refuses str with non-ASCII characters (TypeError).
         given = single["oauth_signature"].encode("utf-8", "surrogatepass")
@@ -175,7 +181,7 @@ def _one_spelling(value: str) -> bool:
 
 def check_size(url: str, pairs: list[tuple[str, str]]) -> None:
     """Refuse requests too large to be a launch before any work is done on them, and NUL characters."""
-    too_large = InvalidRequest("request_too_large", N_("The launch request is too large."))
+    too_large = request_too_large()
     if len(pairs) > MAX_PARAMETERS:
         raise too_large
     total = len(url)
@@ -185,7 +191,7 @@ def check_size(url: str, pairs: list[tuple[str, str]]) -> None:
         total += len(name) + len(value)
         # No form sends NUL; databases refuse it (PostgreSQL) or cut the text at it.
         if "\x00" in name or "\x00" in value:
-            raise InvalidRequest("request_malformed", N_("The launch request is malformed."))
+            raise request_malformed()
     if total > MAX_TOTAL_LENGTH:
         raise too_large
 
@@ -205,7 +211,7 @@ def _expected_signature(url: str, pairs: list[tuple[str, str]], secret: str) -> 
         # (UnicodeEncodeError is a ValueError): nothing a consumer could have signed.
         # The detail names the error only: oauthlib's messages quote the request.
         detail = type(exc).__name__
-        raise InvalidRequest("request_malformed", N_("The launch request is malformed."), detail=detail) from exc
+        raise request_malformed(detail) from exc
 
 
 @dataclass(frozen=True)

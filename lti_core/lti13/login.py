@@ -53,6 +53,8 @@ class LoginRedirect:
 # Longest value accepted per parameter. Real platforms send short ids and URLs; Canvas's
 # lti_message_hint (a signed JWT) is the longest seen, at about 1 kB. Anything larger is refused
 # before it reaches the store (a 20 kB login_hint once ended in a database error).
+#: The longest redirect to the platform's authentication endpoint the tool sends.
+MAX_REDIRECT_LENGTH = 12 * 1024
 MAX_PARAMETER_LENGTHS = {
     "iss": 1024,
     "login_hint": 4096,
@@ -141,7 +143,6 @@ class OidcLogin:
             deployment_id=request.deployment_id,
             storage_target=request.lti_storage_target,
         )
-        self._store.save_state(state)
         query = {
             "scope": "openid",
             "response_type": "id_token",
@@ -155,8 +156,16 @@ class OidcLogin:
         }
         if request.lti_message_hint:
             query["lti_message_hint"] = request.lti_message_hint
+        url = add_query(registration.auth_login_url, query)
+        if len(url) > MAX_REDIRECT_LENGTH:
+            # Percent-encoded hints can triple in length: past this, proxies (configurable-http-proxy's
+            # 16 KiB of headers) and frameworks (Django's 16,384 characters) refuse the redirect itself.
+            raise InvalidRequest(
+                "login_request_too_large", N_("The login request is too large to pass on to the platform.")
+            )
+        self._store.save_state(state)
         return LoginRedirect(
-            add_query(registration.auth_login_url, query),
+            url,
             state,
             request.lti_storage_target,
             origin_of(registration.auth_login_url),

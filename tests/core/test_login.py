@@ -241,3 +241,16 @@ def test_platform_storage_login_keeps_the_target_and_the_platform_origin(oidc_lo
     assert redirect.uses_platform_storage
     assert redirect.state.storage_target == "_parent"
     assert redirect.platform_origin == origin_of(platform.auth_url)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("lti_message_hint", "é" * 4097), ("lti_message_hint", "&" * 8192), ("login_hint", "💥" * 1400)],
+)
+def test_a_redirect_too_long_for_proxies_is_refused_before_anything_is_saved(
+    name, value, oidc_login, login_params, store, refused
+):
+    """Within each parameter's limit, but percent-encoded past what proxies and Django pass on."""
+    with refused("login_request_too_large", 400):
+        oidc_login.begin({**login_params, name: value})
+    assert store.writes == []

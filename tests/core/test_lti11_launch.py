@@ -259,7 +259,7 @@ def test_unsupported_oauth_version(verifier, signed, refused, nothing_written):
 
 
 def test_get_is_refused(verifier, signed, refused, nothing_written):
-    with refused("method_not_allowed", 400):
+    with refused("method_not_allowed", 405):
         verifier.verify(method="GET", url=URL, params=signed)
     nothing_written()
 
