@@ -27,16 +27,20 @@ class LtiCore13:
     name = "lti_core LaunchValidator"
 
     def __init__(self, jwks: bytes) -> None:
-        from lti_core.lti13.jwks import FetchResult, PlatformKeyCache
+        from lti_core.http import HttpRequest, HttpResponse
+        from lti_core.lti13.jwks import PlatformKeyCache
         from lti_core.lti13.launch import LaunchValidator
         from lti_core.memory import MemoryStore
         from lti_core.types import Deployment, Registration
 
         self.fetches = 0
 
-        def fetch(url: str) -> FetchResult:
-            self.fetches += 1
-            return FetchResult(status=200, body=jwks, headers={"Cache-Control": "max-age=300"})
+        peer = self
+
+        class Platform:  # the cache's Transport: serves the key set, counting requests
+            def send(self, request: HttpRequest) -> HttpResponse:
+                peer.fetches += 1
+                return HttpResponse(status=200, headers=(("Cache-Control", "max-age=300"),), body=jwks)
 
         self.store = MemoryStore()
         self.store.save_registration(
@@ -49,7 +53,7 @@ class LtiCore13:
                 deployments=(Deployment(fx.DEPLOYMENT_ID),),
             )
         )
-        self.keys = PlatformKeyCache(fetch)
+        self.keys = PlatformKeyCache(Platform())
         self.validator = LaunchValidator(self.store, self.keys, tool_base_urls=fx.TOOL_BASE_URL)
 
     def prepare(self, launch: fx.SignedLaunch) -> tuple[str, str, Any]:

@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import functools
 import os
+import time
 from collections.abc import AsyncIterator, Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar, cast
@@ -42,7 +43,7 @@ from lti_core.forwarded import (
 )
 from lti_core.i18n import N_
 from lti_core.linking import AccountLinker, LinkOutcome, choose_username, safe_username, username_candidates
-from lti_core.types import Launch, Registration, Role
+from lti_core.types import Launch, Registration, Role, launch_context
 from lti_core.urls import safe_landing_path
 
 # Paths that start or end a launch: landing there again would loop.
@@ -515,8 +516,10 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
 
     def link_user(self, launch: Launch, model: dict[str, Any]) -> None:
         """Link the platform identity to ``model``'s name for good (if a racing launch of the same
-        identity linked first, its name wins)."""
+        identity linked first, its name wins), then keep the launch's context for that name: grade
+        and roster jobs read it later, without a browser and without the hub's auth_state."""
         model["name"] = AccountLinker(self.store).link(launch, model["name"]).local_user_id
+        self.store.save_launch_context(launch_context(launch, model["name"], time.time()))
 
     async def admit(self, handler: Any, launch: Launch) -> dict[str, Any]:
         """The auth model of a verified launch, or the ``user_not_allowed`` refusal.
@@ -535,7 +538,8 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
 
     async def sign_in_verified(self, handler: Any, launch: Launch, commit: Callable[[], object]) -> dict[str, Any]:
         """The end of ``authenticate``, once the launch passed every check: ``admit`` it, then
-        ``commit`` it (the validator's: nonce and state) and link its identity, in the store's threads.
+        ``commit`` it (the validator's: nonce and state), link its identity and keep its context
+        (``link_user``), in the store's threads.
 
         A new identity's name is chosen and linked under one lock: in between, another new identity
         claiming the same name (``username_key``, from another platform) would find it free as well,

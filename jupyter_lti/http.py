@@ -1,5 +1,8 @@
 """Outbound HTTP for the hub, on tornado's async client: nothing here ever blocks the hub's event loop.
 
+``TornadoTransport`` is the asynchronous driver of lti_core's HTTP port (``lti_core.http``): every
+HTTP response comes back as an ``HttpResponse``, anything else raises ``TransportError``.
+
 The platform key cache of lti_core is sans-IO. ``PlatformKeyLoader`` drives it the asynchronous way:
 lti_core says which key set a launch needs, this module fetches it while the loop serves other
 requests, and one fetch per key set URL is in flight at a time, however many launches wait on it.
@@ -8,45 +11,96 @@ requests, and one fetch per key set URL is in flight at a time, however many lau
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from urllib.parse import urljoin
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from lti_core.lti13.jwks import FetchResult, PlatformKeyCache
+from lti_core.http import HTTP_SCHEMES, MAX_RESPONSE_BODY, AsyncTransport, HttpRequest, HttpResponse, TransportError
+from lti_core.lti13.jwks import PlatformKeyCache, build_key_set_request
 from lti_core.lti13.launch import LaunchValidator
 
-TIMEOUT_SECONDS = 5.0
-MAX_BODY = 1024 * 1024
-
-Fetch = Callable[[str], Awaitable[FetchResult | None]]
+MAX_REDIRECTS = 5
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
-async def fetch(url: str, timeout: float = TIMEOUT_SECONDS) -> FetchResult | None:
-    """GET ``url``: the response, or None when the platform could not be reached at all."""
-    if not url.startswith(("https://", "http://")):
-        return None
-    request = HTTPRequest(
-        url,
-        headers={"Accept": "application/json", "User-Agent": "lti-publish"},
-        connect_timeout=timeout,
-        request_timeout=timeout,
-        follow_redirects=True,
-    )
-    try:
-        response = await AsyncHTTPClient(max_body_size=MAX_BODY).fetch(request, raise_error=False)
-    except (TimeoutError, OSError, HTTPClientError):
-        return None
-    if response.code == 599:  # tornado's code for "no HTTP response" (refused, reset, timed out)
-        return None
-    return FetchResult(response.code, response.body or b"", dict(response.headers.get_all()))
+class _BodyTooLarge(Exception):
+    """Raised from the streaming callback: stops reading a response over the limit."""
+
+
+class TornadoTransport:
+    """``lti_core.http.AsyncTransport`` on tornado's ``AsyncHTTPClient``; ``max_body`` bytes at most per response.
+
+    The size limit is counted here, not left to the client's ``max_body_size``: the hub shares one
+    ``AsyncHTTPClient`` per loop (possibly curl's), created with settings this module does not choose.
+    """
+
+    def __init__(self, max_body: int = MAX_RESPONSE_BODY) -> None:
+        self.max_body = max_body
+
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        """Follows up to ``MAX_REDIRECTS`` redirects itself: only to http(s), never from https down to http."""
+        for _ in range(MAX_REDIRECTS + 1):
+            response = await self._send_once(request)
+            location = response.header("Location")
+            if response.status not in _REDIRECTS or location is None:
+                return response
+            target = urljoin(request.url, location)
+            if not target.lower().startswith(HTTP_SCHEMES):
+                raise TransportError(detail=f"redirect to a non-HTTP URL: {target[:80]}")
+            if request.url.lower().startswith("https://") and not target.lower().startswith("https://"):
+                raise TransportError(detail=f"redirect from https to {target[:80]}")
+            if response.status in (307, 308):  # the same request again, body included
+                request = replace(request, url=target)
+            else:  # like browsers and urllib: the next request is a GET without the body
+                kept = tuple((k, v) for k, v in request.headers if k.lower() not in ("content-type", "content-length"))
+                method = "HEAD" if request.method == "HEAD" else "GET"
+                request = replace(request, method=method, url=target, headers=kept, body=b"")
+        raise TransportError(detail=f"more than {MAX_REDIRECTS} redirects from {request.url[:80]}")
+
+    async def _send_once(self, request: HttpRequest) -> HttpResponse:
+        if not request.url.lower().startswith(HTTP_SCHEMES):
+            raise TransportError(detail=f"refusing a non-HTTP URL: {request.url[:80]}")
+        chunks: list[bytes] = []
+        size = 0
+
+        def collect(chunk: bytes) -> None:
+            nonlocal size
+            size += len(chunk)
+            if size > self.max_body:
+                raise _BodyTooLarge
+            chunks.append(chunk)
+
+        outgoing = HTTPRequest(
+            request.url,
+            method=request.method,
+            headers=dict(request.headers),
+            body=request.body if request.body or request.method not in ("GET", "HEAD", "DELETE", "OPTIONS") else None,
+            connect_timeout=request.timeout,
+            request_timeout=request.timeout,
+            follow_redirects=False,
+            streaming_callback=collect,
+        )
+        try:
+            response = await AsyncHTTPClient().fetch(outgoing, raise_error=False)
+        except (_BodyTooLarge, TimeoutError, OSError, HTTPClientError, ValueError) as exc:
+            # tornado's simple client logs the callback's exception and closes the connection (a 599).
+            if size > self.max_body:
+                raise TransportError(detail=f"response body over {self.max_body} bytes") from exc
+            raise TransportError(detail=f"{request.method} {request.url[:80]}: {exc!r}"[:300]) from exc
+        if size > self.max_body:  # a client that swallowed the callback's exception
+            raise TransportError(detail=f"response body over {self.max_body} bytes")
+        if response.code == 599:  # tornado's code for "no HTTP response" (refused, reset, timed out)
+            raise TransportError(detail=f"{request.method} {request.url[:80]}: {response.error!r}"[:300])
+        return HttpResponse(response.code, tuple(response.headers.get_all()), b"".join(chunks))
 
 
 class PlatformKeyLoader:
     """Fills a ``PlatformKeyCache`` before ``LaunchValidator.validate`` needs it, without blocking."""
 
-    def __init__(self, keys: PlatformKeyCache, fetcher: Fetch = fetch) -> None:
+    def __init__(self, keys: PlatformKeyCache, transport: AsyncTransport | None = None) -> None:
         self.keys = keys
-        self._fetch = fetcher
+        self._transport: AsyncTransport = transport if transport is not None else TornadoTransport()
         self._locks: dict[str, asyncio.Lock] = {}
         # Bumped by every completed fetch of a URL: a launch that waited on the lock while another
         # one fetched the same key set uses that result instead of fetching again.
@@ -68,6 +122,9 @@ class PlatformKeyLoader:
         async with self._locks.setdefault(url, asyncio.Lock()):
             if self._generation.get(url, 0) != generation or self.keys.cached_key(url, kid) is not None:
                 return
-            result = await self._fetch(url)
+            try:
+                result: HttpResponse | None = await self._transport.send(build_key_set_request(url))
+            except TransportError:
+                result = None
             self._generation[url] = generation + 1
             self.keys.accept(url, result)

@@ -58,7 +58,18 @@ from sqlalchemy.sql.compiler import TypeCompiler
 
 from jupyter_lti import migrations
 from lti_core.store import nonce_digest
-from lti_core.types import STATE_FIELDS, Consumer, Deployment, OidcState, Registration, ToolKey, UserLink
+from lti_core.types import (
+    STATE_FIELDS,
+    Consumer,
+    Deployment,
+    LaunchContext,
+    LaunchServices,
+    OidcState,
+    Registration,
+    Role,
+    ToolKey,
+    UserLink,
+)
 
 __all__ = ["SqlAlchemyStore", "TtlLruCache", "default_store_url", "describe_url", "metadata"]
 
@@ -129,7 +140,7 @@ def _table(name: str, *items: SchemaItem) -> Table:
 
 
 # Lengths: 255 characters per indexed column keeps every key within MySQL's utf8mb4 limit (the
-# largest composite key, two 255-character columns, is 2040 bytes of 3072). Times are epoch
+# largest composite key, launch_contexts' three 255-character columns, is 3060 bytes of 3072). Times are epoch
 # seconds in DOUBLE (never FLOAT: single precision would round today's timestamps to minutes).
 registrations = _table(
     "registrations",
@@ -218,6 +229,31 @@ user_links = _table(
     Column("local_user_id", ExactString(255), nullable=False),
     Column("created", Double, nullable=False),
     UniqueConstraint("platform", "platform_user_id"),
+    Index(None, "local_user_id"),
+)
+
+
+# The latest launch of (platform, platform user id, resource link), for grade and roster jobs run
+# without a browser (and without JupyterHub's auth_state). ``local_user_id`` is the hub username (no
+# foreign key, as user_links); ``roles`` a JSON list, ``services`` LaunchServices.as_dict() in JSON.
+# The key's name is spelt out: the naming convention's would pass PostgreSQL's 63 characters.
+launch_contexts = _table(
+    "launch_contexts",
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("platform", ExactString(255), nullable=False),
+    Column("platform_user_id", ExactString(255), nullable=False),
+    Column("resource_link_id", ExactString(255), nullable=False),
+    Column("local_user_id", ExactString(255), nullable=False),
+    Column("context_id", ExactString(255), nullable=False, default=""),
+    Column("deployment_id", ExactString(255), nullable=False, default=""),
+    Column("client_id", ExactString(255), nullable=False, default=""),
+    Column("lti_version", String(16), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("roles", Text, nullable=False),  # JSON
+    Column("message_type", String(255), nullable=False),
+    Column("services", Text, nullable=False),  # JSON
+    Column("updated_at", Double, nullable=False),
+    UniqueConstraint("platform", "platform_user_id", "resource_link_id", name="lti_publish_launch_contexts_launch_key"),
     Index(None, "local_user_id"),
 )
 
@@ -653,3 +689,66 @@ class SqlAlchemyStore:
                 .order_by(user_links.c.platform, user_links.c.platform_user_id)
             ).all()
         return [UserLink(platform, platform_user_id, local_user_id) for platform, platform_user_id in rows]
+
+    # launch contexts -------------------------------------------------------------------------
+    @staticmethod
+    def _launch_context(row: Row[Any]) -> LaunchContext:
+        return LaunchContext(
+            platform=row.platform,
+            platform_user_id=row.platform_user_id,
+            local_user_id=row.local_user_id,
+            resource_link_id=row.resource_link_id,
+            context_id=row.context_id,
+            deployment_id=row.deployment_id,
+            client_id=row.client_id,
+            lti_version=row.lti_version,
+            role=Role(row.role),
+            roles=tuple(json.loads(row.roles)),
+            message_type=row.message_type,
+            services=LaunchServices.from_dict(json.loads(row.services)),
+            updated_at=row.updated_at,
+        )
+
+    def save_launch_context(self, context: LaunchContext) -> None:
+        with self._begin() as connection:
+            self._upsert(
+                connection,
+                launch_contexts,
+                {
+                    "platform": context.platform,
+                    "platform_user_id": context.platform_user_id,
+                    "resource_link_id": context.resource_link_id,
+                },
+                {
+                    "local_user_id": context.local_user_id,
+                    "context_id": context.context_id,
+                    "deployment_id": context.deployment_id,
+                    "client_id": context.client_id,
+                    "lti_version": context.lti_version,
+                    "role": context.role.value,
+                    "roles": json.dumps(list(context.roles)),
+                    "message_type": context.message_type,
+                    "services": json.dumps(context.services.as_dict()),
+                    "updated_at": context.updated_at,
+                },
+            )
+
+    def get_launch_context(self, platform: str, platform_user_id: str, resource_link_id: str) -> LaunchContext | None:
+        with self._begin() as connection:
+            row = connection.execute(
+                select(launch_contexts).where(
+                    launch_contexts.c.platform == platform,
+                    launch_contexts.c.platform_user_id == platform_user_id,
+                    launch_contexts.c.resource_link_id == resource_link_id,
+                )
+            ).first()
+        return self._launch_context(row) if row else None
+
+    def find_launch_contexts(self, local_user_id: str) -> list[LaunchContext]:
+        with self._begin() as connection:
+            rows = connection.execute(
+                select(launch_contexts)
+                .where(launch_contexts.c.local_user_id == local_user_id)
+                .order_by(launch_contexts.c.updated_at.desc(), launch_contexts.c.id.desc())
+            ).all()
+        return [self._launch_context(r) for r in rows]

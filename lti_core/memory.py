@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 
-from lti_core.types import Consumer, OidcState, Registration, ToolKey, UserLink
+from lti_core.types import Consumer, LaunchContext, OidcState, Registration, ToolKey, UserLink
 
 
 class MemoryStore:
@@ -19,6 +19,7 @@ class MemoryStore:
         self._states: dict[str, OidcState] = {}
         self._keys: list[ToolKey] = []
         self._links: dict[tuple[str, str], UserLink] = {}
+        self._contexts: dict[tuple[str, str, str], LaunchContext] = {}
 
     def get_registration(self, issuer: str, client_id: str) -> Registration | None:
         return self._registrations.get((issuer, client_id))
@@ -84,3 +85,16 @@ class MemoryStore:
             (link for link in self._links.values() if link.local_user_id == local_user_id),
             key=lambda link: (link.platform, link.platform_user_id),
         )
+
+    def save_launch_context(self, context: LaunchContext) -> None:
+        with self._lock:
+            # A replaced key keeps its place (a database row keeps its id): ties order the same way.
+            self._contexts[(context.platform, context.platform_user_id, context.resource_link_id)] = context
+
+    def get_launch_context(self, platform: str, platform_user_id: str, resource_link_id: str) -> LaunchContext | None:
+        return self._contexts.get((platform, platform_user_id, resource_link_id))
+
+    def find_launch_contexts(self, local_user_id: str) -> list[LaunchContext]:
+        # Newest first; among equal times, the key saved first last (as the databases' id order).
+        found = [c for c in reversed(self._contexts.values()) if c.local_user_id == local_user_id]
+        return sorted(found, key=lambda c: -c.updated_at)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Protocol
 
-from lti_core.types import Consumer, OidcState, Registration, ToolKey, UserLink
+from lti_core.types import Consumer, LaunchContext, OidcState, Registration, ToolKey, UserLink
 
 
 class RegistrationStore(Protocol):
@@ -70,6 +70,24 @@ class UserLinkStore(Protocol):
         ...
 
 
+class LaunchContextStore(Protocol):
+    """The latest launch context per (platform, platform user, resource link), for grade and roster
+    jobs that run without a browser (and, on the hub, without auth_state)."""
+
+    def save_launch_context(self, context: LaunchContext) -> None:
+        """Create or replace the context of (platform, platform_user_id, resource_link_id): the
+        latest launch wins, one row per key."""
+        ...
+
+    def get_launch_context(
+        self, platform: str, platform_user_id: str, resource_link_id: str
+    ) -> LaunchContext | None: ...
+
+    def find_launch_contexts(self, local_user_id: str) -> list[LaunchContext]:
+        """The contexts of a local user's launches, the most recently updated first."""
+        ...
+
+
 class Lti11Store(ConsumerStore, NonceStore, Protocol):
     """What LTI 1.1 verification needs."""
 
@@ -78,5 +96,14 @@ class LaunchStore(RegistrationStore, NonceStore, StateStore, Protocol):
     """What login initiation and launch validation need."""
 
 
-class Store(RegistrationStore, ConsumerStore, NonceStore, StateStore, ToolKeyStore, UserLinkStore, Protocol):
+class Store(
+    RegistrationStore,
+    ConsumerStore,
+    NonceStore,
+    StateStore,
+    ToolKeyStore,
+    UserLinkStore,
+    LaunchContextStore,
+    Protocol,
+):
     """Everything a host's store provides."""

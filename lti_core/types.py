@@ -133,6 +133,47 @@ class LaunchServices:
     nrps: NrpsEndpoint | None = None
     basic_outcome: BasicOutcome | None = None
 
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: how stores keep the services (``from_dict`` reads it back exactly)."""
+        return {
+            "ags": None
+            if self.ags is None
+            else {
+                "lineitems_url": self.ags.lineitems_url,
+                "lineitem_url": self.ags.lineitem_url,
+                "scopes": list(self.ags.scopes),
+            },
+            "nrps": None
+            if self.nrps is None
+            else {"memberships_url": self.nrps.memberships_url, "versions": list(self.nrps.versions)},
+            "basic_outcome": None
+            if self.basic_outcome is None
+            else {"service_url": self.basic_outcome.service_url, "sourcedid": self.basic_outcome.sourcedid},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> LaunchServices:
+        """The services ``as_dict`` wrote (a missing or null entry: not offered)."""
+        data = data or {}
+        ags, nrps, outcome = data.get("ags"), data.get("nrps"), data.get("basic_outcome")
+        return cls(
+            ags=None
+            if ags is None
+            else AgsEndpoint(
+                lineitems_url=str(ags.get("lineitems_url", "")),
+                lineitem_url=str(ags.get("lineitem_url", "")),
+                scopes=tuple(str(s) for s in ags.get("scopes", ())),
+            ),
+            nrps=None
+            if nrps is None
+            else NrpsEndpoint(
+                memberships_url=str(nrps["memberships_url"]), versions=tuple(str(v) for v in nrps.get("versions", ()))
+            ),
+            basic_outcome=None
+            if outcome is None
+            else BasicOutcome(service_url=str(outcome["service_url"]), sourcedid=str(outcome["sourcedid"])),
+        )
+
 
 @dataclass(frozen=True)
 class Launch:
@@ -166,3 +207,44 @@ class Launch:
         """What the platform sent, less what only served to verify it (OAuth parameters, the nonce):
         safe to keep beside the user."""
         return {k: v for k, v in self.raw.items() if not k.startswith("oauth_") and k != "nonce"}
+
+
+@dataclass(frozen=True)
+class LaunchContext:
+    """What a launch said about one user in one resource link, kept for the jobs that run later
+    without a browser (grade passback, roster sync): the latest launch of (platform,
+    platform_user_id, resource_link_id) wins. ``local_user_id`` is the host's user it signed in as;
+    ``updated_at`` is when (epoch seconds)."""
+
+    platform: str
+    platform_user_id: str
+    local_user_id: str
+    resource_link_id: str
+    context_id: str = ""
+    deployment_id: str = ""
+    client_id: str = ""
+    lti_version: str = "1.3.0"
+    role: Role = Role.LEARNER
+    roles: tuple[str, ...] = ()
+    message_type: str = "LtiResourceLinkRequest"
+    services: LaunchServices = LaunchServices()
+    updated_at: float = 0.0
+
+
+def launch_context(launch: Launch, local_user_id: str, now: float) -> LaunchContext:
+    """The context to keep for ``launch``, which signed in as ``local_user_id`` at ``now``."""
+    return LaunchContext(
+        platform=launch.platform,
+        platform_user_id=launch.platform_user_id,
+        local_user_id=local_user_id,
+        resource_link_id=launch.resource_link_id,
+        context_id=launch.context_id,
+        deployment_id=launch.deployment_id,
+        client_id=launch.client_id,
+        lti_version=launch.lti_version,
+        role=launch.role,
+        roles=tuple(launch.roles),
+        message_type=launch.message_type,
+        services=launch.services,
+        updated_at=now,
+    )

@@ -116,6 +116,33 @@ class LtiUserLink(models.Model):
         constraints = [models.UniqueConstraint(fields=["platform", "platform_user_id"], name="lti_user_link_unique")]
 
 
+class LtiLaunchContext(models.Model):
+    """The latest launch of (platform, platform user id, resource link): what grade and roster jobs
+    need later, without a browser. ``services`` is ``LaunchServices.as_dict()``; ``updated_at`` epoch
+    seconds. The key's three 255-character columns fit MySQL's utf8mb4 index limit (3060 of 3072 bytes)."""
+
+    platform = ExactCharField(max_length=255)
+    platform_user_id = ExactCharField(max_length=255)
+    resource_link_id = ExactCharField(max_length=255)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="lti_launch_contexts")
+    context_id = ExactCharField(max_length=255, blank=True, default="")
+    deployment_id = ExactCharField(max_length=255, blank=True, default="")
+    client_id = ExactCharField(max_length=255, blank=True, default="")
+    lti_version = models.CharField(max_length=16)
+    role = models.CharField(max_length=16)
+    roles = models.JSONField(default=list)
+    message_type = models.CharField(max_length=255)
+    services = models.JSONField(default=dict)
+    updated_at = models.FloatField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["platform", "platform_user_id", "resource_link_id"], name="lti_launch_context_unique"
+            )
+        ]
+
+
 class LtiContentEnrollment(models.Model):
     """Who may see which published content, with which rights (the workbench host's enrolment).
 

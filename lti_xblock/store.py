@@ -8,7 +8,18 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
 from lti_core.store import nonce_digest
-from lti_core.types import STATE_FIELDS, Consumer, Deployment, OidcState, Registration, ToolKey, UserLink
+from lti_core.types import (
+    STATE_FIELDS,
+    Consumer,
+    Deployment,
+    LaunchContext,
+    LaunchServices,
+    OidcState,
+    Registration,
+    Role,
+    ToolKey,
+    UserLink,
+)
 from lti_xblock import models as m
 
 
@@ -153,3 +164,53 @@ class DjangoStore:
             .values_list("platform", "platform_user_id")
         )
         return [UserLink(platform, platform_user_id, local_user_id) for platform, platform_user_id in rows]
+
+    # launch contexts -------------------------------------------------------------------------
+    @staticmethod
+    def _launch_context(row: m.LtiLaunchContext) -> LaunchContext:
+        return LaunchContext(
+            platform=row.platform,
+            platform_user_id=row.platform_user_id,
+            local_user_id=str(row.user_id),
+            resource_link_id=row.resource_link_id,
+            context_id=row.context_id,
+            deployment_id=row.deployment_id,
+            client_id=row.client_id,
+            lti_version=row.lti_version,
+            role=Role(row.role),
+            roles=tuple(row.roles),
+            message_type=row.message_type,
+            services=LaunchServices.from_dict(row.services),
+            updated_at=row.updated_at,
+        )
+
+    def save_launch_context(self, context: LaunchContext) -> None:
+        m.LtiLaunchContext.objects.using(self.using).update_or_create(
+            platform=context.platform,
+            platform_user_id=context.platform_user_id,
+            resource_link_id=context.resource_link_id,
+            defaults={
+                "user_id": context.local_user_id,
+                "context_id": context.context_id,
+                "deployment_id": context.deployment_id,
+                "client_id": context.client_id,
+                "lti_version": context.lti_version,
+                "role": context.role.value,
+                "roles": list(context.roles),
+                "message_type": context.message_type,
+                "services": context.services.as_dict(),
+                "updated_at": context.updated_at,
+            },
+        )
+
+    def get_launch_context(self, platform: str, platform_user_id: str, resource_link_id: str) -> LaunchContext | None:
+        row = (
+            m.LtiLaunchContext.objects.using(self.using)
+            .filter(platform=platform, platform_user_id=platform_user_id, resource_link_id=resource_link_id)
+            .first()
+        )
+        return self._launch_context(row) if row else None
+
+    def find_launch_contexts(self, local_user_id: str) -> list[LaunchContext]:
+        rows = m.LtiLaunchContext.objects.using(self.using).filter(user_id=local_user_id).order_by("-updated_at", "-pk")
+        return [self._launch_context(r) for r in rows]

@@ -49,11 +49,11 @@ from lti_core.lti13.jwks import PlatformKeyCache
 from lti_core.lti13.launch import LaunchValidator
 from lti_core.lti13.login import LoginRedirect, OidcLogin
 from lti_core.lti13.tool_keys import ToolKeySet
-from lti_core.types import Launch
+from lti_core.types import Launch, launch_context
 from lti_core.urls import add_query
 from lti_publish_assets import browser_check_page_html, error_page_html, storage_login_page_html
 from lti_xblock import compat
-from lti_xblock.http import fetch
+from lti_xblock.http import UrllibTransport
 from lti_xblock.i18n import gettext as _
 from lti_xblock.launch_details import URL_PREFIX, lti13_redirect_uri, tool_base_url
 from lti_xblock.store import DjangoStore
@@ -66,7 +66,7 @@ HINT = N_("Launch again from your course. If this keeps happening, give the reas
 
 # One per process: the platform key cache must outlive requests, or every launch would fetch a JWKS.
 store = DjangoStore()
-platform_keys = PlatformKeyCache(fetch)
+platform_keys = PlatformKeyCache(UrllibTransport())
 tool_keys = ToolKeySet(store)
 
 
@@ -219,6 +219,8 @@ def sign_in(request: HttpRequest, launch: Launch, content_id: str) -> HttpRespon
                 N_("This tool is set to link existing accounts, which is not available yet."),
             )
         host.enroll(user, content_id, launch.role)
+        # For grade and roster jobs later, without a browser: the latest launch of this user and link.
+        store.save_launch_context(launch_context(launch, str(user.pk), time.time()))
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     request.session[SESSION_LAUNCH_KEY] = {
         "content_id": content_id,

@@ -237,7 +237,13 @@ def check_hub_launch(hubs: Hubs, request: LaunchRequest, method: str = "POST") -
             assert 'name="lti_repost"' in response.text, describe(response)
         return reason
     assert_lands_in_the_hub(hub, response)
-    assert written.keys() <= {"users", "lti_publish_nonces", "lti_publish_user_links", "lti_publish_login_states"}
+    assert written.keys() <= {
+        "users",
+        "lti_publish_nonces",
+        "lti_publish_user_links",
+        "lti_publish_login_states",
+        "lti_publish_launch_contexts",
+    }
     return None
 
 
@@ -303,7 +309,9 @@ def check_hub_lti11(
         assert not (correctly_signed and reason == "bad_signature"), describe(response)
         return reason
     assert_lands_in_the_hub(hub, response)
-    assert written.keys() <= {"users", "lti_publish_nonces", "lti_publish_user_links"}, written
+    assert written.keys() <= {"users", "lti_publish_nonces", "lti_publish_user_links", "lti_publish_launch_contexts"}, (
+        written
+    )
     return None
 
 

@@ -1098,7 +1098,7 @@ def check_launch(tool: Tool, platform: PlatformPeer, request: LaunchRequest) -> 
             assert 'name="lti_repost"' in response.text, describe(response)
         return
     assert urlsplit(response.headers["Location"]).path == f"/lti_publish/content/{quote(tool.content_id, safe='')}/"
-    assert written.keys() <= {"users", "links", "nonces", "enrollments", "LtiOidcState"}, written
+    assert written.keys() <= {"users", "links", "nonces", "enrollments", "launch_contexts", "LtiOidcState"}, written
 
 
 @fuzz_settings(110)

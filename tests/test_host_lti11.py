@@ -202,3 +202,38 @@ def test_behind_a_trusted_proxy_chain_the_public_url_is_the_nearest_proxys(brows
     response = post(browser, tool.details.lti11_tool_url, body, headers=headers)
     assert response.status_code == 302, response.text
     assert m.LtiUserLink.objects.count() == 1
+
+
+def test_launch_context_keeps_the_outcome_service_and_the_latest_launch_wins(browser, tool):
+    """LTI 1.1 Basic Outcomes: where and under what sourcedid a grade job posts later, per user and link."""
+    from lti_xblock.views import store
+
+    url = tool.details.lti11_tool_url
+    params = moodle_lti11_params()
+    body = sign_lti11_launch(url, tool.consumer.key, tool.consumer.secret, params)
+    assert post(browser, url, body).status_code == 302
+    row = m.LtiLaunchContext.objects.get()
+    link = m.LtiUserLink.objects.get()
+    assert (row.platform, row.platform_user_id, row.resource_link_id, row.user_id) == (
+        tool.consumer.key,
+        "2",
+        "1",
+        link.user_id,
+    )
+    assert (row.lti_version, row.context_id) == ("1.1", "2")
+    assert row.services["basic_outcome"] == {
+        "service_url": params["lis_outcome_service_url"],
+        "sourcedid": params["lis_result_sourcedid"],
+    }
+    saved = store.get_launch_context(tool.consumer.key, "2", "1")
+    assert saved is not None and saved.local_user_id == str(link.user_id)
+    assert saved.services.basic_outcome is not None
+    assert saved.services.basic_outcome.sourcedid == params["lis_result_sourcedid"]
+
+    # The same link launched again, with a new sourcedid and as staff: the same row, updated.
+    again_params = moodle_lti11_params(roles=INSTRUCTOR, lis_result_sourcedid='{"data":{"launchid":2}}')
+    body = sign_lti11_launch(url, tool.consumer.key, tool.consumer.secret, again_params)
+    assert post(requests.Session(), url, body).status_code == 302
+    again = m.LtiLaunchContext.objects.get()
+    assert again.pk == row.pk and again.updated_at >= row.updated_at and again.role == "staff"
+    assert again.services["basic_outcome"]["sourcedid"] == '{"data":{"launchid":2}}'

@@ -25,6 +25,7 @@ def written_rows() -> dict[str, int]:
         "links": m.LtiUserLink.objects.count(),
         "nonces": m.LtiNonce.objects.count(),
         "enrollments": m.LtiContentEnrollment.objects.count(),
+        "launch_contexts": m.LtiLaunchContext.objects.count(),
     }
 
 
@@ -343,3 +344,37 @@ def test_error_page_is_translated(browser, tool, platform):
 def test_autosubmit_form_parser_sanity():
     action, fields = parse_autosubmit_form('<form action="/x" method="post"><input name="a" value="1"></form>')
     assert (action, fields) == ("/x", {"a": "1"})
+
+
+def test_launch_context_is_kept_per_user_and_link_and_the_latest_launch_wins(browser, tool, platform):
+    """What grade and roster jobs read later: the AGS and NRPS endpoints of the user's latest launch."""
+    from lti_xblock.views import store
+
+    assert_lands_signed_in(browser, tool, full_launch(browser, tool, platform), "Sam Student")
+    row = m.LtiLaunchContext.objects.get()
+    link = m.LtiUserLink.objects.get()
+    assert (row.platform, row.platform_user_id, row.resource_link_id, row.user_id) == (
+        platform.issuer,
+        "2",
+        "1",
+        link.user_id,
+    )
+    assert (row.context_id, row.deployment_id, row.client_id) == ("2", platform.deployment_id, platform.client_id)
+    lineitem = f"{platform.issuer}/mod/lti/services.php/2/lineitems/1/lineitem?type_id=1"
+    assert row.services["ags"]["lineitem_url"] == lineitem
+    saved = store.get_launch_context(platform.issuer, "2", "1")
+    assert saved is not None and saved.local_user_id == str(link.user_id) and saved.role.value == "learner"
+    assert saved.services.nrps is not None and saved.services.nrps.versions == ("1.0", "2.0")
+    assert saved.services.basic_outcome is None
+
+    # The same link launched again (Moodle has made a new line item meanwhile): the same row, updated.
+    new_lineitem = f"{platform.issuer}/mod/lti/services.php/2/lineitems/7/lineitem?type_id=1"
+    ags = {"scope": ["https://purl.imsglobal.org/spec/lti-ags/scope/score"], "lineitem": new_lineitem}
+    with requests.Session() as other_browser:
+        response = full_launch(other_browser, tool, platform, ags=ags, roles=list(INSTRUCTOR_ROLES))
+        assert_lands_signed_in(other_browser, tool, response, "Sam Student")
+    again = m.LtiLaunchContext.objects.get()
+    assert again.pk == row.pk and again.updated_at >= row.updated_at
+    assert again.role == "staff" and again.services["ags"]["lineitem_url"] == new_lineitem
+    assert again.services["ags"]["lineitems_url"] == ""
+    assert again.services["ags"]["scopes"] == ["https://purl.imsglobal.org/spec/lti-ags/scope/score"]

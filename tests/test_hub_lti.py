@@ -874,3 +874,47 @@ def test_an_https_hub_without_trusted_proxies_says_what_to_set_once(caplog):
         for _ in range(3):
             assert auth.public_origin(hub_handler("127.0.0.1", "hub.example.org", chp_tls)) == "http://hub.example.org"
     assert caplog.text.count("trusted_proxies") == 1 and "public_url" in caplog.text
+
+
+def launch_context_rows(hub: HubProcess, platform: str, user_id: str) -> list[dict[str, Any]]:
+    """The launch contexts of a platform identity, read from the hub's LTI store (beside its database)."""
+    import contextlib
+    import json
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(hub.workdir / "lti_publish.sqlite")) as db:
+        db.row_factory = sqlite3.Row
+        rows = db.execute(
+            "SELECT * FROM lti_publish_launch_contexts WHERE platform = ? AND platform_user_id = ?", (platform, user_id)
+        ).fetchall()
+    return [{**dict(row), "services": json.loads(row["services"]), "roles": json.loads(row["roles"])} for row in rows]
+
+
+def test_launches_keep_one_launch_context_per_user_and_link_in_the_store(browser, hub13, platforms):
+    """What grade and roster jobs read later, without a browser or auth_state: the latest launch wins."""
+    moodle = platforms["moodle"]
+    moodle.user_id = new_user_id()
+    before = user_names(hub13)
+    assert launch13(browser, hub13, moodle).status_code == 302
+    (name,) = user_names(hub13) - before
+    (row,) = launch_context_rows(hub13, moodle.issuer, moodle.user_id)
+    assert (row["local_user_id"], row["resource_link_id"], row["context_id"]) == (name, "1", "2")
+    assert (row["client_id"], row["deployment_id"], row["role"]) == (moodle.client_id, moodle.deployment_id, "learner")
+    ags = row["services"]["ags"]
+    assert ags["lineitem_url"] == f"{moodle.issuer}/mod/lti/services.php/2/lineitems/1/lineitem?type_id=1"
+    assert ags["lineitems_url"] == f"{moodle.issuer}/mod/lti/services.php/2/lineitems?type_id=1"
+    assert row["services"]["nrps"]["memberships_url"].startswith(moodle.issuer)
+    assert row["services"]["basic_outcome"] is None
+
+    # The same link again, Moodle having made a new line item: the same row, updated.
+    new_lineitem = f"{moodle.issuer}/mod/lti/services.php/2/lineitems/9/lineitem?type_id=1"
+    claims = {"ags": {"scope": ["https://purl.imsglobal.org/spec/lti-ags/scope/score"], "lineitem": new_lineitem}}
+    with requests.Session() as other_browser:
+        assert launch13(other_browser, hub13, moodle, claims=claims).status_code == 302
+    (again,) = launch_context_rows(hub13, moodle.issuer, moodle.user_id)
+    assert again["id"] == row["id"] and again["updated_at"] >= row["updated_at"]
+    assert again["services"]["ags"] == {
+        "lineitems_url": "",
+        "lineitem_url": new_lineitem,
+        "scopes": ["https://purl.imsglobal.org/spec/lti-ags/scope/score"],
+    }

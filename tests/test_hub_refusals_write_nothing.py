@@ -1,5 +1,5 @@
 """A launch the hub's own lists refuse (allowed_users, blocked_users) writes nothing: no user link,
-no consumed nonce, no hub user. JupyterHub asks those lists after ``authenticate`` returns; the
+no launch context, no consumed nonce, no hub user. JupyterHub asks those lists after ``authenticate`` returns; the
 authenticators ask them first, before the launch is committed."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def lti_rows(workdir: Path) -> dict[str, int]:
     with sqlite3.connect(workdir / "lti_publish.sqlite") as db:
         return {
             table: db.execute(f"SELECT COUNT(*) FROM lti_publish_{table}").fetchone()[0]  # noqa: S608 - fixed names
-            for table in ("nonces", "user_links")
+            for table in ("nonces", "user_links", "launch_contexts")
         }
 
 
@@ -58,6 +58,7 @@ def test_lti13_launch_refused_by_the_hubs_lists_writes_no_link_and_no_nonce(hub_
         assert response.status_code == 302, response.text[:500]
         after = lti_rows(hub.workdir)
         assert after["nonces"] == before["nonces"] + 1 and after["user_links"] == before["user_links"] + 1
+        assert after["launch_contexts"] == before["launch_contexts"] + 1
 
 
 def test_lti11_launch_refused_by_allowed_users_writes_no_link_and_no_nonce(hub_process):

@@ -21,7 +21,20 @@ from jupyter_lti.store import SqlAlchemyStore
 from lti_core.lti13.tool_keys import generate_tool_key
 from lti_core.memory import MemoryStore
 from lti_core.store import Store
-from lti_core.types import Consumer, Deployment, OidcState, Registration, ToolKey, UserLink
+from lti_core.types import (
+    AgsEndpoint,
+    BasicOutcome,
+    Consumer,
+    Deployment,
+    LaunchContext,
+    LaunchServices,
+    NrpsEndpoint,
+    OidcState,
+    Registration,
+    Role,
+    ToolKey,
+    UserLink,
+)
 
 
 @dataclass
@@ -366,3 +379,127 @@ def test_user_links_are_case_sensitive(sut: StoreUnderTest) -> None:
     for link in links:
         assert store.get_user_link(link.platform, link.platform_user_id) == link
     assert store.get_user_link("https://moodle.example", "Abc") is None
+
+
+# Launch contexts ------------------------------------------------------------------------------
+MOODLE_SERVICES = LaunchServices(
+    ags=AgsEndpoint(
+        lineitems_url="https://moodle.example/mod/lti/services.php/2/lineitems?type_id=1",
+        lineitem_url="https://moodle.example/mod/lti/services.php/2/lineitems/5/lineitem?type_id=1",
+        scopes=(
+            "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
+            "https://purl.imsglobal.org/spec/lti-ags/scope/score",
+        ),
+    ),
+    nrps=NrpsEndpoint(
+        "https://moodle.example/mod/lti/services.php/CourseSection/2/bindings/1/memberships", ("1.0", "2.0")
+    ),
+    basic_outcome=BasicOutcome("https://moodle.example/mod/lti/service.php", '{"data":{"instanceid":"5"}}'),
+)
+
+
+def context(local_user_id: str, **changes: Any) -> LaunchContext:
+    values: dict[str, Any] = {
+        "platform": "https://moodle.example",
+        "platform_user_id": "2",
+        "local_user_id": local_user_id,
+        "resource_link_id": "5",
+        "context_id": "2",
+        "deployment_id": "1",
+        "client_id": "abc",
+        "lti_version": "1.3.0",
+        "role": Role.LEARNER,
+        "roles": ("http://purl.imsglobal.org/vocab/lis/v2/membership#Learner",),
+        "message_type": "LtiResourceLinkRequest",
+        "services": MOODLE_SERVICES,
+        "updated_at": 1_700_000_000.25,
+    }
+    return LaunchContext(**{**values, **changes})
+
+
+def test_launch_contexts_latest_launch_wins(sut: StoreUnderTest) -> None:
+    store = sut.store
+    alice, mallory = sut.make_user("alice"), sut.make_user("mallory")
+    assert store.get_launch_context("https://moodle.example", "2", "5") is None
+    first = context(alice)
+    store.save_launch_context(first)
+    assert store.get_launch_context("https://moodle.example", "2", "5") == first
+    # The same (platform, user, link) launched again: one row, the latest launch's values.
+    latest = context(
+        mallory,
+        context_id="3",
+        deployment_id="4",
+        client_id="def",
+        lti_version="1.1",
+        role=Role.STAFF,
+        roles=("http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor", "urn:lti:role:ims/lis/Mentor"),
+        message_type="LtiSubmissionReviewRequest",
+        services=LaunchServices(ags=AgsEndpoint(lineitems_url="https://moodle.example/lineitems")),
+        updated_at=first.updated_at + 60,
+    )
+    store.save_launch_context(latest)
+    assert store.get_launch_context("https://moodle.example", "2", "5") == latest
+    assert store.find_launch_contexts(alice) == []
+    assert store.find_launch_contexts(mallory) == [latest]
+    assert store.get_launch_context("https://moodle.example", "2", "6") is None
+    assert store.get_launch_context("https://moodle.example", "3", "5") is None
+    assert store.get_launch_context("moodle-key", "2", "5") is None
+
+
+def test_find_launch_contexts(sut: StoreUnderTest) -> None:
+    store = sut.store
+    alice, mallory, nobody = sut.make_user("alice"), sut.make_user("mallory"), sut.make_user("nobody")
+    contexts = [
+        context(alice, resource_link_id="5", updated_at=100.0),
+        context(alice, platform="moodle-key", lti_version="1.1", updated_at=300.0),
+        context(alice, resource_link_id="6", updated_at=200.0),
+        context(mallory, platform_user_id="3", updated_at=400.0),
+    ]
+    for saved in contexts:
+        store.save_launch_context(saved)
+    assert store.find_launch_contexts(alice) == [contexts[1], contexts[2], contexts[0]]  # newest first
+    assert store.find_launch_contexts(mallory) == [contexts[3]]
+    assert store.find_launch_contexts(nobody) == []
+    # A relaunch moves its context to the front.
+    relaunched = context(alice, resource_link_id="5", updated_at=500.0)
+    store.save_launch_context(relaunched)
+    assert store.find_launch_contexts(alice) == [relaunched, contexts[1], contexts[2]]
+    if not sut.django:  # local ids are names (Django's are primary keys): look-alikes are other users
+        assert store.find_launch_contexts(alice.upper()) == store.find_launch_contexts(alice + " ") == []
+
+
+@pytest.mark.parametrize(
+    "services",
+    [
+        LaunchServices(),
+        MOODLE_SERVICES,
+        LaunchServices(ags=AgsEndpoint()),  # offered, with nothing in it: not the same as not offered
+        LaunchServices(nrps=NrpsEndpoint("https://canvas.example/api/lti/courses/1/names_and_roles")),
+        LaunchServices(basic_outcome=BasicOutcome("https://moodle.example/mod/lti/service.php", "")),
+        LaunchServices(
+            ags=AgsEndpoint(lineitem_url='https://plateforme.example/note?é=1&x="y"', scopes=("a", "A", "a ")),
+            basic_outcome=BasicOutcome("https://plateforme.example/outcome", "sourcedid ünïcode 🙂"),
+        ),
+    ],
+)
+def test_launch_context_services_round_trip(sut: StoreUnderTest, services: LaunchServices) -> None:
+    store = sut.store
+    saved = context(sut.make_user("alice"), services=services, roles=())
+    store.save_launch_context(saved)
+    found = store.get_launch_context(saved.platform, saved.platform_user_id, saved.resource_link_id)
+    assert found == saved
+    assert found is not None and found.services == services
+
+
+def test_launch_context_ids_are_case_sensitive(sut: StoreUnderTest) -> None:
+    store = sut.store
+    user = sut.make_user("alice")
+    saved = [context(user, platform_user_id=uid, context_id=f"course {uid}") for uid in LOOKALIKE_IDS]
+    saved += [context(user, resource_link_id=link, context_id=f"link {link}") for link in LOOKALIKE_IDS[1:]]
+    saved.append(context(user, platform="https://MOODLE.example", context_id="other platform"))
+    for ctx in saved:
+        store.save_launch_context(ctx)
+    for ctx in saved:
+        assert store.get_launch_context(ctx.platform, ctx.platform_user_id, ctx.resource_link_id) == ctx
+    assert store.get_launch_context("https://moodle.example", "Abc", "5") is None
+    assert len(store.find_launch_contexts(user)) == len(saved)

@@ -3,7 +3,9 @@
 Brightspace rotates its signing keys about hourly and Moodle rarely: a steady stream of launches
 must cost no JWKS request, and a new ``kid`` must be picked up at once. The cache is sans-IO:
 ``plan`` says whether a fetch is needed and ``accept`` takes its result, so a synchronous host
-(Django) and an asynchronous one (JupyterHub's tornado loop) drive the same decisions.
+(Django) and an asynchronous one (JupyterHub's tornado loop) drive the same decisions. The fetch
+itself goes through lti_core's HTTP port: ``build_key_set_request`` is what to send, and ``accept``
+takes the ``HttpResponse`` (or None when the driver raised ``TransportError``).
 """
 
 from __future__ import annotations
@@ -13,24 +15,16 @@ import re
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from joserfc.jwk import RSAKey
 
 from lti_core.errors import AuthenticationFailed, ServiceUnavailable
+from lti_core.http import USER_AGENT, HttpRequest, HttpResponse, Transport, TransportError, header_value
 from lti_core.i18n import N_
 
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*(\d+)", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class FetchResult:
-    """What an HTTP GET of a key set URL returned."""
-
-    status: int
-    body: bytes
-    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -76,6 +70,11 @@ class _UnknownKidLimiter:
         return True
 
 
+def build_key_set_request(url: str) -> HttpRequest:
+    """The GET of a platform's key set URL."""
+    return HttpRequest("GET", url, (("Accept", "application/json"), ("User-Agent", USER_AGENT)))
+
+
 def parse_jwks(body: bytes) -> dict[str, RSAKey]:
     """The RS256 signing keys of a JWKS document, by kid. Keys for other uses are left out."""
     try:
@@ -99,9 +98,9 @@ def parse_jwks(body: bytes) -> dict[str, RSAKey]:
     return keys
 
 
-def max_age(headers: Mapping[str, str], default: float, ceiling: float) -> float:
+def max_age(headers: Iterable[tuple[str, str]], default: float, ceiling: float) -> float:
     """Seconds the response may be reused, from Cache-Control (no-store/no-cache mean 0)."""
-    value = next((v for k, v in headers.items() if k.lower() == "cache-control"), "")
+    value = header_value(headers, "Cache-Control") or ""
     lowered = value.lower()
     if "no-store" in lowered or "no-cache" in lowered:
         return 0.0
@@ -112,17 +111,18 @@ def max_age(headers: Mapping[str, str], default: float, ceiling: float) -> float
 class PlatformKeyCache:
     """Platform signing keys by (key set URL, kid).
 
-    ``fetch`` is only used by the synchronous driver ``key_for``; async hosts call ``plan``, fetch
-    themselves, then ``accept``. A refetch for an unknown kid happens at most once per
-    ``min_refetch_interval`` for the same kid, and at most ``unknown_kid_budget`` times per
-    ``unknown_kid_window`` for one key set URL, so a flood of forged kids cannot turn into a flood of
-    requests to the platform, nor lock out a real new kid for long. ``min_refetch_interval`` is also
-    how long a set is held when the platform forbids caching it or cannot be reached.
+    ``transport`` is only used by the synchronous driver ``key_for``; async hosts call ``plan``, send
+    ``build_key_set_request(url)`` with their own driver, then ``accept``. A refetch for an unknown
+    kid happens at most once per ``min_refetch_interval`` for the same kid, and at most
+    ``unknown_kid_budget`` times per ``unknown_kid_window`` for one key set URL, so a flood of forged
+    kids cannot turn into a flood of requests to the platform, nor lock out a real new kid for long.
+    ``min_refetch_interval`` is also how long a set is held when the platform forbids caching it or
+    cannot be reached.
     """
 
     def __init__(
         self,
-        fetch: Callable[[str], FetchResult] | None = None,
+        transport: Transport | None = None,
         *,
         now: Callable[[], float] = time.monotonic,
         default_max_age: float = 300.0,
@@ -131,7 +131,7 @@ class PlatformKeyCache:
         unknown_kid_budget: int = 5,
         unknown_kid_window: float = 60.0,
     ) -> None:
-        self._fetch = fetch
+        self._transport = transport
         self._now = now
         self._default_max_age = default_max_age
         self._max_max_age = max_max_age
@@ -173,12 +173,15 @@ class PlatformKeyCache:
             self._limiters[url] = limiter
         return limiter
 
-    def accept(self, url: str, result: FetchResult | None) -> None:
-        """Take a fetch result (None when the fetch failed). A failed fetch keeps the old keys for a while."""
+    def accept(self, url: str, result: HttpResponse | None) -> None:
+        """Take the response to ``build_key_set_request(url)`` (None when the driver raised ``TransportError``).
+
+        Anything but a 200 with a key set is a failed fetch, which keeps the old keys for a while.
+        """
         with self._lock:
             self._accept(url, result)
 
-    def _accept(self, url: str, result: FetchResult | None) -> None:
+    def _accept(self, url: str, result: HttpResponse | None) -> None:
         now = self._now()
         previous = self._entries.get(url)
         keys: dict[str, RSAKey] | None = None
@@ -195,7 +198,7 @@ class PlatformKeyCache:
                 self._entries[url] = _Entry(previous.keys, now, now + self._min_refetch_interval)
                 return
             raise ServiceUnavailable("platform_jwks_unreachable", N_("The platform's key set could not be fetched."))
-        ttl = max_age(result.headers if result else {}, self._default_max_age, self._max_max_age)
+        ttl = max_age(result.headers if result else (), self._default_max_age, self._max_max_age)
         # A zero lifetime would mean one fetch per launch; hold it for the refetch interval instead.
         self._entries[url] = _Entry(keys, now, now + max(ttl, self._min_refetch_interval))
 
@@ -218,13 +221,13 @@ class PlatformKeyCache:
             key = self.plan(url, kid)
             if key is not None:
                 return key
-            if self._fetch is None:
+            if self._transport is None:
                 raise ServiceUnavailable(
                     "platform_jwks_unreachable", N_("The platform's key set could not be fetched.")
                 )
             try:
-                result: FetchResult | None = self._fetch(url)
-            except OSError:
+                result: HttpResponse | None = self._transport.send(build_key_set_request(url))
+            except TransportError:
                 result = None
             self.accept(url, result)
             return self.resolve(url, kid)

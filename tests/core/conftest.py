@@ -23,8 +23,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.utils import base64url_encode
 
 from lti_core.errors import LtiError
+from lti_core.http import HttpRequest, HttpResponse
 from lti_core.lti13 import claims as c
-from lti_core.lti13.jwks import FetchResult, PlatformKeyCache
+from lti_core.lti13.jwks import PlatformKeyCache
 from lti_core.lti13.launch import LaunchValidator
 from lti_core.lti13.login import OidcLogin
 from lti_core.memory import MemoryStore
@@ -136,8 +137,8 @@ class Platform:
     #: Keys the key set URL serves; ``key`` signs by default.
     published: list[PlatformKey] = field(default_factory=list)
     cache_control: str = "max-age=3600"
-    #: Set to an exception to make the next fetches fail with it, or to a FetchResult to serve that instead.
-    failure: BaseException | FetchResult | None = None
+    #: Set to an exception to make the next fetches fail with it, or to an HttpResponse to serve that instead.
+    failure: BaseException | HttpResponse | None = None
     fetches: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -174,16 +175,17 @@ class Platform:
     def jwks_body(self) -> bytes:
         return json.dumps({"keys": [k.jwk for k in self.published]}).encode()
 
-    def fetch(self, url: str) -> FetchResult:
-        """What an HTTP GET of the key set URL returns (the ``fetch`` of PlatformKeyCache)."""
-        self.fetches.append(url)
+    def send(self, request: HttpRequest) -> HttpResponse:
+        """What an HTTP GET of the key set URL returns: the platform is PlatformKeyCache's ``Transport``."""
+        self.fetches.append(request.url)
         if isinstance(self.failure, BaseException):
             raise self.failure
-        if isinstance(self.failure, FetchResult):
+        if isinstance(self.failure, HttpResponse):
             return self.failure
-        assert url == self.jwks_url, f"fetched {url}, not the key set URL"
-        return FetchResult(
-            200, self.jwks_body(), {"Content-Type": "application/json", "Cache-Control": self.cache_control}
+        assert request.url == self.jwks_url, f"fetched {request.url}, not the key set URL"
+        assert (request.method, request.header("Accept")) == ("GET", "application/json")
+        return HttpResponse(
+            200, (("Content-Type", "application/json"), ("Cache-Control", self.cache_control)), self.jwks_body()
         )
 
     # -- id_tokens ----------------------------------------------------------------------------
@@ -329,7 +331,7 @@ def store(platform: Platform) -> RecordingStore:
 
 @pytest.fixture
 def key_cache(platform: Platform, clock: Clock) -> PlatformKeyCache:
-    return PlatformKeyCache(platform.fetch, now=clock)
+    return PlatformKeyCache(platform, now=clock)
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """PlatformKeyCache: Cache-Control, unknown-kid refetch and its limits, rotation, stale-if-error, parsing.
 
-The platform's key set is served by the ``platform`` fixture's ``fetch`` (which counts requests); time is
+The platform's key set is served by the ``platform`` fixture, the cache's ``Transport`` (which counts requests); time is
 the fake clock. The sans-IO path (``plan``/``accept``/``resolve``) is driven here as an async host would.
 """
 
@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives import serialization
 from joserfc.jwk import RSAKey
 
 from lti_core.errors import ServiceUnavailable
-from lti_core.lti13.jwks import FetchResult, PlatformKeyCache, max_age, parse_jwks
+from lti_core.http import HttpRequest, HttpResponse, TransportError
+from lti_core.lti13.jwks import PlatformKeyCache, build_key_set_request, max_age, parse_jwks
 
 
 def _n(key) -> str:
@@ -31,7 +32,7 @@ def second_key(rogue_key):
 
 def test_max_age_is_honoured(platform, clock):
     platform.cache_control = "public, max-age=120"
-    cache = PlatformKeyCache(platform.fetch, now=clock)
+    cache = PlatformKeyCache(platform, now=clock)
     key = cache.key_for(platform.jwks_url, platform.key.kid)
     assert key.as_dict()["n"] == _n(platform.key)
     clock.advance(119)
@@ -47,7 +48,7 @@ def test_max_age_is_honoured(platform, clock):
 
 def test_max_age_is_capped(platform, clock):
     platform.cache_control = "max-age=31536000"
-    cache = PlatformKeyCache(platform.fetch, now=clock, max_max_age=3600)
+    cache = PlatformKeyCache(platform, now=clock, max_max_age=3600)
     cache.key_for(platform.jwks_url, platform.key.kid)
     clock.advance(3599)
     cache.key_for(platform.jwks_url, platform.key.kid)
@@ -59,7 +60,7 @@ def test_max_age_is_capped(platform, clock):
 
 def test_no_cache_control_uses_the_default_max_age(platform, clock):
     platform.cache_control = ""
-    cache = PlatformKeyCache(platform.fetch, now=clock, default_max_age=300)
+    cache = PlatformKeyCache(platform, now=clock, default_max_age=300)
     cache.key_for(platform.jwks_url, platform.key.kid)
     clock.advance(299)
     cache.key_for(platform.jwks_url, platform.key.kid)
@@ -72,7 +73,7 @@ def test_no_cache_control_uses_the_default_max_age(platform, clock):
 @pytest.mark.parametrize("header", ["no-store", "no-cache", "private, no-store, max-age=600", "max-age=0"])
 def test_no_store_is_held_for_the_refetch_interval_only(header, platform, clock):
     platform.cache_control = header
-    cache = PlatformKeyCache(platform.fetch, now=clock, min_refetch_interval=10)
+    cache = PlatformKeyCache(platform, now=clock, min_refetch_interval=10)
     cache.key_for(platform.jwks_url, platform.key.kid)
     clock.advance(9.5)
     cache.key_for(platform.jwks_url, platform.key.kid)
@@ -98,7 +99,7 @@ def test_no_store_is_held_for_the_refetch_interval_only(header, platform, clock)
     ],
 )
 def test_max_age_parsing(headers, expected):
-    assert max_age(headers, 300.0, 86400.0) == expected
+    assert max_age(tuple(headers.items()), 300.0, 86400.0) == expected
 
 
 # -- unknown kids, rotation -------------------------------------------------------------------
@@ -195,12 +196,12 @@ def test_forged_kids_do_not_grow_the_bookkeeping(key_cache, platform, clock, ref
 
 
 def test_budget_and_window_are_settings(platform, clock, refused):
-    cache = PlatformKeyCache(platform.fetch, now=clock, unknown_kid_budget=0)
+    cache = PlatformKeyCache(platform, now=clock, unknown_kid_budget=0)
     cache.key_for(platform.jwks_url, platform.key.kid)
     with refused("unknown_kid", 401):  # no unknown-kid refetch at all: only routine refreshes
         cache.key_for(platform.jwks_url, "new")
     assert len(platform.fetches) == 1
-    cache = PlatformKeyCache(platform.fetch, now=clock, unknown_kid_budget=1, unknown_kid_window=5)
+    cache = PlatformKeyCache(platform, now=clock, unknown_kid_budget=1, unknown_kid_window=5)
     cache.key_for(platform.jwks_url, platform.key.kid)
     for kid in ("a", "b"):
         with refused("unknown_kid", 401):
@@ -237,11 +238,12 @@ def test_each_key_set_url_is_cached_separately(platform, clock, refused):
     }
     fetched: list[str] = []
 
-    def fetch(url: str) -> FetchResult:
-        fetched.append(url)
-        return FetchResult(200, json.dumps(served[url]).encode(), {"Cache-Control": "max-age=600"})
+    class Platforms:
+        def send(self, request: HttpRequest) -> HttpResponse:
+            fetched.append(request.url)
+            return HttpResponse(200, (("Cache-Control", "max-age=600"),), json.dumps(served[request.url]).encode())
 
-    cache = PlatformKeyCache(fetch, now=clock)
+    cache = PlatformKeyCache(Platforms(), now=clock)
     cache.key_for("https://a.example/jwks", platform.key.kid)
     with refused("unknown_kid", 401):  # the same kid is not in b's set
         cache.key_for("https://b.example/jwks", platform.key.kid)
@@ -255,8 +257,13 @@ def test_each_key_set_url_is_cached_separately(platform, clock, refused):
 
 @pytest.mark.parametrize(
     "failure",
-    [OSError("connection refused"), TimeoutError("timed out"), FetchResult(503, b"busy"), FetchResult(404, b"")],
-    ids=["oserror", "timeout", "503", "404"],
+    [
+        TransportError(detail="connection refused"),
+        TransportError(detail="timed out"),
+        HttpResponse(503, body=b"busy"),
+        HttpResponse(404),
+    ],
+    ids=["refused", "timeout", "503", "404"],
 )
 def test_fetch_failure_keeps_the_old_keys(failure, key_cache, platform, clock):
     key_cache.key_for(platform.jwks_url, platform.key.kid)
@@ -275,8 +282,8 @@ def test_fetch_failure_keeps_the_old_keys(failure, key_cache, platform, clock):
 
 @pytest.mark.parametrize(
     "failure",
-    [OSError("connection refused"), FetchResult(500, b"oops"), FetchResult(302, b"")],
-    ids=["oserror", "500", "redirect"],
+    [TransportError(detail="connection refused"), HttpResponse(500, body=b"oops"), HttpResponse(302)],
+    ids=["refused", "500", "redirect"],
 )
 def test_fetch_failure_with_nothing_cached(failure, key_cache, platform, refused):
     platform.failure = failure
@@ -285,7 +292,7 @@ def test_fetch_failure_with_nothing_cached(failure, key_cache, platform, refused
     assert isinstance(caught[0], ServiceUnavailable)
 
 
-def test_no_fetcher_and_nothing_cached(platform, clock, refused):
+def test_no_transport_and_nothing_cached(platform, clock, refused):
     cache = PlatformKeyCache(None, now=clock)
     with refused("platform_jwks_unreachable", 502):
         cache.key_for(platform.jwks_url, platform.key.kid)
@@ -297,8 +304,8 @@ def test_no_fetcher_and_nothing_cached(platform, clock, refused):
     ids=["html", "empty", "list", "keys-object", "no-keys", "null"],
 )
 def test_malformed_jwks(body, platform, refused):
-    platform.failure = FetchResult(200, body)
-    cache = PlatformKeyCache(platform.fetch)
+    platform.failure = HttpResponse(200, body=body)
+    cache = PlatformKeyCache(platform)
     with refused("platform_jwks_invalid", 502):
         cache.key_for(platform.jwks_url, platform.key.kid)
 
@@ -308,7 +315,7 @@ def test_malformed_jwks_after_good_ones_keeps_the_old_keys_and_is_rate_limited(k
     the known keys keep being served, and the platform is not asked again on every launch."""
     key_cache.key_for(platform.jwks_url, platform.key.kid)
     clock.advance(3600)
-    platform.failure = FetchResult(200, b"<html>Site under maintenance</html>", {"Content-Type": "text/html"})
+    platform.failure = HttpResponse(200, (("Content-Type", "text/html"),), b"<html>Site under maintenance</html>")
     for _ in range(3):
         assert key_cache.key_for(platform.jwks_url, platform.key.kid).as_dict()["n"] == _n(platform.key)
     assert len(platform.fetches) == 2
@@ -363,7 +370,7 @@ def test_parse_jwks_drops_private_members(platform):
 
 def test_empty_key_set_means_unknown_kid(platform, clock, refused):
     platform.published = []
-    cache = PlatformKeyCache(platform.fetch, now=clock)
+    cache = PlatformKeyCache(platform, now=clock)
     with refused("unknown_kid", 401):
         cache.key_for(platform.jwks_url, platform.key.kid)
 
@@ -372,17 +379,17 @@ def test_empty_key_set_means_unknown_kid(platform, clock, refused):
 
 
 def test_sans_io_plan_accept_resolve(platform, clock, second_key, refused):
-    cache = PlatformKeyCache(now=clock)  # no fetcher: the host does the I/O
+    cache = PlatformKeyCache(now=clock)  # no transport: the host does the I/O
     url = platform.jwks_url
     assert cache.plan(url, platform.key.kid) is None  # nothing cached: fetch now
-    cache.accept(url, FetchResult(200, platform.jwks_body(), {"Cache-Control": "max-age=60"}))
+    cache.accept(url, HttpResponse(200, (("Cache-Control", "max-age=60"),), platform.jwks_body()))
     key = cache.resolve(url, platform.key.kid)
     assert key.as_dict()["n"] == _n(platform.key)
     assert cache.plan(url, platform.key.kid) is key  # fresh: no fetch
     assert cache.cached_key(url, platform.key.kid) is key
 
     assert cache.plan(url, second_key.kid) is None  # unknown kid: one refetch allowed
-    cache.accept(url, FetchResult(200, platform.jwks_body()))  # still not there
+    cache.accept(url, HttpResponse(200, body=platform.jwks_body()))  # still not there
     with refused("unknown_kid", 401):
         cache.resolve(url, second_key.kid)
     with refused("unknown_kid", 401):  # rate-limited: plan refuses without asking for a fetch
@@ -406,15 +413,55 @@ def test_sans_io_failures_with_nothing_cached(platform, refused):
     with refused("platform_jwks_unreachable", 502):
         cache.accept(platform.jwks_url, None)
     with refused("platform_jwks_unreachable", 502):
-        cache.accept(platform.jwks_url, FetchResult(500, b""))
+        cache.accept(platform.jwks_url, HttpResponse(500))
     with refused("platform_jwks_invalid", 502):
-        cache.accept(platform.jwks_url, FetchResult(200, b"garbage"))
+        cache.accept(platform.jwks_url, HttpResponse(200, body=b"garbage"))
     with refused("unknown_kid", 401):
         cache.resolve(platform.jwks_url, platform.key.kid)
 
 
-def test_fetch_errors_other_than_oserror_are_not_swallowed(platform, clock):
-    platform.failure = RuntimeError("bug in the host's fetcher")
-    cache = PlatformKeyCache(platform.fetch, now=clock)
-    with pytest.raises(RuntimeError):
+@pytest.mark.parametrize("error", [RuntimeError("bug in the host's driver"), OSError("a driver breaking the contract")])
+def test_errors_other_than_transport_errors_are_not_swallowed(error, platform, clock):
+    platform.failure = error
+    cache = PlatformKeyCache(platform, now=clock)
+    with pytest.raises(type(error)):
         cache.key_for(platform.jwks_url, platform.key.kid)
+
+
+# -- the request and the response, as plain data --------------------------------------------
+
+
+def test_the_key_set_request():
+    request = build_key_set_request("https://moodle.example/mod/lti/certs.php")
+    assert request == HttpRequest(
+        "GET",
+        "https://moodle.example/mod/lti/certs.php",
+        (("Accept", "application/json"), ("User-Agent", "lti-publish")),
+        b"",
+        5.0,
+    )
+    assert request.header("accept") == "application/json"
+    assert request.header("Authorization") is None
+    hash(request)  # frozen, hashable plain data
+
+
+def test_transport_errors_are_service_unavailable():
+    error = TransportError(detail="connection refused")
+    assert isinstance(error, ServiceUnavailable)
+    assert (error.status, error.reason) == (502, "platform_unreachable")
+
+
+def test_response_headers_are_case_insensitive_and_may_repeat():
+    response = HttpResponse(200, (("link", "<a>; rel=next"), ("Link", "<b>; rel=last"), ("Cache-Control", "max-age=5")))
+    assert response.header("LINK") == "<a>; rel=next"
+    assert [v for k, v in response.headers if k.lower() == "link"] == ["<a>; rel=next", "<b>; rel=last"]
+    assert max_age(response.headers, 300.0, 86400.0) == 5.0
+
+
+def test_accept_takes_the_headers_of_the_response(platform, clock):
+    cache = PlatformKeyCache(now=clock)
+    cache.accept(platform.jwks_url, HttpResponse(200, (("cache-control", "max-age=42"),), platform.jwks_body()))
+    clock.advance(41)
+    assert cache.cached_key(platform.jwks_url, platform.key.kid) is not None
+    clock.advance(1)
+    assert cache.cached_key(platform.jwks_url, platform.key.kid) is None

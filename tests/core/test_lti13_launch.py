@@ -667,9 +667,7 @@ def test_two_threads_racing_with_one_token_only_one_wins(validator, key_cache, p
 
 
 def test_many_threads_racing_with_one_token_only_one_wins(store, platform, state, clock, tool):
-    validator = LaunchValidator(
-        store, PlatformKeyCache(platform.fetch, now=clock), tool_base_urls=tool.base_url, now=clock
-    )
+    validator = LaunchValidator(store, PlatformKeyCache(platform, now=clock), tool_base_urls=tool.base_url, now=clock)
     token = platform.token(state)
     start = threading.Event()
     results: list[str] = []
