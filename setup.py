@@ -78,6 +78,7 @@ setup(
             "ruff>=0.6",
             "mypy>=1.10",
             "types-oauthlib",
+            "django-stubs>=5.2,<5.3",  # lti_xblock under mypy --strict
             "build>=1",
             "Babel>=2.14",
             "hypothesis>=6.100",

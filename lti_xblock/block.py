@@ -83,7 +83,7 @@ def studio_handler(func: JsonHandler) -> Any:
 
 @XBlock.wants("user")
 @XBlock.wants("studio_user_permissions")
-class LtiPublishBlock(XBlock):
+class LtiPublishBlock(XBlock):  # type: ignore[misc]  # XBlock ships no type information: Any
     """Content published to LTI platforms: its children, framed by a title."""
 
     display_name = String(
@@ -115,7 +115,7 @@ class LtiPublishBlock(XBlock):
     @classmethod
     def css_text(cls) -> str:
         """The block's stylesheet, from the installed ``lti_publish_assets`` package."""
-        return static_text("css/lti_publish.css")
+        return str(static_text("css/lti_publish.css"))  # lti_publish_assets is untyped for mypy
 
     def title(self) -> str:
         """The title in the current language when it is still the default one."""

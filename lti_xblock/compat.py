@@ -8,11 +8,11 @@ and the tests. Views never import edx-platform directly.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, User  # User: both hosts' AUTH_USER_MODEL
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -51,7 +51,7 @@ class Host(Protocol):
         """The published block's title, or None when ``content_id`` is not published content."""
         ...
 
-    def create_user(self, username: str, launch: Launch) -> AbstractBaseUser: ...
+    def create_user(self, username: str, launch: Launch) -> User: ...
 
     def enroll(self, user: AbstractBaseUser, content_id: str, role: Role) -> None:
         """Give ``user`` access to the content's course with ``role``'s rights (never more)."""
@@ -64,7 +64,7 @@ class Host(Protocol):
         ...
 
 
-def _new_user(username: str, launch: Launch) -> AbstractBaseUser:
+def _new_user(username: str, launch: Launch) -> User:
     user_model = get_user_model()
     user = user_model(
         username=username,
@@ -96,7 +96,7 @@ class WorkbenchHost:
             return None
         return str(block.display_name)
 
-    def create_user(self, username: str, launch: Launch) -> AbstractBaseUser:
+    def create_user(self, username: str, launch: Launch) -> User:
         return _new_user(username, launch)
 
     def enroll(self, user: AbstractBaseUser, content_id: str, role: Role) -> None:
@@ -108,7 +108,7 @@ class WorkbenchHost:
     def enrolled_role(self, user: AbstractBaseUser, content_id: str) -> Role | None:
         from lti_xblock.models import LtiContentEnrollment
 
-        row = LtiContentEnrollment.objects.filter(user=user, content_id=content_id).first()
+        row = LtiContentEnrollment.objects.filter(user_id=user.pk, content_id=content_id).first()
         return Role(row.role) if row else None
 
     def landing_url(self, content_id: str) -> str:
@@ -134,7 +134,8 @@ class WorkbenchHost:
         return account is not None and self.enrolled_role(account, content_id) is Role.STAFF
 
     def render_content(self, request: HttpRequest, content_id: str, role: Role) -> HttpResponse:
-        block = self._block(content_id, str(request.user.pk))
+        user = cast(User, request.user)  # views.content lets only signed-in users through
+        block = self._block(content_id, str(user.pk))
         fragment = block.render("student_view", {})
         return render(
             request,
@@ -145,10 +146,10 @@ class WorkbenchHost:
                 "body": fragment.body_html(),
                 "head_html": fragment.head_html(),
                 "foot_html": fragment.foot_html(),
-                "student_id": str(request.user.pk),
+                "student_id": str(user.pk),
                 "signed_in_as": gettext(N_("Signed in as %(name)s (%(role)s)"))
                 % {
-                    "name": request.user.get_full_name() or request.user.get_username(),
+                    "name": user.get_full_name() or user.get_username(),
                     "role": gettext(ROLE_LABELS[role]),
                 },
             },
@@ -170,7 +171,7 @@ class OpenEdxHost:  # pragma: no cover - runs only inside edx-platform, which is
             return None
         return str(block.display_name) if block.scope_ids.block_type == "lti_publish" else None
 
-    def create_user(self, username: str, launch: Launch) -> AbstractBaseUser:
+    def create_user(self, username: str, launch: Launch) -> User:
         from common.djangoapps.student.models import UserProfile
 
         user = _new_user(username, launch)

@@ -10,7 +10,7 @@ attribute, so this middleware rewrites the Set-Cookie lines on the way out. Cook
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from http.cookies import Morsel
 
 from django.http import HttpRequest, HttpResponseBase
@@ -28,7 +28,7 @@ class PartitionedMorsel(Morsel[str]):
         copy.update(dict(morsel))
         return copy
 
-    def OutputString(self, attrs: list[str] | None = None) -> str:  # noqa: N802 - the stdlib's name
+    def OutputString(self, attrs: Container[str] | None = None) -> str:  # noqa: N802 - the stdlib's name
         return partitioned_cookie(super().OutputString(attrs))
 
 

@@ -4,11 +4,20 @@ identifiers (ExactCharField) compare exactly, also on MySQL/MariaDB."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.db import models
 from django.db.backends.base.base import BaseDatabaseWrapper
+
+if TYPE_CHECKING:
+    # Importing it at run time needs MySQLdb; vendor "mysql" below says the connection is one.
+    from django.db.backends.mysql.base import DatabaseWrapper as MySQLDatabaseWrapper
+
+    # django-stubs' CharField is generic in the types it is set with and read as.
+    _CharField = models.CharField[str, str]
+else:
+    _CharField = models.CharField
 
 
 def exact_collation(connection: BaseDatabaseWrapper) -> str | None:
@@ -20,16 +29,19 @@ def exact_collation(connection: BaseDatabaseWrapper) -> str | None:
     """
     if connection.vendor != "mysql":
         return None
-    if connection.mysql_is_mariadb:
+    mysql = cast("MySQLDatabaseWrapper", connection)
+    if mysql.mysql_is_mariadb:
         return "utf8mb4_nopad_bin"
-    if connection.mysql_version >= (8, 0, 17):
+    if mysql.mysql_version >= (8, 0, 17):
         return "utf8mb4_0900_bin"
     return "utf8mb4_bin"  # PAD SPACE, but case-sensitive: the best older MySQL has
 
 
-class ExactCharField(models.CharField):
+class ExactCharField(_CharField):
     """A CharField for identifiers (issuers, client and deployment ids, consumer keys, OIDC states,
     key ids, platform user ids): equal only if identical, on every database."""
+
+    db_collation: str | None  # set by CharField.__init__; django-stubs does not declare it
 
     def db_parameters(self, connection: BaseDatabaseWrapper) -> dict[str, Any]:
         params: dict[str, Any] = super().db_parameters(connection)
