@@ -40,7 +40,7 @@ def prepare(base: str) -> str:
     for content_id, title in published_content():
         d = launch_details(base, content_id)
         lines += [
-            f"Published content: {title}",
+            f"Content: {title}",
             "  LTI 1.1 (Moodle: External tool > Manage tools > configure a tool manually, LTI 1.0/1.1):",
             f"    Tool URL:            {d.lti11_tool_url}",
             "    Consumer key/secret: run  .venv/bin/python -m demo lti-publish issue-consumer --name Moodle",
