@@ -52,22 +52,25 @@ def tool(live_server: object, transactional_db: None, settings: object) -> Tool:
     return Tool(base, content_id, launch_details(base, content_id), consumer)
 
 
+def registration_of(peer: PlatformPeer) -> Registration:
+    """How the tool registers the platform peer (what Moodle's "View configuration details" shows)."""
+    return Registration(
+        issuer=peer.issuer,
+        client_id=peer.client_id,
+        auth_login_url=peer.auth_url,
+        auth_token_url=peer.token_url,
+        key_set_url=peer.jwks_url,
+        deployments=(Deployment(peer.deployment_id),),
+    )
+
+
 @pytest.fixture
 def platform(tool: Tool) -> Iterator[PlatformPeer]:
     """A Moodle-like platform, registered with the tool (deployment "2"), serving its JWKS."""
     from lti_xblock.views import store
 
     with PlatformPeer(redirect_uris=[tool.details.lti13_redirect_uri]) as peer:
-        store.save_registration(
-            Registration(
-                issuer=peer.issuer,
-                client_id=peer.client_id,
-                auth_login_url=peer.auth_url,
-                auth_token_url=peer.token_url,
-                key_set_url=peer.jwks_url,
-                deployments=(Deployment(peer.deployment_id),),
-            )
-        )
+        store.save_registration(registration_of(peer))
         yield peer
 
 

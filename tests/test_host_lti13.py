@@ -13,7 +13,7 @@ import requests
 from django.contrib.auth import get_user_model
 
 from lti_xblock import models as m
-from tests.conftest import Tool, login
+from tests.conftest import Tool, login, registration_of
 from tests.peers import DELETE
 from tests.peers.platform import INSTRUCTOR_ROLES, PlatformPeer, attacker_key, parse_autosubmit_form
 
@@ -74,20 +74,10 @@ def test_second_launch_is_the_same_user(browser, tool, platform):
 
 def test_same_sub_from_another_platform_is_another_user(browser, tool, platform):
     full_launch(browser, tool, platform)
-    from lti_core.types import Deployment, Registration
     from lti_xblock.views import store
 
     with PlatformPeer(redirect_uris=[tool.details.lti13_redirect_uri]) as second:
-        store.save_registration(
-            Registration(
-                second.issuer,
-                second.client_id,
-                second.auth_url,
-                second.token_url,
-                second.jwks_url,
-                (Deployment(second.deployment_id),),
-            )
-        )
+        store.save_registration(registration_of(second))
         with requests.Session() as other_browser:
             assert_lands_signed_in(other_browser, tool, full_launch(other_browser, tool, second), "Sam Student")
     assert get_user_model().objects.count() == 2

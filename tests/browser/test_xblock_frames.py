@@ -11,10 +11,9 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from lti_core.types import Deployment, Registration
 from lti_xblock.launch_details import LaunchDetails, launch_details
 from tests.browser.chromium import Cookies, chromium
-from tests.conftest import published_content_id
+from tests.conftest import published_content_id, registration_of
 from tests.peers.platform import PlatformPeer
 
 SIGNED_IN = "Signed in as Sam Student (learner)"
@@ -41,16 +40,7 @@ def site(https_live_server: str, tls_context: Any, transactional_db: None, setti
 
     details = launch_details(https_live_server, published_content_id())
     with PlatformPeer(redirect_uris=[details.lti13_redirect_uri], browser_tls=tls_context) as platform:
-        store.save_registration(
-            Registration(
-                issuer=platform.issuer,
-                client_id=platform.client_id,
-                auth_login_url=platform.auth_url,
-                auth_token_url=platform.token_url,
-                key_set_url=platform.jwks_url,
-                deployments=(Deployment(platform.deployment_id),),
-            )
-        )
+        store.save_registration(registration_of(platform))
         yield Site(https_live_server, details, platform)
 
 
@@ -63,16 +53,7 @@ def http_site(live_server: Any, transactional_db: None, settings: Any) -> Iterat
 
     details = launch_details(base, published_content_id())
     with PlatformPeer(redirect_uris=[details.lti13_redirect_uri]) as platform:
-        store.save_registration(
-            Registration(
-                issuer=platform.issuer,
-                client_id=platform.client_id,
-                auth_login_url=platform.auth_url,
-                auth_token_url=platform.token_url,
-                key_set_url=platform.jwks_url,
-                deployments=(Deployment(platform.deployment_id),),
-            )
-        )
+        store.save_registration(registration_of(platform))
         yield Site(base, details, platform)
 
 
