@@ -21,10 +21,10 @@ setup(
     license="AGPL-3.0",
     python_requires=">=3.11",
     # Only the three shipped packages: the demo (demo/, with the hub machinery the tests share), the
-    # tests and the benchmarks stay in the checkout, never in the wheel.
+    # platform peer (lti_peer/), the tests and the benchmarks stay in the checkout, never in the wheel.
     packages=find_packages(
         include=["lti_core", "lti_core.*", "lti_xblock", "lti_xblock.*", "jupyter_lti", "jupyter_lti.*"],
-        exclude=["demo", "demo.*", "tests", "tests.*", "bench", "bench.*"],
+        exclude=["demo", "demo.*", "lti_peer", "lti_peer.*", "tests", "tests.*", "bench", "bench.*"],
     )
     + ["lti_publish_assets", "lti_publish_assets.translations"],
     # static/ and translations/ live at the top of the repository and ship inside the wheel as the
@@ -52,8 +52,10 @@ setup(
     ],
     extras_require={
         "xblock": [
-            "Django>=5.2,<5.3",
-            "XBlock>=6,<7",
+            # Both the Open edX releases on Django 4.2 + XBlock 5 (tests/openedx runs one) and those on
+            # Django 5.2 + XBlock 6 (Ulmo and later; the workbench of the demo and the tests).
+            "Django>=4.2,<5.3",
+            "XBlock>=5,<7",
             "web-fragments>=2",
             "lazy>=1.4",  # xblock.django.request needs it, XBlock does not declare it
             "edx-django-utils>=5",

@@ -6,7 +6,7 @@ Run from the repository root::
 
 Two real hubs (tests/hub.py: the hub process behind configurable-http-proxy, SQLite) run side by side,
 configured with the same jupyterhub-ltiauthenticator 1.6 config lines; only ``authenticator_class``
-differs. One Moodle-like platform (tests/peers/platform.py, real RSA keys) launches into both.
+differs. One Moodle-like platform (lti_peer/platform.py, real RSA keys) launches into both.
 
 What is timed: only the platform's form POST of the id_token to ``/hub/lti13/oauth_callback``, the
 launch handler (validation, JupyterHub's login_user, its database and login cookie, the redirect),
@@ -62,8 +62,8 @@ if __package__ in (None, ""):  # run as a script: make `tests` and `bench` impor
 import requests  # noqa: E402
 
 from bench import machine  # noqa: E402
+from lti_peer.platform import PlatformPeer  # noqa: E402
 from tests.hub import HubProcess  # noqa: E402
-from tests.peers.platform import PlatformPeer  # noqa: E402
 
 OURS = "jupyter_lti LTI13Authenticator"
 THEIRS = "ltiauthenticator LTI13Authenticator"

@@ -295,22 +295,36 @@ def run_lti13(args: argparse.Namespace, series: dict[str, Series], info: dict[st
 def lti_core_steps(jwks: bytes, launches: Sequence[fx.SignedLaunch]) -> dict[str, float]:
     """µs of each step of LaunchValidator.validate, calling its public steps in validate's order.
 
-    Each step's figure is its median over a chunk of launches, the lowest of four chunks (a busy
-    spell on the machine lifts one chunk, not all). Returns {} if lti_core's steps are no longer
-    the ones this mirrors.
+    check then commit: the state, the registration, the signature (and the claims' decoding), the
+    claims, the browser binding, the Launch, then the nonce and the state's deletion. Each step's
+    figure is its median over a chunk of launches, the lowest of four chunks (a busy spell on the
+    machine lifts one chunk, not all). Returns {} if lti_core's steps are no longer the ones this
+    mirrors.
     """
     runner = peers.LtiCore13(jwks)
     v = runner.validator
     module = sys.modules[type(v).__module__]
-    steps = ("load_state", "registration", "verify_signature", "validate_claims", "build_launch", "consume_nonce")
-    if not all(hasattr(v, s) for s in steps if s != "build_launch") or not hasattr(module, "build_launch"):
+    steps = (
+        "load_state",
+        "registration",
+        "verify_signature",
+        "validate_claims",
+        "check_binding",
+        "build_launch",
+        "consume_nonce",
+        "delete_state",
+    )
+    methods = ("load_state", "registration", "verify_signature", "validate_claims", "consume_nonce")
+    if not all(hasattr(v, s) for s in methods) or not all(
+        hasattr(module, f) for f in ("build_launch", "check_binding", "origin_of")
+    ):
         return {}
-    build_launch = module.build_launch
+    build_launch, check_binding = module.build_launch, module.check_binding
     prepared = [runner.prepare(item) for item in launches]
     samples: dict[str, list[float]] = {name: [] for name in steps}
     clock = time.perf_counter
     gc.collect()
-    for i, (id_token, state, _browser) in enumerate(prepared):
+    for i, (id_token, state, browser) in enumerate(prepared):
         t0 = clock()
         now = time.time()
         oidc_state = v.load_state(state, now)
@@ -321,12 +335,19 @@ def lti_core_steps(jwks: bytes, launches: Sequence[fx.SignedLaunch]) -> dict[str
         t3 = clock()
         v.validate_claims(body, oidc_state, registration, now)
         t4 = clock()
-        build_launch(body, registration)
+        # The platform's origin (for the check page; a cached lookup in validate) is left out.
+        check_binding(oidc_state, browser, id_token=id_token, launch_url="", platform_origin="")
         t5 = clock()
-        v.consume_nonce(body, now)
+        build_launch(body, registration)
         t6 = clock()
+        v.consume_nonce(body, now)
+        t7 = clock()
+        runner.store.delete_state(oidc_state.state)
+        t8 = clock()
         if i >= WARMUP:
-            for name, dt in zip(steps, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5), strict=True):
+            for name, dt in zip(
+                steps, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5, t7 - t6, t8 - t7), strict=True
+            ):
                 samples[name].append(dt)
     chunk = max(1, len(samples[steps[0]]) // 4)
     return {
@@ -401,6 +422,11 @@ def _breakdown(core: Series, parts: dict[str, Series], steps: dict[str, float]) 
     if steps:
         lines.append("  lti_core's own steps, timed one by one (µs, median of 500 launches, best of 4 such chunks):")
         lines.append("    " + ", ".join(f"{name} {us:.1f}" for name, us in steps.items()))
+        store = [name for name in ("load_state", "registration", "consume_nonce", "delete_state") if name in steps]
+        lines.append(
+            f"    ({', '.join(store)}: mostly the store's calls, {sum(steps[n] for n in store):.1f} µs of "
+            f"the {sum(steps.values()):.1f} µs these steps add up to)"
+        )
         if rsa and "verify_signature" in steps:
             extra = steps["verify_signature"] - rsa.us_per_op
             lines.append(f"    (verify_signature = RSA verify + {extra:.1f} µs of splitting, base64 and JSON decoding")

@@ -5,6 +5,9 @@ LTI 1.3 OIDC dance (login initiation POST, authorization endpoint, id_token sign
 RSA key and published at its own JWKS URL). It launches the same way (LTI 1.3) into the demo
 JupyterHub that `make demo` runs beside it (demo/hub.py). It is demo code: it trusts
 whoever opens the page.
+
+Its key, its claims and its signatures are the project's platform peer's (`lti_peer`: pyjwt and
+oauthlib, not the tool's libraries); what is its own are the Django views, its people and its course.
 """
 
 from __future__ import annotations
@@ -13,25 +16,31 @@ import json
 import os
 import secrets
 import time
-import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
-from urllib.parse import parse_qsl
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from joserfc import jwt
-from joserfc.jwk import RSAKey
-from oauthlib.oauth1 import SIGNATURE_HMAC_SHA1, SIGNATURE_TYPE_BODY, Client
 
 from demo.demohub import NEXT as HUB_NEXT
 from demo.demohub import HubLti13Urls
 from lti_core.i18n import N_
-from lti_core.lti13 import claims as c
+from lti_peer import tokens
+from lti_peer.claims import (
+    COURSE_OFFERING,
+    INSTRUCTOR_ROLES,
+    LEARNER_ROLES,
+    MoodleActivity,
+    MoodleUser,
+    launch_claims,
+    login_initiation_params,
+)
+from lti_peer.keys import PlatformKey, load_or_create_key
+from lti_peer.lti11 import sign_lti11_launch
 from lti_publish_assets import static_text
 from lti_xblock.i18n import gettext as _
 from lti_xblock.launch_details import launch_details, lti13_redirect_uri, tool_base_url
@@ -43,22 +52,26 @@ CONSUMER_KEY = "demo-consumer"
 HUB_CLIENT_ID = "demo-jupyterhub"
 HUB_URL_ENV = "LTI_PUBLISH_DEMO_HUB_URL"  # set by `make demo` once the hub answers
 HUB_ERROR_ENV = "LTI_PUBLISH_DEMO_HUB_ERROR"  # why it does not run
+#: Who can launch, by role: as LTI 1.3 users, and their LTI 1.1 role.
 PEOPLE = {
-    "learner": {
-        "user_id": "101",
-        "given": "Ada",
-        "family": "Lovelace",
-        "roles11": "Learner",
-        "roles13": ["http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"],
-    },
-    "instructor": {
-        "user_id": "102",
-        "given": "Grace",
-        "family": "Hopper",
-        "roles11": "Instructor",
-        "roles13": ["http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"],
-    },
+    "learner": MoodleUser("101", "Ada", "Lovelace", "ada@example.org", tuple(LEARNER_ROLES), None, None),
+    "instructor": MoodleUser("102", "Grace", "Hopper", "grace@example.org", tuple(INSTRUCTOR_ROLES), None, None),
 }
+ROLES11 = {"learner": "Learner", "instructor": "Instructor"}
+#: The demo course's link, in a browser window (no Moodle services: no lis, AGS, NRPS, return URL).
+DEMO_LINK = MoodleActivity(
+    course_id="demo-course",
+    course_label=None,
+    course_title="Demo course",
+    course_type=(COURSE_OFFERING,),
+    course_sourcedid=None,
+    link_title="Demo link",
+    link_description=None,
+    document_target="window",
+    sesskey=None,
+    custom={},
+    type_id=None,
+)
 
 
 def base_url(request: HttpRequest) -> str:
@@ -93,15 +106,9 @@ def registered_tools(base: str) -> dict[str, ToolRegistration]:
 
 
 @cache
-def platform_key() -> RSAKey:
+def platform_key() -> PlatformKey:
     """The demo platform's signing key, made on first use and kept in var/ (never committed)."""
-    path = settings.VAR_DIR / "demo-platform-key.json"
-    if path.exists():
-        return RSAKey.import_key(json.loads(path.read_text()))
-    key = RSAKey.generate_key(2048, {"kid": uuid.uuid4().hex, "alg": "RS256", "use": "sig"}, private=True)
-    path.write_text(json.dumps(key.as_dict(private=True)))
-    path.chmod(0o600)
-    return key
+    return load_or_create_key(settings.VAR_DIR / "demo-platform-key.json")
 
 
 def published_content() -> list[tuple[str, str]]:
@@ -197,53 +204,39 @@ def start_launch(request: HttpRequest) -> HttpResponse:
             "lti_version": "LTI-1p0",
             "resource_link_id": f"demo-{content_id}",
             "resource_link_title": "Demo link",
-            "user_id": person["user_id"],
-            "roles": person["roles11"],
-            "lis_person_name_given": person["given"],
-            "lis_person_name_family": person["family"],
-            "lis_person_name_full": f"{person['given']} {person['family']}",
-            "lis_person_contact_email_primary": f"{person['given'].lower()}@example.org",
+            "user_id": person.id,
+            "roles": ROLES11[request.POST["role"]],
+            "lis_person_name_given": person.given_name,
+            "lis_person_name_family": person.family_name,
+            "lis_person_name_full": person.name,
+            "lis_person_contact_email_primary": person.email,
             "context_id": "demo-course",
             "context_title": "Demo course",
             "launch_presentation_locale": request.LANGUAGE_CODE,
             "tool_consumer_info_product_family_code": "lti-publish-demo",
         }
-        client = Client(
-            CONSUMER_KEY,
-            client_secret=consumer.secret,
-            signature_method=SIGNATURE_HMAC_SHA1,
-            signature_type=SIGNATURE_TYPE_BODY,
-        )
-        _uri, _headers, body = client.sign(
-            details.lti11_tool_url,
-            http_method="POST",
-            body=params,
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
-        )
-        return autosubmit(request, details.lti11_tool_url, dict(parse_qsl(body)))
+        form = sign_lti11_launch(details.lti11_tool_url, CONSUMER_KEY, consumer.secret, params)
+        return autosubmit(request, details.lti11_tool_url, form)
     return login_initiation(request, base, person, details.lti13_login_url, details.lti13_target_link_uri, CLIENT_ID)
 
 
 def login_initiation(
-    request: HttpRequest, base: str, person: dict[str, Any], login_url: str, target: str, client_id: str
+    request: HttpRequest, base: str, person: MoodleUser, login_url: str, target: str, client_id: str
 ) -> HttpResponse:
     """The LTI 1.3 login initiation form Moodle POSTs to a tool's login URL."""
     hint = json.dumps({"role": request.POST["role"], "target": target})
-    return autosubmit(
-        request,
-        login_url,
-        {
-            "iss": issuer(base),
-            "login_hint": person["user_id"],
-            "target_link_uri": target,
-            "lti_message_hint": hint,
-            "client_id": client_id,
-            "lti_deployment_id": DEPLOYMENT_ID,
-        },
+    fields = login_initiation_params(
+        issuer=issuer(base),
+        target_link_uri=target,
+        login_hint=person.id,
+        message_hint=hint,
+        client_id=client_id,
+        deployment_id=DEPLOYMENT_ID,
     )
+    return autosubmit(request, login_url, fields)
 
 
-def start_hub_launch(request: HttpRequest, base: str, person: dict[str, Any] | None) -> HttpResponse:
+def start_hub_launch(request: HttpRequest, base: str, person: MoodleUser | None) -> HttpResponse:
     """The login initiation into the demo JupyterHub, as Moodle POSTs it to /hub/lti13/oauth_login."""
     hub = demo_hub()
     if person is None:
@@ -270,39 +263,22 @@ def authorize(request: HttpRequest) -> HttpResponse:
         person = PEOPLE[hint["role"]]
     except (ValueError, KeyError, TypeError):
         return HttpResponseBadRequest("bad lti_message_hint")
-    now = int(time.time())
-    claims: dict[str, Any] = {
-        "iss": issuer(base),
-        "aud": client_id,
-        "sub": params.get("login_hint"),
-        "iat": now,
-        "exp": now + 60,
-        "nonce": params["nonce"],
-        "given_name": person["given"],
-        "family_name": person["family"],
-        "name": f"{person['given']} {person['family']}",
-        "email": f"{person['given'].lower()}@example.org",
-        c.MESSAGE_TYPE: c.RESOURCE_LINK_REQUEST,
-        c.VERSION: c.LTI_VERSION,
-        c.DEPLOYMENT_ID: DEPLOYMENT_ID,
-        c.TARGET_LINK_URI: hint["target"],
-        c.ROLES: person["roles13"],
-        c.RESOURCE_LINK: {"id": "demo-" + secrets.token_hex(4), "title": "Demo link"},
-        c.CONTEXT: {
-            "id": "demo-course",
-            "title": "Demo course",
-            "type": ["http://purl.imsglobal.org/vocab/lis/v2/course#CourseOffering"],
-        },
-        c.LAUNCH_PRESENTATION: {"locale": request.LANGUAGE_CODE, "document_target": "window"},
-    }
-    if tool.custom:
-        claims[c.CUSTOM] = dict(tool.custom)
+    claims = launch_claims(
+        issuer=issuer(base),
+        client_id=client_id,
+        deployment_id=DEPLOYMENT_ID,
+        nonce=params["nonce"],
+        iat=int(time.time()),
+        target_link_uri=hint["target"],
+        user=replace(person, id=params.get("login_hint", ""), locale=request.LANGUAGE_CODE),
+        activity=replace(DEMO_LINK, link_id="demo-" + secrets.token_hex(4), custom=dict(tool.custom)),
+        site=None,
+    )
     key = platform_key()
-    token = jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
+    token = tokens.sign(claims, key.private, kid=key.kid)
     return autosubmit(request, params["redirect_uri"], {"id_token": token, "state": params.get("state", "")})
 
 
 @require_GET
 def jwks(_request: HttpRequest) -> JsonResponse:
-    public = platform_key().as_dict(private=False)
-    return JsonResponse({"keys": [{**public, "alg": "RS256", "use": "sig"}]})
+    return JsonResponse(platform_key().jwks)

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar, cast
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import urlsplit
 
 from jupyterhub.auth import Authenticator
 from jupyterhub.utils import maybe_future, url_path_join
@@ -33,6 +32,7 @@ from traitlets import Bool, CaselessStrEnum, List, TraitError, Unicode, default,
 from jupyter_lti import frames
 from jupyter_lti.handlers import LtiInfoHandler
 from jupyter_lti.store import SqlAlchemyStore, default_store_url, describe_url
+from lti_core import frames as core_frames
 from lti_core.errors import Forbidden
 from lti_core.forwarded import (
     ReceivedRequest,
@@ -42,9 +42,9 @@ from lti_core.forwarded import (
     trusted_networks,
 )
 from lti_core.i18n import N_
-from lti_core.linking import AccountLinker, LinkOutcome, choose_username, safe_username, username_candidates
+from lti_core.landing import landing
+from lti_core.linking import AccountLinker, NamePlan, choose_username, safe_username
 from lti_core.types import Launch, Registration, Role, launch_context
-from lti_core.urls import safe_landing_path
 
 # Paths that start or end a launch: landing there again would loop.
 _LAUNCH_PATHS = ("hub/lti/", "hub/lti11/", "hub/lti13/")
@@ -58,33 +58,16 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-@dataclasses.dataclass(frozen=True)
-class NamePlan:
-    """What the store says about the hub username of a launch's identity (read in the store's threads).
-
-    ``linked``: the name the identity is linked to, if it is. Otherwise the ``candidate`` name and
-    which of the names lti_core's rule may try (``username_candidates``) other identities hold.
-    """
-
-    linked: str = ""
-    candidate: str = ""
-    adopt_existing: bool = False
-    taken: frozenset[str] = frozenset()
-
-
 class HubAccounts:
     """The hub's side of lti_core's username rule (``LocalAccounts``).
 
-    ``taken``: the names other identities are linked to, read from the store beforehand; the hub's
-    users are read here, from JupyterHub's ORM, on the event loop (the only thread that may use it).
+    The hub's users are read from JupyterHub's ORM, on the event loop (the only thread that may use it).
     """
 
-    def __init__(self, handler: Any, taken: Collection[str], *, adopt_existing: bool) -> None:
-        self._handler, self._taken, self._adopt_existing = handler, taken, adopt_existing
+    def __init__(self, handler: Any, *, adopt_existing: bool) -> None:
+        self._handler, self._adopt_existing = handler, adopt_existing
 
     def username_available(self, name: str) -> bool:
-        if name in self._taken:
-            return False  # another platform identity owns it
         user = self._handler.find_user(name)
         # A hub user no launch has linked yet, named by the claim the admin chose (for instance one
         # jupyterhub-ltiauthenticator made), is taken over, unless it is an admin.
@@ -289,7 +272,7 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
         if proposal["value"] is None:
             return None
         try:
-            return [frames.frame_source(str(source)) for source in proposal["value"]]
+            return [core_frames.frame_source(str(source)) for source in proposal["value"]]
         except ValueError as error:
             raise TraitError(f"frame_ancestors: {error}") from None
 
@@ -372,7 +355,7 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
         if configured is not None:
             return list(configured)
         registrations = self.configured_registrations()
-        return frames.platform_origins(url for r in registrations for url in (r.issuer, r.auth_login_url))
+        return core_frames.platform_origins(url for r in registrations for url in (r.issuer, r.auth_login_url))
 
     def public_url_is_https(self, app: Any) -> bool:
         """The hub's public URL is https, as far as the config says (`framed_cookies` "auto")."""
@@ -401,7 +384,7 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
         if sources:
             self.log.info(
                 "LTI frames: %s; cookies %s",
-                frames.frame_ancestors(sources),
+                core_frames.frame_ancestors(sources),
                 "SameSite=None; Secure; Partitioned" if cookies else "as JupyterHub sets them",
             )
         elif self.configured_frame_ancestors is None:
@@ -469,22 +452,14 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
     # -- usernames -----------------------------------------------------------------------------
 
     def claimed_username(self, launch: Launch) -> str:
-        """The value of `username_key` in the launch, or "" when not configured or not sent."""
-        key = self.username_key
-        if not key:
+        """The hub's form of the launch's `username_key` value, or "" when not configured or not sent."""
+        if not self.username_key:
             return ""
-        value = self.launch_value(launch, key)
-        if not isinstance(value, str) or not value.strip():
-            self.log.warning("LTI launch has no %r; using the default username", key)
+        claimed = launch.value(self.username_key)
+        if not claimed:
+            self.log.warning("LTI launch has no %r; using the default username", self.username_key)
             return ""
-        return value.strip()
-
-    def launch_value(self, launch: Launch, key: str) -> Any:
-        """What `username_key` names in a launch: a claim (1.3) or a form parameter (1.1)."""
-        return launch.raw.get(key, "")
-
-    def _safe(self, name: str) -> str:
-        return str(self.normalize_username(safe_username(name)))[:255]
+        return str(self.normalize_username(safe_username(claimed)))[:255]
 
     def username_for(self, handler: Any, launch: Launch) -> str:
         """The hub user this platform identity signs in as: the same one at every launch.
@@ -498,21 +473,15 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
 
     def name_plan(self, launch: Launch) -> NamePlan:
         """The store's part of ``username_for``: reads only the store, so it may run in any thread."""
-        decision = AccountLinker(self.store).decide(launch)
-        if decision.outcome is LinkOutcome.LINKED:
-            return NamePlan(linked=decision.local_user_id)
-        claimed = self.claimed_username(launch)
-        candidate = self._safe(claimed) if claimed else decision.suggested_username
-        # A new identity: the few names it may get, looked up at once (no round trip per name later).
-        taken = frozenset(name for name in username_candidates(candidate, launch) if self.store.find_user_links(name))
-        return NamePlan(candidate=candidate, adopt_existing=bool(claimed), taken=taken)
+        return AccountLinker(self.store).plan_name(launch, self.claimed_username(launch))
 
     def username_from(self, handler: Any, launch: Launch, plan: NamePlan) -> str:
-        """The hub's part of ``username_for``: reads JupyterHub's users, so it runs on the loop."""
+        """The hub's part of ``username_for``: reads JupyterHub's users, so it runs on the loop. An
+        unlinked non-admin hub user named by the claim the admin chose is taken over."""
         if plan.linked:
             return plan.linked
-        accounts = HubAccounts(handler, plan.taken, adopt_existing=plan.adopt_existing)
-        return choose_username(plan.candidate, launch, accounts)
+        accounts = HubAccounts(handler, adopt_existing=plan.claimed)
+        return choose_username(plan.candidate, launch, accounts, plan.taken)
 
     def link_user(self, launch: Launch, model: dict[str, Any]) -> None:
         """Link the platform identity to ``model``'s name for good (if a racing launch of the same
@@ -583,60 +552,25 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
     def auth_state(self, launch: Launch) -> dict[str, Any]:
         """What later services need (grades, roster), under "lti"; beside it, the launch's own claims
         (1.3) or parameters (1.1), as jupyterhub-ltiauthenticator kept them, for existing hooks."""
-        context = {
-            "lti_version": launch.lti_version,
-            "platform": launch.platform,
-            "user_id": launch.platform_user_id,
-            "client_id": launch.client_id,
-            "deployment_id": launch.deployment_id,
-            "roles": list(launch.roles),
-            "role": launch.role.value,
-            "context": {"id": launch.context_id, "title": launch.context_title},
-            "resource_link": {"id": launch.resource_link_id, "title": launch.resource_link_title},
-            "target_link_uri": launch.target_link_uri,
-            "custom": dict(launch.custom),
-            "person": {
-                "name": launch.name,
-                "given_name": launch.given_name,
-                "family_name": launch.family_name,
-                "email": launch.email,
-                "locale": launch.locale,
-            },
-            "message_type": launch.message_type,
-            "services": dataclasses.asdict(launch.services),
-        }
-        launch_data = launch.platform_data()
-        return {**launch_data, "lti": context}
+        return {**launch.platform_data(), "lti": launch.summary()}
 
     # -- landing -------------------------------------------------------------------------------
 
     def landing_url(self, handler: Any, launch: Launch, user: Any) -> str:
         """Where the browser goes after the launch: a path within the hub, never anywhere else."""
-        wanted = self.wanted_landing(launch)
-        if wanted:
-            base_path = str(handler.settings.get("base_url", "/"))
+        base_path = str(handler.settings.get("base_url", "/"))
+        found = landing(
+            launch,
+            custom_key=self.landing_custom_key,
+            public_base_url=self.public_base_url(handler),
             # A relative path is in the learner's own server: user-redirect starts it first if needed.
-            user_redirect = url_path_join(base_path, "hub", "user-redirect/")
-            landing = safe_landing_path(wanted, self.public_base_url(handler), relative_to=user_redirect)
-            if landing is None:
-                self.log.warning("LTI launch asked to land outside the hub; using the default page")
-            elif not self.is_launch_path(landing, base_path):
-                return landing
-        return str(handler.get_next_url(user))
-
-    def wanted_landing(self, launch: Launch) -> str:
-        """The custom parameter (`landing_custom_key`), else the target link's ``?next=``, else the target link."""
-        wanted = launch.custom.get(self.landing_custom_key, "") if self.landing_custom_key else ""
-        if not wanted and launch.target_link_uri:
-            query = dict(parse_qsl(urlsplit(launch.target_link_uri).query))
-            wanted = query.get("next", "") or launch.target_link_uri
-        return str(wanted)
-
-    @staticmethod
-    def is_launch_path(landing: str, base_path: str) -> bool:
-        """The hub's root or a launch endpoint: landing there would start over (or loop)."""
-        relative = unquote(urlsplit(landing).path)[len(base_path.rstrip("/")) :].lstrip("/")
-        return relative in ("", "hub", "hub/") or relative.startswith(_LAUNCH_PATHS)
+            relative_to=url_path_join(base_path, "hub", "user-redirect/"),
+            start_paths=("", "hub", "hub/"),
+            launch_prefixes=_LAUNCH_PATHS,
+        )
+        if found.outside:
+            self.log.warning("LTI launch asked to land outside the hub; using the default page")
+        return found.path or str(handler.get_next_url(user))
 
 
 def received_request(request: HTTPServerRequest) -> ReceivedRequest:

@@ -19,20 +19,19 @@ The standard library's cookies learn ``Partitioned`` only in Python 3.14, and to
 ``Set-Cookie`` headers after the output transforms have run: ``PartitionedCookies`` therefore hands
 tornado response headers that add the attribute to every ``Set-Cookie`` written into them.
 
-Imports only tornado, the standard library and lti_core's URL helper: users' servers load it.
+Imports only tornado, the standard library and lti_core: users' servers load it.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from tornado.httputil import HTTPHeaders
 from tornado.web import GZipContentEncoding, OutputTransform
 
 from lti_core.cookies import partitioned_cookie
-from lti_core.lti13.binding import origin_of
+from lti_core.frames import frame_ancestors
 
 #: The module users' servers load as a jupyter-server extension (``jpserver_extensions``).
 EXTENSION = "jupyter_lti.frames"
@@ -41,49 +40,6 @@ FRAMED_COOKIE_OPTIONS: dict[str, Any] = {"samesite": "None", "secure": True}
 CSP = "Content-Security-Policy"
 SERVER_SETTINGS_ARG = "--ServerApp.tornado_settings"
 SERVER_EXTENSIONS_ARG = "--ServerApp.jpserver_extensions"
-
-SELF = "'self'"
-# An origin, or an origin whose host starts with a wildcard label: what CSP calls a host-source with a
-# scheme and no path. Nothing else is accepted, so a value can never add a directive or a source.
-_SOURCE = re.compile(
-    r"https?://(\*\.)?([a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])(:[0-9]{1,5})?"
-)
-
-
-def frame_source(value: str) -> str:
-    """A ``frame-ancestors`` source as configured, normalized: ``'self'``, ``https://host[:port]`` or
-    ``https://*.host``. ValueError for anything else (paths, ``*``, ``'none'``, other keywords)."""
-    text = value.strip()
-    if text.lower() == SELF:
-        return SELF
-    source = text.lower().rstrip("/")
-    if not _SOURCE.fullmatch(source):
-        raise ValueError(
-            f"{value!r} is not an origin (https://host[:port]), a host wildcard (https://*.host) or 'self'"
-        )
-    return source
-
-
-def platform_origins(urls: Iterable[str]) -> list[str]:
-    """The origins of the platforms' URLs (issuers, authorization endpoints), each once, in order."""
-    origins: list[str] = []
-    for url in urls:
-        origin = origin_of(url)
-        if not origin:
-            continue
-        try:
-            origin = frame_source(origin)
-        except ValueError:
-            continue
-        if origin not in origins:
-            origins.append(origin)
-    return origins
-
-
-def frame_ancestors(sources: Sequence[str]) -> str:
-    """The CSP directive; ``'none'`` when no source is given."""
-    return "frame-ancestors " + (" ".join(sources) if sources else "'none'")
-
 
 # -- cookies ---------------------------------------------------------------------------------------
 

@@ -9,14 +9,13 @@ reason code and a 4xx status, never a traceback.
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from typing import Any
 
 from jupyterhub.handlers import BaseHandler
 from jupyterhub.utils import url_path_join
 
-from lti_core import cookies
+from lti_core import cookies, pages
 from lti_core.errors import (
     AuthenticationFailed,
     Forbidden,
@@ -24,21 +23,10 @@ from lti_core.errors import (
     method_not_allowed,
     request_malformed,
 )
-from lti_core.i18n import N_, translation
+from lti_core.i18n import N_, preferred_language, translation
 from lti_core.lti13 import binding
-from lti_core.lti13.binding import BrowserCheckRequired, BrowserEvidence, NotBoundToBrowser
-from lti_core.lti13.login import LoginRedirect
-from lti_core.urls import add_query
-from lti_publish_assets import TRANSLATIONS_DIR, browser_check_page_html, error_page_html, storage_login_page_html
-
-PURGE_EVERY = 200
-HINT = N_("Launch again from your course. If this keeps happening, give the reason code to your administrator.")
-
-
-def preferred_language(accept_language: str) -> str:
-    """The first language of an Accept-Language header ("fr-CA,fr;q=0.9" -> "fr-CA")."""
-    first = accept_language.split(",")[0].split(";")[0].strip()
-    return first if first and first != "*" else "en"
+from lti_core.lti13.binding import BrowserCheckRequired, BrowserEvidence
+from lti_publish_assets import TRANSLATIONS_DIR, page_html
 
 
 class LtiHandler(BaseHandler):  # type: ignore[misc]
@@ -51,23 +39,23 @@ class LtiHandler(BaseHandler):  # type: ignore[misc]
         return None
 
     def gettext(self, message: str) -> str:
-        language = preferred_language(self.request.headers.get("Accept-Language", ""))
-        return translation(str(TRANSLATIONS_DIR), language).gettext(message)
+        return translation(str(TRANSLATIONS_DIR), self.language).gettext(message)
 
     @property
     def language(self) -> str:
         return preferred_language(self.request.headers.get("Accept-Language", ""))
 
-    def finish_page(self, html: str, status: int = 200) -> None:
-        """An HTML page of the LTI flow; these carry launch data, so never cached nor referred on."""
-        self.set_status(status)
+    def finish_page(self, page: pages.Page) -> None:
+        """One of lti_core's pages, in the reader's language."""
+        self.set_status(page.status)
         self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.set_header("Cache-Control", "no-store")
-        self.set_header("Referrer-Policy", "no-referrer")
-        self.finish(html)
+        for name, value in pages.HEADERS:
+            self.set_header(name, value)
+        self.finish(page_html(page, lang=self.language, translate=self.gettext))
 
-    def login_url_with(self, params: dict[str, str]) -> str:
-        return add_query(self.authenticator.hub_url(self, "lti13", "oauth_login"), params)
+    @property
+    def login_url(self) -> str:
+        return str(self.authenticator.hub_url(self, "lti13", "oauth_login"))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """What tornado refuses before or while the handler reads the request (a body it cannot parse,
@@ -87,22 +75,7 @@ class LtiHandler(BaseHandler):  # type: ignore[misc]
         """The readable error page: what happened, the reason code, what to do. Nothing secret in it."""
         self.log.info("LTI request refused: %s (%s) %s", error.reason, self.request.path, error.detail)
         self.clear()
-        relaunch = self.login_url_with(error.relaunch_params) if isinstance(error, NotBoundToBrowser) else ""
-        html = error_page_html(
-            lang=self.language,
-            title=self.gettext(N_("This launch could not be completed")),
-            message=self.gettext(error.message),
-            reason=error.reason,
-            reason_label=self.gettext(N_("Reason code")),
-            hint=self.gettext(HINT),
-            action_url=relaunch,
-            action_label=self.gettext(binding.RELAUNCH_LABEL),
-        )
-        self.finish_page(html, error.status)
-
-    def browser_check(self, check: binding.BrowserCheck) -> None:
-        """Re-posts the launch from the hub's own origin (lti_core.lti13.binding)."""
-        self.finish_page(browser_check_page_html(check, lang=self.language, translate=self.gettext))
+        self.finish_page(pages.refusal_page(error, self.login_url))
 
     def state_cookie(self, state: str, max_age: int) -> None:
         """The state cookie with lti_core's attributes (max_age 0 deletes it, in its partition)."""
@@ -127,15 +100,11 @@ class LtiHandler(BaseHandler):  # type: ignore[misc]
             self.refuse(error)
             return None
         except BrowserCheckRequired as needed:
-            self.browser_check(needed.check)
+            self.finish_page(pages.BrowserCheckPage(needed.check))
             return None
         if user is None:  # verified, but the hub's allow/block lists say no
             self.refuse(Forbidden("user_not_allowed", N_("Your account is not allowed to use this hub.")))
             return None
-        if secrets.randbelow(PURGE_EVERY) == 0:
-            # States and nonces expire within minutes; sweeping now and then keeps the tables small
-            # without a scheduler. In the store's threads, as every store call of the hub.
-            await self.authenticator.off_loop(self.authenticator.store.purge_expired, time.time())
         self.redirect(self.authenticator.landing_url(self, self.lti_launch, user))
         return user
 
@@ -193,17 +162,10 @@ class LTI13LoginHandler(LtiHandler):
             self.refuse(error)
             return
         if redirect.uses_platform_storage:
-            self.storage_login(redirect)
+            self.finish_page(pages.storage_login_page(redirect, self.login_url))
             return
         self.state_cookie(redirect.state.state, int(redirect.state.expires_at - time.time()))
         self.redirect(redirect.url)
-
-    def storage_login(self, redirect: LoginRedirect) -> None:
-        """Stores the state with the platform's frame (lti.put_data), then goes on to the platform."""
-        fallback = self.login_url_with(binding.relaunch_params(redirect.state))
-        self.finish_page(
-            storage_login_page_html(redirect, fallback_url=fallback, lang=self.language, translate=self.gettext)
-        )
 
     async def post(self) -> None:
         await self.get()  # Moodle initiates the login with a form POST, others with a GET

@@ -11,24 +11,19 @@ requests, and one fetch per key set URL is in flight at a time, however many lau
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
-from urllib.parse import urljoin
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from lti_core.http import HTTP_SCHEMES, MAX_RESPONSE_BODY, AsyncTransport, HttpRequest, HttpResponse, TransportError
+from lti_core.http import MAX_RESPONSE_BODY, AsyncDriver, AsyncTransport, HttpRequest, HttpResponse, TransportError
 from lti_core.lti13.jwks import PlatformKeyCache, build_key_set_request
 from lti_core.lti13.launch import LaunchValidator
-
-MAX_REDIRECTS = 5
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 class _BodyTooLarge(Exception):
     """Raised from the streaming callback: stops reading a response over the limit."""
 
 
-class TornadoTransport:
+class TornadoTransport(AsyncDriver):
     """``lti_core.http.AsyncTransport`` on tornado's ``AsyncHTTPClient``; ``max_body`` bytes at most per response.
 
     The size limit is counted here, not left to the client's ``max_body_size``: the hub shares one
@@ -38,29 +33,7 @@ class TornadoTransport:
     def __init__(self, max_body: int = MAX_RESPONSE_BODY) -> None:
         self.max_body = max_body
 
-    async def send(self, request: HttpRequest) -> HttpResponse:
-        """Follows up to ``MAX_REDIRECTS`` redirects itself: only to http(s), never from https down to http."""
-        for _ in range(MAX_REDIRECTS + 1):
-            response = await self._send_once(request)
-            location = response.header("Location")
-            if response.status not in _REDIRECTS or location is None:
-                return response
-            target = urljoin(request.url, location)
-            if not target.lower().startswith(HTTP_SCHEMES):
-                raise TransportError(detail=f"redirect to a non-HTTP URL: {target[:80]}")
-            if request.url.lower().startswith("https://") and not target.lower().startswith("https://"):
-                raise TransportError(detail=f"redirect from https to {target[:80]}")
-            if response.status in (307, 308):  # the same request again, body included
-                request = replace(request, url=target)
-            else:  # like browsers and urllib: the next request is a GET without the body
-                kept = tuple((k, v) for k, v in request.headers if k.lower() not in ("content-type", "content-length"))
-                method = "HEAD" if request.method == "HEAD" else "GET"
-                request = replace(request, method=method, url=target, headers=kept, body=b"")
-        raise TransportError(detail=f"more than {MAX_REDIRECTS} redirects from {request.url[:80]}")
-
-    async def _send_once(self, request: HttpRequest) -> HttpResponse:
-        if not request.url.lower().startswith(HTTP_SCHEMES):
-            raise TransportError(detail=f"refusing a non-HTTP URL: {request.url[:80]}")
+    async def exchange(self, request: HttpRequest) -> HttpResponse:
         chunks: list[bytes] = []
         size = 0
 

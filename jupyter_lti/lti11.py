@@ -9,7 +9,6 @@ single-use nonce kept in a database (jupyterhub-ltiauthenticator never stores no
 from __future__ import annotations
 
 import functools
-from html import escape
 from typing import Any
 
 from traitlets import Dict as DictTrait
@@ -18,6 +17,7 @@ from traitlets import Unicode
 from jupyter_lti.auth import LtiAuthenticator
 from jupyter_lti.handlers import LTI11ConfigHandler, LTI11LaunchHandler
 from lti_core.lti11.launch import Lti11LaunchVerifier
+from lti_core.tool_config import build_lti11_cartridge
 from lti_core.types import Consumer
 
 LTI11_SPEC = "https://www.imsglobal.org/specs/ltiv1p1p1/implementation-guide"
@@ -95,14 +95,9 @@ class LTI11Authenticator(LtiAuthenticator):
         return await self.sign_in_verified(handler, verified.launch, functools.partial(verifier.commit, verified))
 
     def lti11_config_xml(self, handler: Any) -> str:
-        launch_url = self.hub_url(handler, LAUNCH_PATH)
-        return (
-            '<?xml version="1.0" encoding="UTF-8"?>\n'
-            '<cartridge_basiclti_link xmlns="http://www.imsglobal.org/xsd/imslticc_v1p0"'
-            ' xmlns:blti="http://www.imsglobal.org/xsd/imsbasiclti_v1p0">\n'
-            f"  <blti:title>{escape(self.config_title)}</blti:title>\n"
-            f"  <blti:description>{escape(self.config_description)}</blti:description>\n"
-            f"  <blti:icon>{escape(self.config_icon)}</blti:icon>\n"
-            f"  <blti:launch_url>{escape(launch_url)}</blti:launch_url>\n"
-            "</cartridge_basiclti_link>\n"
+        return build_lti11_cartridge(
+            title=self.config_title,
+            description=self.config_description,
+            icon_url=self.config_icon,
+            launch_url=self.hub_url(handler, LAUNCH_PATH),
         )

@@ -27,13 +27,13 @@ from jupyter_lti.handlers import (
     LTI13LoginHandler,
 )
 from jupyter_lti.http import PlatformKeyLoader
-from lti_core.lti13 import claims as c
 from lti_core.lti13.binding import BrowserEvidence
 from lti_core.lti13.jwks import PlatformKeyCache
 from lti_core.lti13.launch import SIGNING_ALGORITHM, LaunchValidator
 from lti_core.lti13.login import LoginRedirect, OidcLogin
 from lti_core.lti13.tool_keys import ToolKeySet
-from lti_core.types import Deployment, Launch, Registration
+from lti_core.tool_config import build_lti13_tool_config
+from lti_core.types import Deployment, Registration
 
 SECURITY_SPEC = "https://www.imsglobal.org/spec/security/v1p0/"
 PLATFORM_KEYS = PlatformKeyCache()  # one per process: it must outlive requests and authenticator reloads
@@ -281,11 +281,6 @@ class LTI13Authenticator(LtiAuthenticator):
         verified = await self.off_loop(validator.check, id_token, state, browser)
         return await self.sign_in_verified(handler, verified.launch, functools.partial(validator.commit, verified))
 
-    def launch_value(self, launch: Launch, key: str) -> Any:
-        if key.startswith("custom_"):  # ltiauthenticator's convention for the custom claim
-            return launch.custom.get(key[len("custom_") :], "")
-        return launch.raw.get(key, "")
-
     _tool_key_lock = threading.Lock()
 
     def tool_jwks(self) -> dict[str, Any]:
@@ -297,34 +292,10 @@ class LTI13Authenticator(LtiAuthenticator):
 
     def lti13_config(self, handler: Any) -> dict[str, Any]:
         """What a platform admin pastes or reads: every URL of this hub's tool registration."""
-        target = self.redirect_uri(handler)
-        return {
-            "title": self.tool_name,
-            "description": self.tool_description,
-            "oidc_initiation_url": self.hub_url(handler, "lti13", "oauth_login"),
-            "target_link_uri": target,
-            "redirect_uris": [target],
-            "public_jwk_url": self.hub_url(handler, "lti13", "jwks"),
-            "scopes": [],
-            "custom_fields": {},
-            "extensions": [
-                {
-                    "platform": "canvas.instructure.com",
-                    "privacy_level": "public",
-                    "settings": {
-                        "placements": [
-                            {
-                                "placement": "course_navigation",
-                                "message_type": c.RESOURCE_LINK_REQUEST,
-                                "target_link_uri": target,
-                            },
-                            {
-                                "placement": "assignment_selection",
-                                "message_type": c.RESOURCE_LINK_REQUEST,
-                                "target_link_uri": target,
-                            },
-                        ]
-                    },
-                }
-            ],
-        }
+        return build_lti13_tool_config(
+            title=self.tool_name,
+            description=self.tool_description,
+            login_url=self.hub_url(handler, "lti13", "oauth_login"),
+            launch_url=self.redirect_uri(handler),
+            jwks_url=self.hub_url(handler, "lti13", "jwks"),
+        )

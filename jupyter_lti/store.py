@@ -11,21 +11,20 @@ should not be the one our launches wait on (nor ours the one it waits on).
 
 Every call runs in its own short transaction on a pooled connection (``engine.begin()``), so the
 store can be shared by threads (the hub calls it from a small thread pool, never from its event
-loop). Only registrations and user links are cached between calls (``TtlLruCache``). A change to the
-tables is a new migration revision, and ``metadata`` below must match the head revision.
+loop). Every algorithm on these tables is lti_core's (``lti_core.records.RecordStore``); this module
+holds the schema, the engine and the row operations. A change to the tables is a new migration
+revision, and ``metadata`` below must match the head revision.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -36,10 +35,10 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
-    Row,
     String,
     Table,
     Text,
+    TypeDecorator,
     UniqueConstraint,
     create_engine,
     delete,
@@ -49,29 +48,18 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import mysql, postgresql, sqlite
-from sqlalchemy.engine import URL, Dialect, make_url
+from sqlalchemy.engine import URL, Dialect, Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from sqlalchemy.schema import SchemaItem
 from sqlalchemy.sql.compiler import TypeCompiler
+from sqlalchemy.sql.elements import ColumnElement
 
 from jupyter_lti import migrations
-from lti_core.store import nonce_digest
-from lti_core.types import (
-    STATE_FIELDS,
-    Consumer,
-    Deployment,
-    LaunchContext,
-    LaunchServices,
-    OidcState,
-    Registration,
-    Role,
-    ToolKey,
-    UserLink,
-)
+from lti_core.records import RecordStore, Row, Rows, exact_collation
 
-__all__ = ["SqlAlchemyStore", "TtlLruCache", "default_store_url", "describe_url", "metadata"]
+__all__ = ["SqlAlchemyStore", "default_store_url", "describe_url", "metadata"]
 
 # Beside the hub's SQLite file (see default_store_url).
 SQLITE_FILE_NAME = "lti_publish.sqlite"
@@ -84,32 +72,33 @@ class ExactString(String):
     """VARCHAR for identifiers (issuers, client and deployment ids, consumer keys, nonce digests, OIDC
     states, key ids, platform and local user ids): equal only if identical, on every database.
 
-    SQLite (BINARY) and PostgreSQL (deterministic collations) already compare exactly. MySQL and
-    MariaDB default to case-insensitive collations that also ignore trailing spaces (PAD SPACE), so
-    ``ABC`` or ``abc `` would find, overwrite or log in as ``abc``: there the column gets a binary NO
-    PAD collation, chosen when the table is created, from the server actually connected to (a
-    ``mysql://`` URL may well reach a MariaDB server, so the URL's dialect name cannot decide).
-    Comparisons follow the column's collation whatever the connection's, so queries need nothing
-    special.
+    On MySQL and MariaDB the column gets lti_core's binary collation (``exact_collation``), chosen
+    when the table is created from the server actually connected to. Comparisons follow the column's
+    collation whatever the connection's, so queries need nothing special.
     """
 
 
-def exact_collation(dialect: Dialect) -> str:
-    """The binary collation a MySQL or MariaDB server compares ``ExactString`` columns with.
+class JsonText(TypeDecorator[Any]):
+    """A list or dict kept as JSON text (TEXT on every database, as the migrations made it)."""
 
-    The same choice as lti_xblock.models.exact_collation, for the same reasons.
-    """
-    if getattr(dialect, "is_mariadb", False):
-        return "utf8mb4_nopad_bin"  # MariaDB >= 10.2
-    version = dialect.server_version_info or ()
-    if tuple(v for v in version if isinstance(v, int)) >= (8, 0, 17):
-        return "utf8mb4_0900_bin"  # NO PAD
-    return "utf8mb4_bin"  # PAD SPACE, but case-sensitive: the best older MySQL has
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else json.dumps(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
+        return None if value is None else json.loads(value)
+
+
+def _mysql_collation(dialect: Dialect) -> str:
+    version = tuple(v for v in dialect.server_version_info or () if isinstance(v, int))
+    return exact_collation("mysql", mariadb=bool(getattr(dialect, "is_mariadb", False)), version=version) or ""
 
 
 @compiles(ExactString, "mysql", "mariadb")
 def _compile_exact_string_mysql(type_: ExactString, compiler: TypeCompiler, **kw: Any) -> str:
-    return f"VARCHAR({type_.length}) CHARACTER SET utf8mb4 COLLATE {exact_collation(compiler.dialect)}"
+    return f"VARCHAR({type_.length}) CHARACTER SET utf8mb4 COLLATE {_mysql_collation(compiler.dialect)}"
 
 
 # Every constraint and index is named after its table, so all of the store's objects share the
@@ -152,7 +141,7 @@ registrations = _table(
     Column("auth_token_url", String(1024), nullable=False),
     Column("key_set_url", String(1024), nullable=False),
     Column("any_deployment", Boolean, nullable=False, default=False),
-    Column("created", Double, nullable=False),
+    Column("created", Double, nullable=False, default=time.time),
     UniqueConstraint("issuer", "client_id"),
 )
 
@@ -176,7 +165,7 @@ consumers = _table(
     Column("key", ExactString(255), nullable=False, unique=True),
     Column("secret", String(255), nullable=False),
     Column("name", String(255), nullable=False, default=""),
-    Column("created", Double, nullable=False),
+    Column("created", Double, nullable=False, default=time.time),
 )
 
 # A used nonce, keyed by sha256(scope, nonce): LTI 1.1 nonces have no length limit, a digest always
@@ -212,9 +201,9 @@ tool_keys = _table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("kid", ExactString(255), nullable=False, unique=True),
     Column("private_pem", Text, nullable=False),
-    Column("public_jwk", Text, nullable=False),  # JSON
+    Column("public_jwk", JsonText, nullable=False),
     Column("active", Boolean, nullable=False, default=True),
-    Column("created", Double, nullable=False),
+    Column("created", Double, nullable=False, default=time.time),
 )
 
 # Permanent: (platform, platform user id) -> JupyterHub username. No foreign key: the hub's users
@@ -227,7 +216,7 @@ user_links = _table(
     Column("platform", ExactString(255), nullable=False),
     Column("platform_user_id", ExactString(255), nullable=False),
     Column("local_user_id", ExactString(255), nullable=False),
-    Column("created", Double, nullable=False),
+    Column("created", Double, nullable=False, default=time.time),
     UniqueConstraint("platform", "platform_user_id"),
     Index(None, "local_user_id"),
 )
@@ -249,9 +238,9 @@ launch_contexts = _table(
     Column("client_id", ExactString(255), nullable=False, default=""),
     Column("lti_version", String(16), nullable=False),
     Column("role", String(16), nullable=False),
-    Column("roles", Text, nullable=False),  # JSON
+    Column("roles", JsonText, nullable=False),
     Column("message_type", String(255), nullable=False),
-    Column("services", Text, nullable=False),  # JSON
+    Column("services", JsonText, nullable=False),
     Column("updated_at", Double, nullable=False),
     UniqueConstraint("platform", "platform_user_id", "resource_link_id", name="lti_publish_launch_contexts_launch_key"),
     Index(None, "local_user_id"),
@@ -308,79 +297,129 @@ def _sqlite_pragmas(file_database: bool) -> Callable[[Any, ConnectionPoolEntry],
     return on_connect
 
 
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
+class SqlRows:
+    """lti_core's ``Rows`` on one table: each call in the transaction of ``SqlTables.atomic`` if one
+    is open on this thread, else in a short one of its own."""
+
+    def __init__(self, table: Table, tables: SqlTables) -> None:
+        self._table, self._tables = table, tables
+
+    def _where(
+        self, where: Mapping[str, Any], live_at: float | None, expired_at: float | None
+    ) -> list[ColumnElement[bool]]:
+        columns = self._table.c
+        clauses = [columns[name] == value for name, value in where.items()]
+        if live_at is not None:
+            clauses.append(columns.expires_at > live_at)
+        if expired_at is not None:
+            clauses.append(columns.expires_at <= expired_at)
+        return clauses
+
+    def insert(self, row: Mapping[str, Any]) -> bool:
+        try:
+            with self._tables.connection(savepoint=True) as connection:
+                connection.execute(insert(self._table).values(dict(row)))
+            return True
+        except IntegrityError:
+            return False
+
+    def upsert(self, key: Mapping[str, Any], values: Mapping[str, Any]) -> None:
+        """The database's own upsert, one statement: two first saves racing with UPDATE-then-INSERT
+        would make one fail on the unique key (and, on MySQL, deadlock on the gap locks taken)."""
+        row = {**key, **values}
+        with self._tables.connection() as connection:
+            name = connection.dialect.name
+            if name in ("postgresql", "sqlite"):
+                upsert = (postgresql if name == "postgresql" else sqlite).insert(self._table).values(row)
+                connection.execute(upsert.on_conflict_do_update(index_elements=list(key), set_=dict(values)))
+            else:  # mysql, mariadb
+                my = mysql.insert(self._table).values(row)
+                connection.execute(my.on_duplicate_key_update({k: my.inserted[k] for k in values}))
+
+    def select(self, where: Mapping[str, Any], *, live_at: float | None = None) -> list[Row]:
+        query = select(self._table).where(*self._where(where, live_at, None))
+        with self._tables.connection() as connection:
+            rows = connection.execute(query.order_by(*self._table.primary_key.columns)).mappings().all()
+        return [dict(row) for row in rows]
+
+    def update(self, where: Mapping[str, Any], values: Mapping[str, Any], *, expired_at: float | None = None) -> int:
+        statement = update(self._table).where(*self._where(where, None, expired_at)).values(dict(values))
+        with self._tables.connection() as connection:
+            return int(connection.execute(statement).rowcount)
+
+    def delete(self, where: Mapping[str, Any], *, expired_at: float | None = None) -> int:
+        statement = delete(self._table).where(*self._where(where, None, expired_at))
+        with self._tables.connection() as connection:
+            return int(connection.execute(statement).rowcount)
 
 
-class TtlLruCache(Generic[K, V]):
-    """A bounded, expiring, thread-safe map for rows read on every launch.
-
-    At most ``size`` entries (the least recently used go first) and each for at most ``ttl`` seconds
-    of ``clock`` after it was read from the database. ``invalidate`` drops a key after a write; it
-    also refuses any fill by a read that began before it (``put`` with an older ``generation``),
-    since that read may have seen the row as it was before the write.
-    """
-
-    def __init__(self, size: int, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.size, self.ttl = max(size, 0), ttl
-        self._clock = clock
-        self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
-        self._lock = threading.Lock()
-        self._generation = 0
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def generation(self) -> int:
-        """Taken before reading the database, handed to ``put`` with what was read."""
-        return self._generation
-
-    def get(self, key: K) -> V | None:
-        with self._lock:
-            found = self._entries.get(key)
-            if found is None:
-                return None
-            if found[0] <= self._clock():
-                del self._entries[key]
-                return None
-            self._entries.move_to_end(key)
-            return found[1]
-
-    def put(self, key: K, value: V, generation: int) -> None:
-        with self._lock:
-            if generation != self._generation or self.size == 0:
-                return  # a write came in between: what was read may be older than it
-            self._entries[key] = (self._clock() + self.ttl, value)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
-
-    def invalidate(self, key: K) -> None:
-        with self._lock:
-            self._generation += 1
-            self._entries.pop(key, None)
+TABLES = {
+    "registrations": registrations,
+    "deployments": deployments,
+    "consumers": consumers,
+    "nonces": nonces,
+    "states": oidc_states,
+    "tool_keys": tool_keys,
+    "user_links": user_links,
+    "launch_contexts": launch_contexts,
+}
 
 
-class SqlAlchemyStore:
-    """Implements every Protocol of lti_core.store on SQLite, PostgreSQL, MySQL or MariaDB.
+class SqlTables:
+    """lti_core's ``Tables`` on an engine; ``serial`` is held around each transaction (an in-memory
+    SQLite database is one connection, which threads must take turns on)."""
+
+    def __init__(self, engine: Engine, serial: AbstractContextManager[Any]) -> None:
+        self.engine, self._serial = engine, serial
+        self._local = threading.local()
+        self._rows = {name: SqlRows(table, self) for name, table in TABLES.items()}
+
+    def rows(self, table: str) -> Rows:
+        return self._rows[table]
+
+    @contextmanager
+    def connection(self, *, savepoint: bool = False) -> Iterator[Connection]:
+        """This thread's open transaction (in a savepoint, for a write that may fail alone), else a
+        new transaction: committed on success, rolled back on any exception."""
+        current: Connection | None = getattr(self._local, "connection", None)
+        if current is None:
+            with self._serial, self.engine.begin() as connection:
+                yield connection
+        elif savepoint:
+            with current.begin_nested():
+                yield current
+        else:
+            yield current
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        if getattr(self._local, "connection", None) is not None:
+            yield  # already in this thread's transaction
+            return
+        with self.connection() as connection:
+            self._local.connection = connection
+            try:
+                yield
+            finally:
+                self._local.connection = None
+
+
+class SqlAlchemyStore(RecordStore):
+    """Every Protocol of lti_core.store on SQLite, PostgreSQL, MySQL or MariaDB.
 
     ``url`` is an SQLAlchemy URL; ``engine_kwargs`` go to ``create_engine`` (``connect_args`` are
     merged with the store's own). Opening a store is enough: it creates its tables, or upgrades them,
     to the newest migration revision. ``cache_size``, ``cache_ttl`` and ``clock`` set the caches of
-    registrations and user links (``TtlLruCache``; a ``cache_size`` of 0 turns them off).
+    registrations and user links (lti_core's ``TtlLruCache``; a ``cache_size`` of 0 turns them off):
+    on the hub, one process, they save two database round trips per launch.
     """
-
-    #: Entries per cache: a hub's active platform users, roughly; ~1 MB at most.
-    CACHE_SIZE = 4096
-    #: Seconds an entry is served before the database is asked again.
-    CACHE_TTL = 60.0
 
     def __init__(
         self,
         url: str,
         *,
-        cache_size: int = CACHE_SIZE,
-        cache_ttl: float = CACHE_TTL,
+        cache_size: int = RecordStore.CACHE_SIZE,
+        cache_ttl: float = RecordStore.CACHE_TTL,
         clock: Callable[[], float] = time.monotonic,
         **engine_kwargs: Any,
     ) -> None:
@@ -394,7 +433,7 @@ class SqlAlchemyStore:
         memory = _is_memory_sqlite(parsed)
         # One in-memory SQLite database exists per connection: every thread must use the same one
         # (StaticPool), and take turns on it (a connection holds one transaction at a time).
-        self._serial: AbstractContextManager[Any] = threading.Lock() if memory else nullcontext()
+        serial: AbstractContextManager[Any] = threading.RLock() if memory else nullcontext()
         if memory:
             connect_args["check_same_thread"] = False
             kwargs.setdefault("poolclass", StaticPool)
@@ -409,20 +448,11 @@ class SqlAlchemyStore:
                     parsed = parsed.update_query_dict({"charset": "utf8mb4"})
         connect_args.update(kwargs.pop("connect_args", {}))
         self.engine = create_engine(parsed, connect_args=connect_args, **kwargs)
-        # Read on every login and launch, written almost never: kept in memory, they save two
-        # database round trips per launch. Bounded (a hub serves any number of platform users over
-        # its months of uptime) and expiring: this process's writes invalidate their entries at
-        # once, but another process writing the same database (a second hub on it, an admin's
-        # script, a link deleted by hand) is only seen when the entry expires. Only rows found are
-        # cached, so a registration or link made elsewhere is seen at its first use.
-        self._registration_cache: TtlLruCache[tuple[str, str], Registration] = TtlLruCache(
-            cache_size, cache_ttl, clock
-        )
-        self._link_cache: TtlLruCache[tuple[str, str], UserLink] = TtlLruCache(cache_size, cache_ttl, clock)
         if backend == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas(file_database=not memory))
-        with self._serial, self.engine.begin() as connection:
+        with serial, self.engine.begin() as connection:
             migrations.upgrade(connection)
+        super().__init__(SqlTables(self.engine, serial), cache_size=cache_size, cache_ttl=cache_ttl, clock=clock)
 
     def __repr__(self) -> str:
         return f"SqlAlchemyStore({describe_url(self.url.render_as_string(hide_password=False))!r})"
@@ -430,325 +460,3 @@ class SqlAlchemyStore:
     def close(self) -> None:
         """Close the pooled connections (a later call opens new ones)."""
         self.engine.dispose()
-
-    @contextmanager
-    def _begin(self) -> Iterator[Connection]:
-        """One short transaction: committed on success, rolled back on any exception."""
-        with self._serial, self.engine.begin() as connection:
-            yield connection
-
-    def _upsert(
-        self,
-        connection: Connection,
-        table: Table,
-        keys: Mapping[str, Any],
-        values: Mapping[str, Any],
-        on_insert: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Insert the row ``keys`` identify, or update ``values`` on it: one atomic statement.
-
-        The database's own upsert rather than UPDATE-then-INSERT: two first saves racing would make
-        one fail on the unique key (and on MySQL, deadlock on the gap locks the UPDATEs took).
-        ``on_insert`` columns (creation times) are only written to a new row.
-        """
-        row = {**keys, **values, **(on_insert or {})}
-        name = connection.dialect.name
-        if name == "postgresql":
-            pg = postgresql.insert(table).values(row)
-            connection.execute(pg.on_conflict_do_update(index_elements=list(keys), set_=dict(values)))
-        elif name == "sqlite":
-            lite = sqlite.insert(table).values(row)
-            connection.execute(lite.on_conflict_do_update(index_elements=list(keys), set_=dict(values)))
-        else:  # mysql, mariadb
-            my = mysql.insert(table).values(row)
-            connection.execute(my.on_duplicate_key_update({k: my.inserted[k] for k in values}))
-
-    # registrations ---------------------------------------------------------------------------
-    @staticmethod
-    def _registrations(rows: Sequence[Row[Any]]) -> list[Registration]:
-        """Registrations from rows of registration columns joined to each of its deployments."""
-        found: dict[int, tuple[Row[Any], list[Deployment]]] = {}
-        for row in rows:
-            _, deployed = found.setdefault(row.id, (row, []))
-            if row.deployment_id is not None:
-                deployed.append(Deployment(row.deployment_id, row.label))
-        return [
-            Registration(
-                issuer=row.issuer,
-                client_id=row.client_id,
-                auth_login_url=row.auth_login_url,
-                auth_token_url=row.auth_token_url,
-                key_set_url=row.key_set_url,
-                deployments=tuple(deployed),
-                name=row.name,
-                any_deployment=bool(row.any_deployment),
-            )
-            for row, deployed in found.values()
-        ]
-
-    def _select_registrations(self, *where: Any) -> list[Registration]:
-        # One statement, so a registration and its deployments are read from the same snapshot
-        # (SQLite's driver runs reads outside transactions).
-        query = (
-            select(registrations, deployments.c.deployment_id, deployments.c.label)
-            .select_from(registrations.outerjoin(deployments))
-            .where(*where)
-            .order_by(registrations.c.client_id, registrations.c.id, deployments.c.id)
-        )
-        with self._begin() as connection:
-            return self._registrations(connection.execute(query).all())
-
-    def get_registration(self, issuer: str, client_id: str) -> Registration | None:
-        cached = self._registration_cache.get((issuer, client_id))
-        if cached is not None:
-            return cached
-        generation = self._registration_cache.generation()
-        found = self._select_registrations(registrations.c.issuer == issuer, registrations.c.client_id == client_id)
-        if found:
-            self._registration_cache.put((issuer, client_id), found[0], generation)
-        return found[0] if found else None
-
-    def find_registrations(self, issuer: str) -> list[Registration]:
-        return self._select_registrations(registrations.c.issuer == issuer)
-
-    def save_registration(self, registration: Registration) -> None:
-        try:
-            self._save_registration(registration)
-        finally:
-            # After the commit: a read that began before it cannot fill the cache any more.
-            self._registration_cache.invalidate((registration.issuer, registration.client_id))
-
-    def _save_registration(self, registration: Registration) -> None:
-        key = {"issuer": registration.issuer, "client_id": registration.client_id}
-        with self._begin() as connection:
-            self._upsert(
-                connection,
-                registrations,
-                key,
-                {
-                    "name": registration.name,
-                    "auth_login_url": registration.auth_login_url,
-                    "auth_token_url": registration.auth_token_url,
-                    "key_set_url": registration.key_set_url,
-                    "any_deployment": registration.any_deployment,
-                },
-                on_insert={"created": time.time()},
-            )
-            registration_id = connection.execute(
-                select(registrations.c.id).where(*(registrations.c[k] == v for k, v in key.items()))
-            ).scalar_one()
-            wanted = [d.deployment_id for d in registration.deployments]
-            connection.execute(
-                delete(deployments).where(
-                    deployments.c.registration_id == registration_id, deployments.c.deployment_id.not_in(wanted)
-                )
-            )
-            # Kept deployments keep their rows (and place: deployments read back in row order).
-            for deployment in registration.deployments:
-                self._upsert(
-                    connection,
-                    deployments,
-                    {"registration_id": registration_id, "deployment_id": deployment.deployment_id},
-                    {"label": deployment.label},
-                )
-
-    # LTI 1.1 consumers -----------------------------------------------------------------------
-    def get_consumer(self, key: str) -> Consumer | None:
-        with self._begin() as connection:
-            row = connection.execute(
-                select(consumers.c.key, consumers.c.secret, consumers.c.name).where(consumers.c.key == key)
-            ).first()
-        return Consumer(row.key, row.secret, row.name) if row else None
-
-    def save_consumer(self, consumer: Consumer) -> None:
-        with self._begin() as connection:
-            self._upsert(
-                connection,
-                consumers,
-                {"key": consumer.key},
-                {"secret": consumer.secret, "name": consumer.name},
-                on_insert={"created": time.time()},
-            )
-
-    # nonces and OIDC state -------------------------------------------------------------------
-    def consume_nonce(self, scope: str, nonce: str, expires_at: float, now: float) -> bool:
-        digest = nonce_digest(scope, nonce)
-        try:
-            with self._begin() as connection:
-                connection.execute(insert(nonces).values(digest=digest, expires_at=expires_at))
-            return True
-        except IntegrityError:
-            pass
-        # Seen before. Only an expired record may be reused, and the conditional UPDATE lets exactly
-        # one of two racing requests win it: the second one's WHERE no longer matches the row the
-        # first one rewrote (PostgreSQL re-checks it after the first commits; InnoDB and SQLite
-        # update the latest row version).
-        with self._begin() as connection:
-            result = connection.execute(
-                update(nonces)
-                .where(nonces.c.digest == digest, nonces.c.expires_at <= now)
-                .values(expires_at=expires_at)
-            )
-            return result.rowcount == 1
-
-    def save_state(self, state: OidcState) -> None:
-        with self._begin() as connection:
-            connection.execute(
-                insert(oidc_states).values(**dataclasses.asdict(state))
-            )
-
-    def get_state(self, state: str, now: float) -> OidcState | None:
-        with self._begin() as connection:
-            row = connection.execute(
-                select(oidc_states).where(oidc_states.c.state == state, oidc_states.c.expires_at > now)
-            ).first()
-        if row is None:
-            return None
-        return OidcState(**{name: getattr(row, name) for name in STATE_FIELDS})
-
-    def delete_state(self, state: str) -> None:
-        with self._begin() as connection:
-            connection.execute(delete(oidc_states).where(oidc_states.c.state == state))
-
-    def purge_expired(self, now: float) -> int:
-        with self._begin() as connection:
-            states = connection.execute(delete(oidc_states).where(oidc_states.c.expires_at <= now)).rowcount
-            used = connection.execute(delete(nonces).where(nonces.c.expires_at <= now)).rowcount
-        return states + used
-
-    # tool keys -------------------------------------------------------------------------------
-    def list_tool_keys(self) -> list[ToolKey]:
-        query = select(tool_keys).order_by(tool_keys.c.created.desc(), tool_keys.c.id.desc())
-        with self._begin() as connection:
-            rows = connection.execute(query).all()
-        return [ToolKey(r.kid, r.private_pem, dict(json.loads(r.public_jwk)), bool(r.active)) for r in rows]
-
-    def save_tool_key(self, key: ToolKey) -> None:
-        with self._begin() as connection:
-            self._upsert(
-                connection,
-                tool_keys,
-                {"kid": key.kid},
-                {"private_pem": key.private_pem, "public_jwk": json.dumps(key.public_jwk), "active": key.active},
-                on_insert={"created": time.time()},
-            )
-
-    def set_tool_key_active(self, kid: str, active: bool) -> None:
-        with self._begin() as connection:
-            connection.execute(update(tool_keys).where(tool_keys.c.kid == kid).values(active=active))
-
-    # user links ------------------------------------------------------------------------------
-    def get_user_link(self, platform: str, platform_user_id: str) -> UserLink | None:
-        cached = self._link_cache.get((platform, platform_user_id))
-        if cached is not None:
-            return cached
-        generation = self._link_cache.generation()
-        with self._begin() as connection:
-            local_user_id = connection.execute(
-                select(user_links.c.local_user_id).where(
-                    user_links.c.platform == platform, user_links.c.platform_user_id == platform_user_id
-                )
-            ).scalar_one_or_none()
-        if local_user_id is None:
-            return None
-        link = UserLink(platform, platform_user_id, local_user_id)
-        self._link_cache.put((platform, platform_user_id), link, generation)
-        return link
-
-    def save_user_link(self, link: UserLink) -> UserLink:
-        # Links never change once made, but one can be deleted by hand: like a registration, the
-        # entry is dropped after the write, whatever its outcome, and the next read sees the database.
-        try:
-            return self._save_user_link(link)
-        finally:
-            self._link_cache.invalidate((link.platform, link.platform_user_id))
-
-    def _save_user_link(self, link: UserLink) -> UserLink:
-        try:
-            with self._begin() as connection:
-                connection.execute(
-                    insert(user_links).values(
-                        platform=link.platform,
-                        platform_user_id=link.platform_user_id,
-                        local_user_id=link.local_user_id,
-                        created=time.time(),
-                    )
-                )
-            return link
-        except IntegrityError:
-            existing = self.get_user_link(link.platform, link.platform_user_id)
-            if existing is None:  # the row that refused us was deleted in between: nothing to keep
-                raise
-            return existing
-
-    def find_user_links(self, local_user_id: str) -> list[UserLink]:
-        with self._begin() as connection:
-            rows = connection.execute(
-                select(user_links.c.platform, user_links.c.platform_user_id)
-                .where(user_links.c.local_user_id == local_user_id)
-                .order_by(user_links.c.platform, user_links.c.platform_user_id)
-            ).all()
-        return [UserLink(platform, platform_user_id, local_user_id) for platform, platform_user_id in rows]
-
-    # launch contexts -------------------------------------------------------------------------
-    @staticmethod
-    def _launch_context(row: Row[Any]) -> LaunchContext:
-        return LaunchContext(
-            platform=row.platform,
-            platform_user_id=row.platform_user_id,
-            local_user_id=row.local_user_id,
-            resource_link_id=row.resource_link_id,
-            context_id=row.context_id,
-            deployment_id=row.deployment_id,
-            client_id=row.client_id,
-            lti_version=row.lti_version,
-            role=Role(row.role),
-            roles=tuple(json.loads(row.roles)),
-            message_type=row.message_type,
-            services=LaunchServices.from_dict(json.loads(row.services)),
-            updated_at=row.updated_at,
-        )
-
-    def save_launch_context(self, context: LaunchContext) -> None:
-        with self._begin() as connection:
-            self._upsert(
-                connection,
-                launch_contexts,
-                {
-                    "platform": context.platform,
-                    "platform_user_id": context.platform_user_id,
-                    "resource_link_id": context.resource_link_id,
-                },
-                {
-                    "local_user_id": context.local_user_id,
-                    "context_id": context.context_id,
-                    "deployment_id": context.deployment_id,
-                    "client_id": context.client_id,
-                    "lti_version": context.lti_version,
-                    "role": context.role.value,
-                    "roles": json.dumps(list(context.roles)),
-                    "message_type": context.message_type,
-                    "services": json.dumps(context.services.as_dict()),
-                    "updated_at": context.updated_at,
-                },
-            )
-
-    def get_launch_context(self, platform: str, platform_user_id: str, resource_link_id: str) -> LaunchContext | None:
-        with self._begin() as connection:
-            row = connection.execute(
-                select(launch_contexts).where(
-                    launch_contexts.c.platform == platform,
-                    launch_contexts.c.platform_user_id == platform_user_id,
-                    launch_contexts.c.resource_link_id == resource_link_id,
-                )
-            ).first()
-        return self._launch_context(row) if row else None
-
-    def find_launch_contexts(self, local_user_id: str) -> list[LaunchContext]:
-        with self._begin() as connection:
-            rows = connection.execute(
-                select(launch_contexts)
-                .where(launch_contexts.c.local_user_id == local_user_id)
-                .order_by(launch_contexts.c.updated_at.desc(), launch_contexts.c.id.desc())
-            ).all()
-        return [self._launch_context(r) for r in rows]

@@ -19,9 +19,11 @@ The contract of a driver:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
+from urllib.parse import urljoin
 
 from lti_core.errors import ServiceUnavailable
 from lti_core.i18n import N_
@@ -35,6 +37,9 @@ DEFAULT_TIMEOUT = 5.0
 MAX_RESPONSE_BODY = 1024 * 1024
 USER_AGENT = "lti-publish"
 HTTP_SCHEMES = ("http://", "https://")
+#: Redirects followed per request; one more is a ``TransportError``.
+MAX_REDIRECTS = 5
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 class TransportError(ServiceUnavailable):
@@ -92,3 +97,69 @@ class AsyncTransport(Protocol):
     async def send(self, request: HttpRequest) -> HttpResponse:
         """The response to ``request``; ``TransportError`` when there is none (see the module's contract)."""
         ...
+
+
+def check_url(request: HttpRequest) -> HttpRequest:
+    """``request``, if it may be sent: only http(s) URLs are ever fetched."""
+    if not request.url.lower().startswith(HTTP_SCHEMES):
+        raise TransportError(detail=f"refusing a non-HTTP URL: {request.url[:80]}")
+    return request
+
+
+def redirected(request: HttpRequest, response: HttpResponse) -> HttpRequest | None:
+    """The request a redirect ``response`` leads to, or None when it is no redirect.
+
+    Only to http(s) and never from https down to http (``TransportError``). 307 and 308 repeat the
+    request, body included; the others become a GET without the body, as browsers and urllib do.
+    """
+    location = response.header("Location")
+    if response.status not in _REDIRECTS or location is None:
+        return None
+    target = urljoin(request.url, location)
+    if not target.lower().startswith(HTTP_SCHEMES):
+        raise TransportError(detail=f"redirect to a non-HTTP URL: {target[:80]}")
+    if request.url.lower().startswith("https://") and not target.lower().startswith("https://"):
+        raise TransportError(detail=f"redirect from https to {target[:80]}")
+    if response.status in (307, 308):
+        return replace(request, url=target)
+    kept = tuple((k, v) for k, v in request.headers if k.lower() not in ("content-type", "content-length"))
+    return replace(request, method="HEAD" if request.method == "HEAD" else "GET", url=target, headers=kept, body=b"")
+
+
+def _too_many_redirects(request: HttpRequest) -> TransportError:
+    return TransportError(detail=f"more than {MAX_REDIRECTS} redirects from {request.url[:80]}")
+
+
+class SyncDriver(ABC):
+    """A ``Transport`` from a driver that sends one request and returns what came back, redirects
+    included: the URL and redirect rules of the port are applied here, the same for every driver."""
+
+    def send(self, request: HttpRequest) -> HttpResponse:
+        for _ in range(MAX_REDIRECTS + 1):
+            response = self.exchange(check_url(request))
+            follow = redirected(request, response)
+            if follow is None:
+                return response
+            request = follow
+        raise _too_many_redirects(request)
+
+    @abstractmethod
+    def exchange(self, request: HttpRequest) -> HttpResponse:
+        """One request, one response (a redirect is returned, not followed); see the module's contract."""
+
+
+class AsyncDriver(ABC):
+    """The same as ``SyncDriver`` for an asynchronous driver: an ``AsyncTransport``."""
+
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        for _ in range(MAX_REDIRECTS + 1):
+            response = await self.exchange(check_url(request))
+            follow = redirected(request, response)
+            if follow is None:
+                return response
+            request = follow
+        raise _too_many_redirects(request)
+
+    @abstractmethod
+    async def exchange(self, request: HttpRequest) -> HttpResponse:
+        """One request, one response (a redirect is returned, not followed); see the module's contract."""

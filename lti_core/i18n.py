@@ -23,3 +23,9 @@ def translation(localedir: str, language: str) -> gettext.NullTranslations:
     """The catalog for ``language`` (``fr``, ``pt-br``...), falling back to English."""
     languages = [language.replace("-", "_"), language.split("-")[0]]
     return gettext.translation(DOMAIN, localedir=Path(localedir), languages=languages, fallback=True)
+
+
+def preferred_language(accept_language: str) -> str:
+    """The first language of an Accept-Language header ("fr-CA,fr;q=0.9" -> "fr-CA"), else "en"."""
+    first = accept_language.split(",")[0].split(";")[0].strip()
+    return first if first and first != "*" else "en"

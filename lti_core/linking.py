@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
@@ -83,14 +84,30 @@ def username_candidates(candidate: str, launch: Launch) -> tuple[str, ...]:
     return (candidate, f"{candidate}-{digest[:8]}", f"{candidate}-{digest[:16]}", f"lti-{digest[:32]}")
 
 
-def choose_username(candidate: str, launch: Launch, accounts: LocalAccounts) -> str:
+def choose_username(candidate: str, launch: Launch, accounts: LocalAccounts, taken: Collection[str] = ()) -> str:
     """``candidate``, or the first free of ``candidate-<8 hex>``, ``candidate-<16 hex>``,
     ``lti-<32 hex>`` (hex of the identity's digest): a name someone else holds is never shared, and
-    the same identity always tries the same names."""
+    the same identity always tries the same names. ``taken``: names known to be linked already."""
     for name in username_candidates(candidate, launch):
-        if accounts.username_available(name):
+        if name not in taken and accounts.username_available(name):
             return name
     raise InvalidRequest("username_unavailable", N_("No username could be chosen for this user."))
+
+
+@dataclass(frozen=True)
+class NamePlan:
+    """What the links say about the username of a launch's identity, read before the host's own
+    accounts are asked (a host whose accounts live elsewhere, or on another thread, asks them after).
+
+    ``linked``: the local user the identity is linked to, if it is. Otherwise the ``candidate`` name,
+    whether it was ``claimed`` (from a launch value the admin chose) rather than made up, and which of
+    ``username_candidates`` other identities are linked to (``taken``).
+    """
+
+    linked: str = ""
+    candidate: str = ""
+    claimed: bool = False
+    taken: frozenset[str] = frozenset()
 
 
 class AccountLinker:
@@ -114,6 +131,17 @@ class AccountLinker:
         if mode is ProvisioningMode.NEW_ACCOUNTS_ONLY:
             return LinkDecision(LinkOutcome.CREATE, suggested_username=suggested_username(launch))
         return LinkDecision(LinkOutcome.PROMPT, suggested_username=suggested_username(launch))
+
+    def plan_name(self, launch: Launch, claimed: str = "") -> NamePlan:
+        """The identity's link, or the names a new one may get: ``claimed`` (already made safe by the
+        host's rules) or the suggested name, and which of their variants are linked to others."""
+        decision = self.decide(launch)
+        if decision.outcome is LinkOutcome.LINKED:
+            return NamePlan(linked=decision.local_user_id)
+        candidate = claimed or decision.suggested_username
+        # The few names it may get, looked up at once (no round trip per name later).
+        taken = frozenset(name for name in username_candidates(candidate, launch) if self._store.find_user_links(name))
+        return NamePlan(candidate=candidate, claimed=bool(claimed), taken=taken)
 
     def link(self, launch: Launch, local_user_id: str) -> UserLink:
         """Record the permanent link. If a racing launch linked first, its link wins and is returned:

@@ -208,6 +208,41 @@ class Launch:
         safe to keep beside the user."""
         return {k: v for k, v in self.raw.items() if not k.startswith("oauth_") and k != "nonce"}
 
+    def value(self, key: str) -> str:
+        """A launch value an admin names (e.g. the username source): a parameter (1.1) or claim
+        (1.3) by name; ``custom_<name>`` is also ``<name>`` of the 1.3 custom claim (as LTI 1.1 spells
+        custom parameters). Stripped text, or "" when absent or not text."""
+        value = self.raw.get(key)
+        if value is None and key.startswith("custom_"):
+            value = self.custom.get(key[len("custom_") :])
+        return value.strip() if isinstance(value, str) else ""
+
+    def summary(self) -> dict[str, Any]:
+        """The launch in plain JSON-able data, the same in every version: who, where, in which
+        roles, and the services offered (what a host keeps with the session, e.g. the hub's auth_state)."""
+        return {
+            "lti_version": self.lti_version,
+            "platform": self.platform,
+            "user_id": self.platform_user_id,
+            "client_id": self.client_id,
+            "deployment_id": self.deployment_id,
+            "roles": list(self.roles),
+            "role": self.role.value,
+            "context": {"id": self.context_id, "title": self.context_title},
+            "resource_link": {"id": self.resource_link_id, "title": self.resource_link_title},
+            "target_link_uri": self.target_link_uri,
+            "custom": dict(self.custom),
+            "person": {
+                "name": self.name,
+                "given_name": self.given_name,
+                "family_name": self.family_name,
+                "email": self.email,
+                "locale": self.locale,
+            },
+            "message_type": self.message_type,
+            "services": self.services.as_dict(),
+        }
+
 
 @dataclass(frozen=True)
 class LaunchContext:

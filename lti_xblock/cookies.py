@@ -18,18 +18,21 @@ from django.http import HttpRequest, HttpResponseBase
 from lti_core.cookies import partitioned_cookie
 
 
-class PartitionedMorsel(Morsel[str]):
-    """The same cookie, written with ``; Partitioned`` at the end."""
+class HeaderMorsel(Morsel[str]):
+    """A cookie written as the Set-Cookie value given (Python's Morsel knows no ``Partitioned``)."""
 
-    @classmethod
-    def of(cls, morsel: Morsel[str]) -> PartitionedMorsel:
-        copy = cls()
-        copy.set(morsel.key, morsel.value, morsel.coded_value)
-        copy.update(dict(morsel))
-        return copy
+    def __init__(self, name: str, header: str) -> None:
+        super().__init__()
+        self.set(name, "", "")
+        self._header = header
 
     def OutputString(self, attrs: Container[str] | None = None) -> str:  # noqa: N802 - the stdlib's name
-        return partitioned_cookie(super().OutputString(attrs))
+        return self._header
+
+
+def set_cookie_header(response: HttpResponseBase, name: str, header: str) -> None:
+    """Set cookie ``name`` on ``response`` as the Set-Cookie value ``header`` (lti_core's)."""
+    dict.__setitem__(response.cookies, name, HeaderMorsel(name, header))
 
 
 class PartitionedCookieMiddleware:
@@ -43,9 +46,7 @@ class PartitionedCookieMiddleware:
         if not request.is_secure():
             return response  # browsers refuse Partitioned (and Secure) cookies over plain HTTP
         for name, morsel in list(response.cookies.items()):
-            if (
-                not isinstance(morsel, PartitionedMorsel)
-                and partitioned_cookie(morsel.OutputString()) != morsel.OutputString()
-            ):
-                dict.__setitem__(response.cookies, name, PartitionedMorsel.of(morsel))
+            header = morsel.OutputString()
+            if not isinstance(morsel, HeaderMorsel) and partitioned_cookie(header) != header:
+                set_cookie_header(response, name, partitioned_cookie(header))
         return response

@@ -2,8 +2,8 @@
 
 A launch never waits on more than one short request, so a blocking ``urllib`` call is enough. The
 contract is lti_core.http's: every HTTP response comes back as an ``HttpResponse`` (a 404 too), and
-anything else (no connection, the request's timeout exceeded, a body over the limit, a redirect to a
-scheme other than http(s) or from https down to http) raises ``TransportError``.
+anything else (no connection, the request's timeout exceeded, a body over the limit) raises
+``TransportError``; lti_core's ``SyncDriver`` follows redirects by the port's rules.
 """
 
 from __future__ import annotations
@@ -12,58 +12,33 @@ import http.client
 import time
 import urllib.error
 import urllib.request
-from typing import IO, Any
-from urllib.parse import urljoin
+from typing import Any
 
-from lti_core.http import HTTP_SCHEMES, MAX_RESPONSE_BODY, HttpRequest, HttpResponse, TransportError
+from lti_core.http import MAX_RESPONSE_BODY, HttpRequest, HttpResponse, SyncDriver, TransportError
 
-MAX_REDIRECTS = 5
 _CHUNK = 64 * 1024
 
 
-class _RedirectHandler(urllib.request.HTTPRedirectHandler):
-    """Follows redirects only to http(s), never from https down to http, and at most ``MAX_REDIRECTS``."""
-
-    max_redirections = MAX_REDIRECTS
-
-    def http_error_302(self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str, headers: Any) -> Any:
-        location = headers.get("Location") or headers.get("URI")
-        if location:
-            # Checked here, before urllib's own check, which would hand the redirect back as the response.
-            target = urljoin(req.full_url, location)
-            if not target.lower().startswith(HTTP_SCHEMES):
-                fp.close()
-                raise TransportError(detail=f"redirect to a non-HTTP URL: {target[:80]}")
-            if req.full_url.lower().startswith("https://") and not target.lower().startswith("https://"):
-                fp.close()
-                raise TransportError(detail=f"redirect from https to {target[:80]}")
-        return super().http_error_302(req, fp, code, msg, headers)
-
-    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
-
-
-class UrllibTransport:
+class UrllibTransport(SyncDriver):
     """``lti_core.http.Transport`` on ``urllib.request``; ``max_body`` bytes at most per response."""
 
     def __init__(self, max_body: int = MAX_RESPONSE_BODY) -> None:
         self.max_body = max_body
-        # Only the handlers an http(s) GET or POST needs: no file:, ftp: or data: URLs, even after a redirect.
+        # Only the handlers one http(s) request needs: no file:, ftp: or data: URLs, and no redirect
+        # handler: a redirect comes back as an answer, and lti_core's rules decide whether to follow it.
         self._opener = urllib.request.OpenerDirector()
         for handler in (
             urllib.request.ProxyHandler(),
             urllib.request.HTTPHandler(),
             urllib.request.HTTPSHandler(),
             urllib.request.HTTPDefaultErrorHandler(),
-            _RedirectHandler(),
             urllib.request.HTTPErrorProcessor(),
         ):
             self._opener.add_handler(handler)
 
-    def send(self, request: HttpRequest) -> HttpResponse:
-        if not request.url.lower().startswith(HTTP_SCHEMES):
-            raise TransportError(detail=f"refusing a non-HTTP URL: {request.url[:80]}")
+    def exchange(self, request: HttpRequest) -> HttpResponse:
         deadline = time.monotonic() + request.timeout
-        outgoing = urllib.request.Request(  # noqa: S310 - http(s) only, checked above and on redirects
+        outgoing = urllib.request.Request(  # noqa: S310 - http(s) only: SyncDriver checks every URL
             request.url,
             data=request.body or None,
             headers=dict(request.headers),

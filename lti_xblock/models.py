@@ -10,6 +10,8 @@ from django.conf import settings
 from django.db import models
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from lti_core import records
+
 if TYPE_CHECKING:
     # Importing it at run time needs MySQLdb; vendor "mysql" below says the connection is one.
     from django.db.backends.mysql.base import DatabaseWrapper as MySQLDatabaseWrapper
@@ -21,20 +23,11 @@ else:
 
 
 def exact_collation(connection: BaseDatabaseWrapper) -> str | None:
-    """The collation that compares text byte for byte, where the database's default does not.
-
-    SQLite and PostgreSQL (deterministic collations) already compare exactly. MySQL and MariaDB
-    default to case-insensitive collations that also ignore trailing spaces (PAD SPACE), so
-    `ABC` or `abc ` would find, overwrite or collide with `abc`: there, a binary NO PAD collation.
-    """
+    """lti_core's exact collation for the server ``connection`` reaches."""
     if connection.vendor != "mysql":
         return None
     mysql = cast("MySQLDatabaseWrapper", connection)
-    if mysql.mysql_is_mariadb:
-        return "utf8mb4_nopad_bin"
-    if mysql.mysql_version >= (8, 0, 17):
-        return "utf8mb4_0900_bin"
-    return "utf8mb4_bin"  # PAD SPACE, but case-sensitive: the best older MySQL has
+    return records.exact_collation("mysql", mariadb=mysql.mysql_is_mariadb, version=tuple(mysql.mysql_version))
 
 
 class ExactCharField(_CharField):

@@ -7,11 +7,9 @@ No protocol decision is made here; lti_core raises ``LtiError`` for every refusa
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from collections.abc import Callable
 from functools import wraps
-from http.cookies import Morsel
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -30,7 +28,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 
-from lti_core import cookies
+from lti_core import cookies, pages
 from lti_core.errors import (
     AuthenticationFailed,
     Forbidden,
@@ -44,15 +42,15 @@ from lti_core.i18n import N_
 from lti_core.linking import AccountLinker, LinkOutcome, choose_username
 from lti_core.lti11.launch import Lti11LaunchVerifier
 from lti_core.lti13 import binding
-from lti_core.lti13.binding import BrowserCheckRequired, BrowserEvidence, NotBoundToBrowser
+from lti_core.lti13.binding import BrowserCheckRequired, BrowserEvidence
 from lti_core.lti13.jwks import PlatformKeyCache
 from lti_core.lti13.launch import LaunchValidator
-from lti_core.lti13.login import LoginRedirect, OidcLogin
+from lti_core.lti13.login import OidcLogin
 from lti_core.lti13.tool_keys import ToolKeySet
 from lti_core.types import Launch, launch_context
-from lti_core.urls import add_query
-from lti_publish_assets import browser_check_page_html, error_page_html, storage_login_page_html
+from lti_publish_assets import page_html
 from lti_xblock import compat
+from lti_xblock.cookies import set_cookie_header
 from lti_xblock.http import UrllibTransport
 from lti_xblock.i18n import gettext as _
 from lti_xblock.launch_details import URL_PREFIX, lti13_redirect_uri, tool_base_url
@@ -60,9 +58,6 @@ from lti_xblock.store import DjangoStore
 
 log = logging.getLogger(__name__)
 
-SESSION_LAUNCH_KEY = "lti_publish_launch"
-PURGE_EVERY = 200
-HINT = N_("Launch again from your course. If this keeps happening, give the reason code to your administrator.")
 
 # One per process: the platform key cache must outlive requests, or every launch would fetch a JWKS.
 store = DjangoStore()
@@ -74,52 +69,13 @@ def language(request: HttpRequest) -> str:
     return getattr(request, "LANGUAGE_CODE", "") or "en"
 
 
-def html_page(html: str, status: int = 200) -> HttpResponse:
-    response = HttpResponse(html, status=status, content_type="text/html; charset=utf-8")
-    # These pages carry launch data (an id_token, a state): never cached, never referred on.
-    response["Cache-Control"] = "no-store"
-    response["Referrer-Policy"] = "no-referrer"
+def page(request: HttpRequest, model: pages.Page) -> HttpResponse:
+    """One of lti_core's pages, in the request's language."""
+    html = page_html(model, lang=language(request), translate=_)
+    response = HttpResponse(html, status=model.status, content_type="text/html; charset=utf-8")
+    for name, value in pages.HEADERS:
+        response[name] = value
     return response
-
-
-def error_page(request: HttpRequest, error: LtiError) -> HttpResponse:
-    relaunch = ""
-    if isinstance(error, NotBoundToBrowser):
-        relaunch = add_query(lti13_login_url(request), error.relaunch_params)
-    html = error_page_html(
-        lang=language(request),
-        title=_(N_("This launch could not be completed")),
-        message=_(error.message),
-        reason=error.reason,
-        reason_label=_(N_("Reason code")),
-        hint=_(HINT),
-        action_url=relaunch,
-        action_label=_(binding.RELAUNCH_LABEL),
-    )
-    return html_page(html, error.status)
-
-
-def browser_check_page(request: HttpRequest, check: binding.BrowserCheck) -> HttpResponse:
-    """Re-posts the launch from the tool's origin (with the platform-storage value where there is one)."""
-    return html_page(browser_check_page_html(check, lang=language(request), translate=_))
-
-
-def storage_login_page(request: HttpRequest, redirect: LoginRedirect) -> HttpResponse:
-    """Stores the state with the platform's frame (lti.put_data), then goes on to the platform."""
-    fallback = add_query(lti13_login_url(request), binding.relaunch_params(redirect.state))
-    return html_page(storage_login_page_html(redirect, fallback_url=fallback, lang=language(request), translate=_))
-
-
-class _RawMorsel(Morsel[str]):
-    """A cookie whose Set-Cookie value lti_core built (Python's Morsel knows no ``Partitioned``)."""
-
-    def __init__(self, name: str, header: str) -> None:
-        super().__init__()
-        self.set(name, "", "")
-        self._header = header
-
-    def OutputString(self, attrs: object = None) -> str:  # noqa: N802 - the stdlib's name
-        return self._header
 
 
 def set_state_cookie(request: HttpRequest, response: HttpResponse, state: str, max_age: int) -> None:
@@ -127,7 +83,7 @@ def set_state_cookie(request: HttpRequest, response: HttpResponse, state: str, m
     name = binding.state_cookie_name(state)
     policy = cookies.state_cookie_policy(secure_origin(request))
     header = cookies.cookie_header(name, "1", max_age=max_age, path=f"/{URL_PREFIX}/lti13/", policy=policy)
-    dict.__setitem__(response.cookies, name, _RawMorsel(name, header))
+    set_cookie_header(response, name, header)
 
 
 # What Django refuses while it reads a request body (the view reads it, inside lti_endpoint):
@@ -155,7 +111,7 @@ def lti_endpoint(*methods: str) -> Callable[[Callable[..., HttpResponse]], Calla
             except LtiError as error:
                 # The reason code and where it came from; never the token, the signature or a secret.
                 log.info("LTI request refused: %s (%s) %s", error.reason, request.path, error.detail)
-                return error_page(request, error)
+                return page(request, pages.refusal_page(error, lti13_login_url(request)))
 
         return xframe_options_exempt(csrf_exempt(wrapper))
 
@@ -222,15 +178,6 @@ def sign_in(request: HttpRequest, launch: Launch, content_id: str) -> HttpRespon
         # For grade and roster jobs later, without a browser: the latest launch of this user and link.
         store.save_launch_context(launch_context(launch, str(user.pk), time.time()))
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-    request.session[SESSION_LAUNCH_KEY] = {
-        "content_id": content_id,
-        "lti_version": launch.lti_version,
-        "platform": launch.platform,
-        "role": launch.role.value,
-        "roles": list(launch.roles),
-        "context_id": launch.context_id,
-        "resource_link_id": launch.resource_link_id,
-    }
     log.info(
         "LTI %s launch: %s user %s -> %s as %s",
         launch.lti_version,
@@ -258,12 +205,8 @@ def lti13_login(request: HttpRequest) -> HttpResponse:
     base = base_url(request)
     login_handler = OidcLogin(store, tool_base_urls=[base], redirect_uri=lti13_redirect_uri(base))
     redirect = login_handler.begin({k: params.get(k, "") for k in params})
-    if secrets.randbelow(PURGE_EVERY) == 0:
-        # States and nonces expire within minutes; sweeping now and then keeps the tables small
-        # without a scheduler (`lti-publish purge` does the same from cron).
-        store.purge_expired(time.time())
     if redirect.uses_platform_storage:
-        return storage_login_page(request, redirect)
+        return page(request, pages.storage_login_page(redirect, lti13_login_url(request)))
     response = HttpResponseRedirect(redirect.url)
     set_state_cookie(request, response, redirect.state.state, int(redirect.state.expires_at - time.time()))
     return response
@@ -290,7 +233,7 @@ def lti13_launch(request: HttpRequest) -> HttpResponse:
     try:
         launch = validator.validate(id_token, state, evidence, before_commit=check)
     except BrowserCheckRequired as needed:
-        return browser_check_page(request, needed.check)
+        return page(request, pages.BrowserCheckPage(needed.check))
     response = sign_in(request, launch, content["id"])
     if validator.binding is binding.Binding.COOKIE:
         set_state_cookie(request, response, state, 0)  # used up: delete it (in its partition)

@@ -17,15 +17,13 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from lti_core.lti13.binding import BrowserCheck
-    from lti_core.lti13.login import LoginRedirect
+    from lti_core.pages import Page, RefusalPage, StorageLoginPage
 
 __all__ = [
     "STATIC_DIR",
     "TRANSLATIONS_DIR",
-    "browser_check_page_html",
-    "error_page_html",
+    "page_html",
     "static_text",
-    "storage_login_page_html",
 ]
 
 #: The directory holding ``css/``, ``js/`` and ``html/``.
@@ -55,36 +53,36 @@ def static_text(relpath: str) -> str:
     return path.read_text(encoding="utf-8")
 
 
-def error_page_html(
-    *,
-    lang: str,
-    title: str,
-    message: str,
-    reason: str,
-    reason_label: str,
-    hint: str,
-    action_url: str = "",
-    action_label: str = "",
-) -> str:
-    """The page every host shows for a refused request: translated text in, escaped HTML out.
+def page_html(page: Page, *, lang: str, translate: Callable[[str], str]) -> str:
+    """The HTML of one of lti_core's pages (``lti_core.pages``), in ``lang``: every host's pages."""
+    from lti_core.pages import BrowserCheckPage, RefusalPage
 
-    One template for all hosts (Django and the hub), so a refusal reads the same wherever it happens.
-    ``action_url`` adds a link that opens in a new window (the first-party relaunch).
-    """
+    if isinstance(page, RefusalPage):
+        return _refusal_html(page, lang, translate)
+    if isinstance(page, BrowserCheckPage):
+        return _browser_check_html(page.check, lang, translate)
+    return _storage_login_html(page, lang, translate)
+
+
+def _refusal_html(page: RefusalPage, lang: str, translate: Callable[[str], str]) -> str:
+    """One template for all hosts (Django and the hub), so a refusal reads the same wherever it
+    happens. An action link opens in a new window (the first-party relaunch)."""
+    from lti_core import pages
+
     values = {
         "lang": lang,
-        "title": title,
-        "message": message,
-        "reason": reason,
-        "reason_label": reason_label,
-        "hint": hint,
+        "title": translate(pages.REFUSAL_TITLE),
+        "message": translate(page.message),
+        "reason": page.reason,
+        "reason_label": translate(pages.REASON_LABEL),
+        "hint": translate(pages.REFUSAL_HINT),
     }
     escaped = {name: html.escape(value) for name, value in values.items()}
     action = ""
-    if action_url:
+    if page.action_url:
         action = (
-            f'<p><a class="lti-error__action" href="{html.escape(action_url)}" target="_blank" '
-            f'rel="noopener">{html.escape(action_label)}</a></p>'
+            f'<p><a class="lti-error__action" href="{html.escape(page.action_url)}" target="_blank" '
+            f'rel="noopener">{html.escape(translate(page.action_label))}</a></p>'
         )
     return Template(static_text("html/error.html")).substitute(
         escaped, action=action, css=static_text("css/lti_publish.css")
@@ -114,11 +112,9 @@ def _binding_page(
     )
 
 
-def browser_check_page_html(check: BrowserCheck, *, lang: str, translate: Callable[[str], str]) -> str:
-    """The page that re-posts a launch from the tool's own origin (lti_core.lti13.binding).
-
-    It reads the state back from platform storage first when the login stored it there.
-    """
+def _browser_check_html(check: BrowserCheck, lang: str, translate: Callable[[str], str]) -> str:
+    """Re-posts a launch from the tool's own origin, after reading the state back from platform
+    storage when the login stored it there."""
     config = {
         "storage_target": check.storage_target,
         "storage_key": check.storage_key,
@@ -135,24 +131,18 @@ def browser_check_page_html(check: BrowserCheck, *, lang: str, translate: Callab
     )
 
 
-def storage_login_page_html(
-    redirect: LoginRedirect, *, fallback_url: str, lang: str, translate: Callable[[str], str]
-) -> str:
-    """The login page that stores the state with the platform's frame, then goes to the platform.
-
-    ``fallback_url`` is the same login without platform storage (the cookie login), taken when
-    the platform's frame does not answer.
-    """
+def _storage_login_html(page: StorageLoginPage, lang: str, translate: Callable[[str], str]) -> str:
     from lti_core.lti13.binding import storage_key
 
+    redirect = page.redirect
     config = {
         "auth_url": redirect.url,
-        "fallback_url": fallback_url,
+        "fallback_url": page.fallback_url,
         "state": redirect.state.state,
         "storage_target": redirect.lti_storage_target,
         "storage_key": storage_key(redirect.state.state),
         "platform_origin": redirect.platform_origin,
     }
     return _binding_page(
-        "html/storage_login.html", lang=lang, translate=translate, config=config, fallback_url=fallback_url
+        "html/storage_login.html", lang=lang, translate=translate, config=config, fallback_url=page.fallback_url
     )

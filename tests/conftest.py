@@ -12,8 +12,8 @@ import pytest
 import requests
 
 from lti_core.types import Consumer, Deployment, Registration
+from lti_peer.platform import PlatformPeer
 from lti_xblock.launch_details import LaunchDetails, launch_details
-from tests.peers.platform import PlatformPeer
 
 DEMO_SCENARIO = "lti-publish: published content"
 

@@ -21,6 +21,7 @@ from xblock.core import XBlock
 
 from lti_core.i18n import translation as catalog
 from lti_core.types import Role
+from lti_peer.platform import INSTRUCTOR_ROLES, PlatformPeer
 from lti_publish_assets import STATIC_DIR, TRANSLATIONS_DIR, static_text
 from lti_xblock.block import DEFAULT_TITLE, LtiPublishBlock
 from lti_xblock.compat import openedx_may_author
@@ -28,7 +29,6 @@ from lti_xblock.i18n import gettext
 from lti_xblock.launch_details import launch_details
 from lti_xblock.models import LtiContentEnrollment
 from tests.conftest import Tool
-from tests.peers.platform import INSTRUCTOR_ROLES, PlatformPeer
 from tests.test_host_lti13 import full_launch
 
 pytestmark = pytest.mark.django_db

@@ -20,8 +20,8 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 import requests
 
+from lti_peer.platform import PlatformPeer, parse_autosubmit_form
 from tests.hub import alive, cmdline, descendants, port_is_open
-from tests.peers.platform import PlatformPeer, parse_autosubmit_form
 
 REPO = Path(__file__).parent.parent
 AUTOSUBMIT = 'onload="document.forms[0].submit()"'

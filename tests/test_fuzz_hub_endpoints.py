@@ -26,8 +26,8 @@ import requests
 from hypothesis import Phase, example, given, settings
 from hypothesis import strategies as st
 
+from lti_peer.platform import PlatformPeer
 from tests.hub import HubProcess
-from tests.peers.platform import PlatformPeer
 from tests.test_fuzz_xblock_endpoints import (
     DEEP_ARRAY,
     DEEP_OBJECT,

@@ -35,11 +35,11 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from hypothesis import HealthCheck, Phase, currently_in_test_context, event, example, given, reject, settings
 from hypothesis import strategies as st
 
+from lti_peer import DELETE, apply_overrides
+from lti_peer.lti11 import moodle_lti11_params, sign_lti11_launch
+from lti_peer.platform import CLAIM_ALIASES, PlatformPeer, b64url
 from lti_xblock import models as m
 from tests.conftest import Tool
-from tests.peers import DELETE, apply_overrides
-from tests.peers.lti11 import moodle_lti11_params, sign_lti11_launch
-from tests.peers.platform import CLAIM_ALIASES, PlatformPeer, b64url
 from tests.test_host_lti13 import written_rows
 
 # -- settings ------------------------------------------------------------------------------------

@@ -8,9 +8,9 @@ import pytest
 import requests
 from django.contrib.auth import get_user_model
 
+from lti_peer import DELETE
+from lti_peer.lti11 import ADMINISTRATOR, INSTRUCTOR, moodle_lti11_params, sign_lti11_launch
 from lti_xblock import models as m
-from tests.peers import DELETE
-from tests.peers.lti11 import ADMINISTRATOR, INSTRUCTOR, moodle_lti11_params, sign_lti11_launch
 from tests.test_host_lti13 import written_rows
 
 

@@ -12,10 +12,10 @@ import pytest
 import requests
 from django.contrib.auth import get_user_model
 
+from lti_peer import DELETE
+from lti_peer.platform import INSTRUCTOR_ROLES, PlatformPeer, attacker_key, parse_autosubmit_form
 from lti_xblock import models as m
 from tests.conftest import Tool, login, registration_of
-from tests.peers import DELETE
-from tests.peers.platform import INSTRUCTOR_ROLES, PlatformPeer, attacker_key, parse_autosubmit_form
 
 
 def written_rows() -> dict[str, int]:

@@ -26,8 +26,24 @@ FORBIDDEN_TEXT = {
     "an OAuth 1.0a parameter": re.compile(r"\boauth_(?!login\b|callback\b)"),
     "an LTI 1.1 launch parameter": re.compile(r"\blis_(person|outcome|result)\w*|\bcustom_\w+_url\b"),
     "a JWS algorithm": re.compile(r"\b(RS|HS|ES|PS)(256|384|512)\b"),
+    "a tool configuration document": re.compile(r"imsglobal\.org/xsd|cartridge_basiclti|oidc_initiation_url"),
+    "a frame-ancestors rule": re.compile(r"frame-ancestors"),
+    "an LTI page's text": re.compile(r"could not be completed|Reason code"),
 }
-FORBIDDEN_NAMES = {"hexdigest", "free_username", "_UNSAFE_IN_USERNAME"}
+FORBIDDEN_NAMES = {
+    "hexdigest",
+    "free_username",
+    "_UNSAFE_IN_USERNAME",
+    # The sweep policy (lti_core.lti13.login.OidcLogin.sweep), the redirect rules of the HTTP port
+    # (lti_core.http.redirected), where a launch lands (lti_core.landing), the store's algorithms
+    # (lti_core.records) and cache: written once, in the core.
+    "randbelow",
+    "urljoin",
+    "parse_qsl",
+    "nonce_digest",
+    "on_conflict_do_nothing",
+    "OrderedDict",
+}
 
 
 def host_modules() -> list[Path]:
@@ -93,6 +109,11 @@ def test_the_hosts_were_found():
         "from oauthlib.oauth1 import Client\n",
         "name = digest.hexdigest()[:8]\n",
         'role = "urn:lti:role:ims/lis/Instructor"\n',
+        "xml = \"<cartridge_basiclti_link xmlns='http://www.imsglobal.org/xsd/imslticc_v1p0'>\"\n",
+        'csp = "frame-ancestors " + sources\n',
+        "if secrets.randbelow(200) == 0: store.purge_expired(now)\n",
+        "target = urljoin(request.url, location)\n",
+        'title = _("This launch could not be completed")\n',
     ],
 )
 def test_the_check_catches_each_kind_of_rule(source: str) -> None:

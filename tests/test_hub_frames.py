@@ -22,9 +22,9 @@ from traitlets import TraitError
 from traitlets.config import Config
 
 from jupyter_lti import frames
+from lti_peer.platform import PlatformPeer
 from tests.browser.tls import make_certificate
 from tests.hub import HubProcess
-from tests.peers.platform import PlatformPeer
 from tests.test_hub_lti import CROSS_SITE, LTIAUTHENTICATOR_13_CONFIG, crypt_key, launch13, new_user_id
 
 REPORT_URI = "/hub/security/csp-report"

@@ -23,10 +23,10 @@ import pytest
 import requests
 from traitlets.config import Config, PyFileConfigLoader
 
+from lti_peer import DELETE
+from lti_peer.lti11 import INSTRUCTOR, moodle_lti11_params, sign_lti11_launch
+from lti_peer.platform import INSTRUCTOR_ROLES, PlatformPeer, parse_autosubmit_form
 from tests.hub import HubProcess
-from tests.peers import DELETE
-from tests.peers.lti11 import INSTRUCTOR, moodle_lti11_params, sign_lti11_launch
-from tests.peers.platform import INSTRUCTOR_ROLES, PlatformPeer, parse_autosubmit_form
 
 pytestmark = pytest.mark.slow
 

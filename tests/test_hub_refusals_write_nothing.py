@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from lti_peer.platform import PlatformPeer
 from tests.hub import HubFactory, hub_process_fixture  # noqa: F401  (registers hub_process)
-from tests.peers.platform import PlatformPeer
 from tests.test_hub_lti import (
     CONSUMER_KEY,
     CONSUMER_SECRET,

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from lti_peer.platform import PlatformPeer
 from tests.hub import HubProcess
-from tests.peers.platform import PlatformPeer
 from tests.test_hub_lti import LTIAUTHENTICATOR_13_CONFIG, launch13, new_user_id, user_names
 
 pytestmark = pytest.mark.slow
@@ -25,12 +25,13 @@ DELAY = 1.0  # seconds, in every call of the store
 # Well under DELAY: a request that had to wait for a store call on the loop would take up to DELAY.
 PROMPT = 0.3
 
-#: Wraps every public method of the store in the hub's process: sleep, note the call, then run it.
+#: Wraps every Store method of the hub's store in the hub's process: sleep, note the call, then run it.
 SLOW_STORE_CONFIG = """
 import functools as _functools
 import time as _time
 
 import jupyter_lti.store as _lti_store
+from lti_core.store import Store as _Store
 
 
 def _slow(_name, _method):
@@ -44,9 +45,9 @@ def _slow(_name, _method):
     return _slowly
 
 
-for _name, _method in list(vars(_lti_store.SqlAlchemyStore).items()):
-    if callable(_method) and not _name.startswith("_") and _name != "close":
-        setattr(_lti_store.SqlAlchemyStore, _name, _slow(_name, _method))
+for _name in dir(_Store):
+    if not _name.startswith("_") and callable(getattr(_Store, _name)):
+        setattr(_lti_store.SqlAlchemyStore, _name, _slow(_name, getattr(_lti_store.SqlAlchemyStore, _name)))
 """
 
 

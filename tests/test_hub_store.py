@@ -22,8 +22,9 @@ from sqlalchemy import create_engine, inspect, text
 
 from jupyter_lti import migrations
 from jupyter_lti.migrations import VERSION_TABLE, include_name
-from jupyter_lti.store import SqlAlchemyStore, TtlLruCache, default_store_url, describe_url, metadata
+from jupyter_lti.store import SqlAlchemyStore, default_store_url, describe_url, metadata
 from lti_core.lti13.tool_keys import generate_tool_key
+from lti_core.records import TtlLruCache
 from lti_core.types import Consumer, Deployment, OidcState, Registration, UserLink
 
 STORE_TABLES = {

@@ -14,9 +14,9 @@ import pytest
 from oauthlib.common import Request as OAuthRequest
 from oauthlib.oauth1.rfc5849 import signature
 
-from tests.peers import DELETE
-from tests.peers.lti11 import INSTRUCTOR, moodle_lti11_params, sign_lti11_launch
-from tests.peers.platform import (
+from lti_peer import DELETE
+from lti_peer.lti11 import INSTRUCTOR, moodle_lti11_params, sign_lti11_launch
+from lti_peer.platform import (
     CLAIM_DEPLOYMENT_ID,
     CLAIM_MESSAGE_TYPE,
     CLAIM_ROLES,
@@ -73,8 +73,9 @@ def test_jwks_verifies_the_platforms_own_tokens(platform):
 
 
 def test_overrides_set_and_delete_claims(platform):
-    token = platform.id_token("n", roles=INSTRUCTOR_ROLES, sub="7", email=DELETE, deployment_id=DELETE,
-                              claims={"https://example.com/x": 1})
+    token = platform.id_token(
+        "n", roles=INSTRUCTOR_ROLES, sub="7", email=DELETE, deployment_id=DELETE, claims={"https://example.com/x": 1}
+    )
     _, body = segments(token)
     assert body[CLAIM_ROLES] == INSTRUCTOR_ROLES
     assert body["sub"] == "7"
@@ -188,8 +189,9 @@ def test_oidc_auth_refusals(platform):
 
 
 def test_login_claims_reach_the_id_token(platform):
-    login = platform.login_form("http://testserver/login", TARGET, claims={"roles": INSTRUCTOR_ROLES},
-                                lti_deployment_id=DELETE)
+    login = platform.login_form(
+        "http://testserver/login", TARGET, claims={"roles": INSTRUCTOR_ROLES}, lti_deployment_id=DELETE
+    )
     assert "lti_deployment_id" not in login
     _, _, fields = platform.authorize_redirect(f"{platform.auth_url}?{urlencode(auth_query(platform, login))}")
     assert segments(fields["id_token"])[1][CLAIM_ROLES] == INSTRUCTOR_ROLES

@@ -20,6 +20,7 @@ from sqlalchemy.pool import NullPool
 from jupyter_lti.store import SqlAlchemyStore
 from lti_core.lti13.tool_keys import generate_tool_key
 from lti_core.memory import MemoryStore
+from lti_core.records import TABLES
 from lti_core.store import Store
 from lti_core.types import (
     AgsEndpoint,
@@ -503,3 +504,32 @@ def test_launch_context_ids_are_case_sensitive(sut: StoreUnderTest) -> None:
         assert store.get_launch_context(ctx.platform, ctx.platform_user_id, ctx.resource_link_id) == ctx
     assert store.get_launch_context("https://moodle.example", "Abc", "5") is None
     assert len(store.find_launch_contexts(user)) == len(saved)
+
+
+# Django names the local user's column after its foreign key to Django's users.
+_DJANGO_COLUMN = {"local_user_id": "user_id"}
+
+
+# The schema both hosts' tables must have: lti_core.records.TABLES -----------------------------
+@pytest.mark.parametrize("name", sorted(TABLES))
+def test_django_models_have_the_core_schema(name: str) -> None:
+    from lti_xblock.store import MODELS
+
+    model = MODELS[name]
+    columns = {field.attname for field in model._meta.concrete_fields}
+    assert {_DJANGO_COLUMN.get(c, c) for c in TABLES[name].columns} <= columns
+    key = tuple(_DJANGO_COLUMN.get(c, c) for c in TABLES[name].key)
+    unique = [tuple(model._meta.get_field(f).attname for f in c.fields) for c in model._meta.constraints]
+    unique += [(f.attname,) for f in model._meta.concrete_fields if f.unique and not f.primary_key]
+    assert key in unique
+
+
+@pytest.mark.parametrize("name", sorted(TABLES))
+def test_hub_tables_have_the_core_schema(name: str) -> None:
+    from jupyter_lti.store import TABLES as HUB_TABLES
+
+    table = HUB_TABLES[name]
+    assert set(TABLES[name].columns) <= set(table.columns.keys())
+    unique = [tuple(c.name for c in constraint.columns) for constraint in table.constraints if constraint.columns]
+    unique += [(c.name,) for c in table.columns if c.unique]
+    assert TABLES[name].key in unique  # a unique constraint or the primary key

@@ -24,8 +24,19 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 # Never copied into the build tree: stale build/ output would otherwise end up in the wheel.
 IGNORED = shutil.ignore_patterns(
-    ".git", ".venv", "var", "build", "dist", "*.egg-info", "__pycache__", "*.pyc", ".pytest_cache",
-    ".mypy_cache", ".ruff_cache", ".demo", "*.db",
+    ".git",
+    ".venv",
+    "var",
+    "build",
+    "dist",
+    "*.egg-info",
+    "__pycache__",
+    "*.pyc",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".demo",
+    "*.db",
 )
 
 CHECK = textwrap.dedent(
@@ -81,8 +92,10 @@ def build_wheel(tmp_path: Path) -> Path:
     if importlib.util.find_spec("build") is not None:
         run([sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(source)], cwd=tmp_path)
     else:
-        run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--use-pep517", "-w", str(out), str(source)],
-            cwd=tmp_path)
+        run(
+            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--use-pep517", "-w", str(out), str(source)],
+            cwd=tmp_path,
+        )
     wheels = list(out.glob("lti_publish-*.whl"))
     assert len(wheels) == 1, wheels
     return wheels[0]
@@ -105,7 +118,8 @@ def test_wheel_installs_and_works_outside_the_checkout(tmp_path):
         "lti_publish_assets/translations/fr/LC_MESSAGES/lti_publish.mo",
     ):
         assert expected in names, f"{expected} missing from {wheel.name}"
-    assert not any(n.startswith(("tests/", "static/", "translations/", "bench/")) for n in names)
+    # Checkout-only code: the tests, the benchmarks and the platform peer they and the demo launch from.
+    assert not any(n.startswith(("tests/", "static/", "translations/", "bench/", "lti_peer/")) for n in names)
     # The demo (settings, launch page, demo hub, the hub machinery the tests share) stays in the checkout:
     # no module, template or other file of it, and no top-level package of that name.
     assert [n for n in names if "demo" in n.lower()] == [], "demo code in the wheel"

@@ -13,6 +13,7 @@ import binascii
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,40 +50,51 @@ def _malformed(detail: str) -> InvalidRequest:
     return InvalidRequest("id_token_malformed", N_("The launch token is malformed."), detail=detail)
 
 
-_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+# "-_" become "+/"; "+", "/" and "=" of the input become "!", which strict a2b_base64 refuses: one
+# C pass maps the alphabet and rejects the standard alphabet's letters and any padding in the input.
+_TO_STANDARD = bytes.maketrans(b"-_+/=", b"+/!!!")
+# The padding a2b_base64 needs, by len(segment) % 4 (1 is refused before).
+_PADDING = (b"", b"", b"==", b"=")
 # The value of the last character of a segment whose length % 4 is 2 or 3 has 4 or 2 unused low
 # bits; canonical spelling keeps them zero.
-_UNUSED_BITS_MASK = {2: 0x0F, 3: 0x03}
+_UNUSED_BITS_MASK = (0, 0, 0x0F, 0x03)
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
 def b64decode(segment: str) -> bytes:
     """Canonical unpadded base64url only: the one spelling that re-encodes to itself."""
     remainder = len(segment) % 4
-    if remainder == 1 or "+" in segment or "/" in segment or "=" in segment or not segment.isascii():
+    # isascii is O(1) on str; a non-ASCII character is never base64url.
+    if remainder == 1 or not segment.isascii():
         raise _malformed("segment is not unpadded base64url")
     # Unused bits in the last character give several spellings of the same bytes.
-    mask = _UNUSED_BITS_MASK.get(remainder)
-    if mask is not None and _ALPHABET.find(segment[-1]) & mask:
+    if remainder and _ALPHABET.find(segment[-1]) & _UNUSED_BITS_MASK[remainder]:
         raise _malformed("segment is not canonical base64url")
     try:
-        # strict_mode refuses any character outside the alphabet (binascii otherwise skips them).
-        standard = segment.encode("ascii").translate(_TO_STANDARD) + b"=" * (-remainder % 4)
+        # strict_mode refuses any character outside the alphabet (binascii otherwise skips them),
+        # and so the "!" that "+", "/" and "=" were mapped to.
+        standard = segment.encode("ascii").translate(_TO_STANDARD) + _PADDING[remainder]
         return binascii.a2b_base64(standard, strict_mode=True)
     except binascii.Error as exc:
         raise _malformed("segment is not unpadded base64url") from exc
 
 
 def _depth_within_bound(value: Any) -> bool:
-    """True when ``value`` nests at most MAX_JSON_DEPTH containers deep (walked without recursion)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            return False
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return True
+    """True when ``value`` nests at most MAX_JSON_DEPTH containers deep.
+
+    Walked one level at a time, without recursion: after MAX_JSON_DEPTH levels nothing may be left.
+    Only containers are kept from level to level, so the walk costs one isinstance per value.
+    """
+    level = [value] if isinstance(value, dict | list) else []
+    for _ in range(MAX_JSON_DEPTH):
+        if not level:
+            return True
+        below: list[Any] = []
+        for item in level:
+            children = item.values() if isinstance(item, dict) else item
+            below += [child for child in children if isinstance(child, dict | list)]
+        level = below
+    return not level
 
 
 def _has_lone_surrogate(value: Any) -> bool:
@@ -124,6 +136,35 @@ def _non_json_constant(name: str) -> Any:
     raise ValueError(f"not a JSON number: {name}")
 
 
+# Built once: json.loads would build a decoder (and its C scanner) for every call with these hooks.
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_unique_members, parse_float=_finite_float, parse_constant=_non_json_constant
+)
+# The C scanner JSONDecoder made for itself (typeshed does not declare the attribute).
+_scan_once: Callable[[str, int], tuple[Any, int]] = vars(_DECODER)["scan_once"]
+
+
+def _decode_json(text: str) -> Any:
+    """json.loads with the strict hooks; the C scanner is called directly when the text is one value
+    with no surrounding whitespace (what every platform signs), else the decoder's own whitespace
+    handling and error messages take over."""
+    try:
+        value, end = _scan_once(text, 0)
+    except StopIteration:
+        end = -1
+    if end != len(text):
+        value = _DECODER.decode(text)
+    return value
+
+
+def _within_depth_bound(text: str, value: Any) -> bool:
+    # Every container opens with a "[" or "{" of its own, so their count bounds the depth: a token
+    # with at most MAX_JSON_DEPTH of them (most launches) needs no walk.
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return True
+    return _depth_within_bound(value)
+
+
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     """A JSON object from UTF-8 bytes: bounded depth, unique names, finite numbers."""
     try:
@@ -132,26 +173,38 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise _malformed("not UTF-8") from exc
     try:
-        value = json.loads(
-            text,
-            object_pairs_hook=_unique_members,
-            parse_float=_finite_float,
-            parse_constant=_non_json_constant,
-        )
+        value = _decode_json(text)
     except RecursionError as exc:
         # json's C decoder guards its own recursion: nesting deeper than Python's stack ends here.
         raise _malformed("JSON nested too deep") from exc
     except ValueError as exc:
         raise _malformed(f"not JSON: {exc}") from exc
-    # Bounds checked on the decoded value: a walk over a few dozen containers, instead of a scan of
-    # every character of the text.
-    if not _depth_within_bound(value):
+    if not _within_depth_bound(text, value):
         raise _malformed("JSON nested too deep")
     if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
         raise _malformed("lone surrogate in a JSON string")
     if not isinstance(value, dict):
         raise _malformed("not a JSON object")
     return value
+
+
+# Decoded headers by their segment: a platform signs every launch with the same few headers, so
+# each is decoded once. Only flat headers are kept (no object or list values), so the copy every
+# caller gets shares nothing mutable with the cache. Bounded: headers nobody reuses only evict.
+_HEADERS: dict[str, dict[str, Any]] = {}
+_MAX_HEADERS = 64
+
+
+def _parse_header(segment: str) -> dict[str, Any]:
+    cached = _HEADERS.get(segment)
+    if cached is not None:
+        return dict(cached)
+    header = parse_json_object(b64decode(segment))
+    if not any(isinstance(value, dict | list) for value in header.values()):
+        if len(_HEADERS) >= _MAX_HEADERS:
+            _HEADERS.clear()
+        _HEADERS[segment] = dict(header)
+    return header
 
 
 def parse_compact(token: str) -> CompactJws:
@@ -162,7 +215,7 @@ def parse_compact(token: str) -> CompactJws:
     if len(parts) != 3:
         raise _malformed("not three segments")
     header_segment, payload_segment, signature_segment = parts
-    header = parse_json_object(b64decode(header_segment))
+    header = _parse_header(header_segment)
     payload = b64decode(payload_segment)  # its spelling is checked now; its JSON only once the signature holds
     signature = b64decode(signature_segment)
     if "crit" in header:

@@ -10,9 +10,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
-from joserfc.jws import JWSRegistry
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
+from cryptography.hazmat.primitives.hashes import SHA256
 
 from lti_core import roles as lis
 from lti_core.errors import AuthenticationFailed, Forbidden, InvalidRequest, LtiError
@@ -22,7 +25,7 @@ from lti_core.lti13 import jws
 from lti_core.lti13.binding import Binding, BrowserEvidence, check_binding, origin_of
 from lti_core.lti13.jwks import PlatformKeyCache
 from lti_core.store import LaunchStore
-from lti_core.types import AgsEndpoint, Launch, LaunchServices, NrpsEndpoint, OidcState, Registration
+from lti_core.types import AgsEndpoint, Launch, LaunchServices, NrpsEndpoint, OidcState, Registration, Role
 from lti_core.urls import belongs_to_tool
 
 MAX_TOKEN_LENGTH = jws.MAX_TOKEN_LENGTH
@@ -30,11 +33,44 @@ MAX_STATE_LENGTH = 128
 #: The one signing algorithm LTI 1.3 allows (Security Framework 5.1.3): "none" and HS256 (key
 #: confusion with the public key as an HMAC secret) never get here.
 SIGNING_ALGORITHM = "RS256"
-_RS256 = JWSRegistry(algorithms=[SIGNING_ALGORITHM]).get_alg(SIGNING_ALGORITHM)
+# RS256 (RFC 7518 §3.3) as joserfc verifies it, its padding and hash made once instead of per launch.
+_PKCS1V15 = PKCS1v15()
+_SHA256 = SHA256()
 
 
 # I-JSON's (RFC 7493) largest exact number: beyond it exp + leeway loses precision or overflows.
 _MAX_NUMERIC_DATE = 2**53
+
+# Pure functions of values that repeat launch after launch (the tool's target URIs, the platform's
+# login URL, a course's role lists), remembered so that a launch does not parse the same URL or
+# normalise the same roles again. Only signed, validated claims reach them, and only short values
+# are kept, so the caches stay small whatever a platform signs.
+_CACHED_LENGTH = 2048
+_CACHED_ROLES = 32
+_cached_belongs_to_tool = lru_cache(maxsize=256)(belongs_to_tool)
+_origin_of = lru_cache(maxsize=64)(origin_of)
+
+
+def _target_belongs_to_tool(target: str, tool_base_urls: Sequence[str]) -> bool:
+    if len(target) > _CACHED_LENGTH:
+        return belongs_to_tool(target, tool_base_urls)
+    return _cached_belongs_to_tool(target, tuple(tool_base_urls))
+
+
+def _normalised_roles(claimed: tuple[str, ...]) -> tuple[tuple[str, ...], Role]:
+    """The normalised roles and the local role they grant."""
+    roles = lis.normalise_roles(claimed)
+    return roles, lis.local_role(roles)
+
+
+_cached_roles = lru_cache(maxsize=256)(_normalised_roles)
+
+
+def _roles_of(claim: list[Any]) -> tuple[tuple[str, ...], Role]:
+    claimed = tuple([r for r in claim if isinstance(r, str)])
+    if len(claimed) > _CACHED_ROLES or sum(map(len, claimed)) > _CACHED_LENGTH:
+        return _normalised_roles(claimed)
+    return _cached_roles(claimed)
 
 
 def split_token(id_token: str) -> tuple[dict[str, Any], str, str, bytes]:
@@ -64,7 +100,7 @@ def check_resource_link_request(body: Mapping[str, Any], tool_base_urls: Sequenc
     if not isinstance(link, dict) or not isinstance(link.get("id"), str) or not link["id"]:
         raise InvalidRequest("resource_link_missing", N_("The launch does not say which link was followed."))
     target = body.get(c.TARGET_LINK_URI)
-    if not isinstance(target, str) or not belongs_to_tool(target, tool_base_urls):
+    if not isinstance(target, str) or not _target_belongs_to_tool(target, tool_base_urls):
         raise Forbidden("target_link_outside_tool", N_("The launch points to an address outside this tool."))
 
 
@@ -147,9 +183,12 @@ class LaunchValidator:
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise AuthenticationFailed("kid_missing", N_("The launch token does not name its signing key."))
-        key = self._keys.key_for(registration.key_set_url, kid)
-        if not _RS256.verify(token.signing_input, token.signature, key):
-            raise AuthenticationFailed("bad_signature", N_("The launch token's signature is not valid."))
+        # The cached key's public key is loaded once (joserfc keeps it); get_op_key checks key_ops.
+        public_key = self._keys.key_for(registration.key_set_url, kid).get_op_key("verify")
+        try:
+            public_key.verify(token.signature, token.signing_input, _PKCS1V15, _SHA256)
+        except InvalidSignature:
+            raise AuthenticationFailed("bad_signature", N_("The launch token's signature is not valid.")) from None
         return _parse_claims(token.payload)
 
     def validate_claims(
@@ -254,7 +293,7 @@ class LaunchValidator:
             browser,
             id_token=id_token,
             launch_url=self._redirect_uri,
-            platform_origin=origin_of(registration.auth_login_url),
+            platform_origin=_origin_of(registration.auth_login_url),
         )
         return VerifiedLaunch(build_launch(body, registration), body, oidc_state.state)
 
@@ -272,16 +311,16 @@ def _str(mapping: Any, key: str) -> str:
 
 def build_launch(body: Mapping[str, Any], registration: Registration) -> Launch:
     """The version-neutral Launch from validated claims."""
-    roles = lis.normalise_roles(r for r in body[c.ROLES] if isinstance(r, str))
-    context = body.get(c.CONTEXT, {})
+    roles, role = _roles_of(body[c.ROLES])
+    context = body.get(c.CONTEXT)
     link = body[c.RESOURCE_LINK]
-    custom = body.get(c.CUSTOM, {})
+    custom = body.get(c.CUSTOM)
     return Launch(
         lti_version=c.LTI_VERSION,
         platform=registration.issuer,
         platform_user_id=body["sub"],
         roles=roles,
-        role=lis.local_role(roles),
+        role=role,
         resource_link_id=link["id"],
         resource_link_title=_str(link, "title"),
         target_link_uri=body[c.TARGET_LINK_URI],
@@ -293,28 +332,27 @@ def build_launch(body: Mapping[str, Any], registration: Registration) -> Launch:
         family_name=_str(body, "family_name"),
         name=_str(body, "name"),
         email=_str(body, "email"),
-        locale=_str(body.get(c.LAUNCH_PRESENTATION, {}), "locale") or _str(body, "locale"),
+        locale=_str(body.get(c.LAUNCH_PRESENTATION), "locale") or _str(body, "locale"),
         custom={str(k): str(v) for k, v in custom.items()} if isinstance(custom, dict) else {},
         message_type=body[c.MESSAGE_TYPE],
         services=LaunchServices(ags=parse_ags_claim(body.get(c.AGS_ENDPOINT)), nrps=parse_nrps_claim(body.get(c.NRPS))),
+        # A copy: the host may change its Launch, but never the claims the commit reads (iss, nonce, exp).
         raw=dict(body),
     )
 
 
 def _strings(value: Any) -> tuple[str, ...]:
-    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
+    return tuple([v for v in value if isinstance(v, str)]) if isinstance(value, list) else ()
 
 
 def parse_ags_claim(claim: Any) -> AgsEndpoint | None:
     """The AGS endpoint claim (LTI AGS 2.0 3.1), or None when it is missing or names no URL."""
     if not isinstance(claim, dict):
         return None
-    ags = AgsEndpoint(
-        lineitems_url=_str(claim, "lineitems"),
-        lineitem_url=_str(claim, "lineitem"),
-        scopes=_strings(claim.get("scope")),
-    )
-    return ags if ags.lineitems_url or ags.lineitem_url else None
+    lineitems_url, lineitem_url = _str(claim, "lineitems"), _str(claim, "lineitem")
+    if not lineitems_url and not lineitem_url:
+        return None
+    return AgsEndpoint(lineitems_url=lineitems_url, lineitem_url=lineitem_url, scopes=_strings(claim.get("scope")))
 
 
 def parse_nrps_claim(claim: Any) -> NrpsEndpoint | None:

@@ -50,6 +50,9 @@ class LoginRedirect:
         return bool(self.lti_storage_target)
 
 
+#: One login in this many sweeps expired states and nonces (``OidcLogin.sweep``).
+SWEEP_ONE_IN = 200
+
 # Longest value accepted per parameter. Real platforms send short ids and URLs; Canvas's
 # lti_message_hint (a signed JWT) is the longest seen, at about 1 kB. Anything larger is refused
 # before it reaches the store (a 20 kB login_hint once ended in a database error).
@@ -106,12 +109,23 @@ class OidcLogin:
         redirect_uri: str,
         state_ttl: float = 600.0,
         now: Callable[[], float] = time.time,
+        sweep_one_in: int = SWEEP_ONE_IN,
     ) -> None:
         self._store = store
+        self._sweep_one_in = sweep_one_in
         self._tool_base_urls = tuple(tool_base_urls)
         self._redirect_uri = redirect_uri
         self._state_ttl = state_ttl
         self._now = now
+
+    def sweep(self) -> None:
+        """Now and then (one login in ``sweep_one_in``, at random), drop expired states and nonces.
+
+        They expire within minutes; sweeping at random logins keeps the tables small without a
+        scheduler, and spreads the cost (``lti-publish purge`` does the same from cron).
+        """
+        if secrets.randbelow(self._sweep_one_in) == 0:
+            self._store.purge_expired(self._now())
 
     def find_registration(self, request: LoginRequest) -> Registration:
         if request.client_id:
@@ -164,10 +178,10 @@ class OidcLogin:
                 "login_request_too_large", N_("The login request is too large to pass on to the platform.")
             )
         self._store.save_state(state)
+        self.sweep()
         return LoginRedirect(
             url,
             state,
             request.lti_storage_target,
             origin_of(registration.auth_login_url),
         )
-

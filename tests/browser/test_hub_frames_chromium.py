@@ -20,8 +20,8 @@ import requests
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from lti_peer.platform import PlatformPeer
 from tests.browser.chromium import Cookies, chromium
-from tests.peers.platform import PlatformPeer
 from tests.test_hub_frames import TlsHub
 from tests.test_hub_lti import LTIAUTHENTICATOR_13_CONFIG, crypt_key, new_user_id
 

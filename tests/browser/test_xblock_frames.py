@@ -11,10 +11,10 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from lti_peer.platform import PlatformPeer
 from lti_xblock.launch_details import LaunchDetails, launch_details
 from tests.browser.chromium import Cookies, chromium
 from tests.conftest import published_content_id, registration_of
-from tests.peers.platform import PlatformPeer
 
 SIGNED_IN = "Signed in as Sam Student (learner)"
 

@@ -1,8 +1,10 @@
 """Shared fixtures for the plain-data tests of lti_core.
 
-The platform side is built with other code than the tool's: tokens are signed with pyjwt using RSA keys
-made by ``cryptography`` (lti_core verifies with joserfc), and LTI 1.1 launches are signed with oauthlib's
-client. Time is a fake clock passed as ``now=``; nothing sleeps and nothing listens on a socket.
+The platform side is the project's platform peer, `lti_peer`, built with other code than the tool's:
+its keys, its Moodle-shaped claims and its tokens (pyjwt, RSA keys made by ``cryptography``; lti_core
+verifies with joserfc); LTI 1.1 launches are signed with oauthlib's client. Here the platform's key set
+URL is served in memory (the platform is PlatformKeyCache's transport) and time is a fake clock passed
+as ``now=``; nothing sleeps and nothing listens on a socket.
 
 Helpers are reached through fixtures (never imported from this file), so the tests run the same whether
 pytest names this package ``core`` or ``tests.core``.
@@ -16,40 +18,25 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from jwt.utils import base64url_encode
 
 from lti_core.errors import LtiError
 from lti_core.http import HttpRequest, HttpResponse
-from lti_core.lti13 import claims as c
 from lti_core.lti13.jwks import PlatformKeyCache
 from lti_core.lti13.launch import LaunchValidator
 from lti_core.lti13.login import OidcLogin
 from lti_core.memory import MemoryStore
 from lti_core.types import Deployment, OidcState, Registration
+from lti_peer import tokens
+from lti_peer.claims import ADMIN, AGS_LINEITEM, CLAIM_ALIASES, MoodleActivity, launch_claims, login_initiation_params
+from lti_peer.keys import PlatformKey, pool_key
 
 START = 1_760_000_000  # the fake clock's first reading (whole seconds, like a platform's iat)
 
-MEMBERSHIP = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
-INSTITUTION = "http://purl.imsglobal.org/vocab/lis/v2/institution/person#"
-SYSTEM = "http://purl.imsglobal.org/vocab/lis/v2/system/person#"
-
-
-#: Short names accepted by ``Platform.claims``; other names are claim names as they are.
-CLAIM_ALIASES = {
-    "message_type": c.MESSAGE_TYPE,
-    "version": c.VERSION,
-    "deployment_id": c.DEPLOYMENT_ID,
-    "target_link_uri": c.TARGET_LINK_URI,
-    "resource_link": c.RESOURCE_LINK,
-    "roles": c.ROLES,
-    "context": c.CONTEXT,
-    "custom": c.CUSTOM,
-    "launch_presentation": c.LAUNCH_PRESENTATION,
-}
+#: The launch the core tests' platform sends: the site administrator, as the course's teacher, opens
+#: the tool's "intro" content; the tool type (id 2) offers line item management only.
+ADMIN_LAUNCH = MoodleActivity(custom={"content_id": "intro"}, type_id="2", ags_scopes=(AGS_LINEITEM,))
 
 
 class Clock:
@@ -99,30 +86,6 @@ def _recorded(name: str) -> Callable[..., Any]:
 
 for _name in _WRITE_METHODS:
     setattr(RecordingStore, _name, _recorded(_name))
-
-
-@dataclass(frozen=True)
-class PlatformKey:
-    """One platform signing key: its kid, the private key, and the public JWK the platform publishes."""
-
-    kid: str
-    private: rsa.RSAPrivateKey
-
-    @property
-    def jwk(self) -> dict[str, str]:
-        numbers = self.private.public_key().public_numbers()
-
-        def b64(n: int) -> str:
-            return base64url_encode(n.to_bytes((n.bit_length() + 7) // 8, "big")).decode("ascii")
-
-        # The members Moodle's mod/lti/certs.php publishes.
-        return {"kty": "RSA", "alg": "RS256", "kid": self.kid, "e": b64(numbers.e), "n": b64(numbers.n), "use": "sig"}
-
-    @property
-    def public_pem(self) -> bytes:
-        return self.private.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
 
 
 @dataclass
@@ -195,51 +158,16 @@ class Platform:
 
         ``overrides`` replace claims and ``drop`` removes them (short names from CLAIM_ALIASES or claim names).
         """
-        iat = int(self.clock())
-        body: dict[str, Any] = {
-            "nonce": state.nonce,
-            "iat": iat,
-            "exp": iat + 60,
-            "iss": self.issuer,
-            "aud": self.client_id,
-            c.DEPLOYMENT_ID: self.deployment_id,
-            c.TARGET_LINK_URI: state.target_link_uri,
-            "sub": "2",
-            c.LIS: {"person_sourcedid": "", "course_section_sourcedid": ""},
-            c.ROLES: [INSTITUTION + "Administrator", MEMBERSHIP + "Instructor", SYSTEM + "Administrator"],
-            c.CONTEXT: {"id": "2", "label": "TC101", "title": "Test course 101", "type": ["CourseSection"]},
-            c.MESSAGE_TYPE: "LtiResourceLinkRequest",
-            c.RESOURCE_LINK: {"title": "Published content", "description": "", "id": "1"},
-            c.LAUNCH_PRESENTATION: {
-                "locale": "en",
-                "document_target": "iframe",
-                "return_url": self.issuer
-                + "/mod/lti/return.php?course=2&launch_container=3&instanceid=1&sesskey=q1w2e3",
-            },
-            c.LTI + "ext": {"user_username": "admin", "lms": "moodle-2"},
-            c.TOOL_PLATFORM: {
-                "product_family_code": "moodle",
-                "version": "2024100700",
-                "guid": "moodle.example",
-                "name": "Moodle test site",
-                "description": "Moodle test site",
-            },
-            c.VERSION: "1.3.0",
-            "given_name": "Admin",
-            "family_name": "User",
-            "name": "Admin User",
-            "email": "admin@example.com",
-            c.CUSTOM: {"content_id": "intro"},
-            c.AGS_ENDPOINT: {
-                "scope": ["https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"],
-                "lineitems": self.issuer + "/mod/lti/services.php/2/lineitems?type_id=2",
-                "lineitem": self.issuer + "/mod/lti/services.php/2/lineitems/1/lineitem?type_id=2",
-            },
-            c.NRPS: {
-                "context_memberships_url": self.issuer + "/mod/lti/services.php/CourseSection/2/bindings/2/memberships",
-                "service_versions": ["1.0", "2.0"],
-            },
-        }
+        body = launch_claims(
+            issuer=self.issuer,
+            client_id=self.client_id,
+            deployment_id=self.deployment_id,
+            nonce=state.nonce,
+            iat=int(self.clock()),
+            target_link_uri=state.target_link_uri,
+            user=ADMIN,
+            activity=ADMIN_LAUNCH,
+        )
         for name, value in overrides.items():
             body[CLAIM_ALIASES.get(name, name)] = value
         for name in drop:
@@ -257,10 +185,7 @@ class Platform:
     ) -> str:
         """``body`` signed with pyjwt; ``kid`` defaults to the signing key's, ``no_kid`` leaves it out."""
         key = key or self.key
-        headers: dict[str, Any] = {}
-        if not no_kid:
-            headers["kid"] = key.kid if kid is None else kid
-        return jwt.encode(body, key.private, algorithm=algorithm, headers=headers)
+        return tokens.sign(body, key.private, kid=None if no_kid else (key.kid if kid is None else kid), alg=algorithm)
 
     def token(
         self,
@@ -295,8 +220,8 @@ class Tool:
 
 @pytest.fixture(scope="session")
 def rsa_keys() -> list[rsa.RSAPrivateKey]:
-    """Three RSA keys, made once per session (key generation is the slow part)."""
-    return [rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(3)]
+    """Three RSA keys of lti_peer's pool, made once per session (key generation is the slow part)."""
+    return [pool_key(i) for i in range(3)]
 
 
 @pytest.fixture
@@ -347,14 +272,14 @@ def oidc_login(store: RecordingStore, tool: Tool, clock: Clock) -> OidcLogin:
 @pytest.fixture
 def login_params(platform: Platform, tool: Tool) -> dict[str, str]:
     """The form Moodle 4.x POSTs to the tool's login initiation URL (mod/lti/auth.php's counterpart)."""
-    return {
-        "iss": platform.issuer,
-        "target_link_uri": tool.content_url,
-        "login_hint": "2",
-        "lti_message_hint": '{"cmid":7,"launchid":"ltilaunch1_1234567890"}',
-        "client_id": platform.client_id,
-        "lti_deployment_id": platform.deployment_id,
-    }
+    return login_initiation_params(
+        issuer=platform.issuer,
+        target_link_uri=tool.content_url,
+        login_hint="2",
+        message_hint='{"cmid":7,"launchid":"ltilaunch1_1234567890"}',
+        client_id=platform.client_id,
+        deployment_id=platform.deployment_id,
+    )
 
 
 @pytest.fixture

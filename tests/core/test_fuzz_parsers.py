@@ -25,7 +25,7 @@ from lti_core.lti13.jws import MAX_JSON_DEPTH, parse_compact, parse_payload
 from lti_core.lti13.launch import LaunchValidator, split_token
 from lti_core.memory import MemoryStore
 from lti_core.types import Consumer, Launch, Role
-from tests.peers.lti11 import moodle_lti11_params
+from lti_peer.lti11 import moodle_lti11_params
 
 T = TypeVar("T")
 # No example database: the suite leaves no .hypothesis directory behind in the checkout.

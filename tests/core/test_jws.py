@@ -44,9 +44,7 @@ def malformed(call: Any, *args: Any) -> InvalidRequest:
 
 def test_parse_compact_splits_and_decodes_the_header_only():
     parsed = parse_compact(token())
-    assert parsed == CompactJws(
-        HEADER, seg(HEADER), seg({"sub": "2"}), b"\x01\x02\x03\x04sig", payload=b'{"sub": "2"}'
-    )
+    assert parsed == CompactJws(HEADER, seg(HEADER), seg({"sub": "2"}), b"\x01\x02\x03\x04sig", payload=b'{"sub": "2"}')
     assert parsed.signing_input == f"{seg(HEADER)}.{seg({'sub': '2'})}".encode()
     assert parse_payload(parsed.payload_segment) == {"sub": "2"}
 

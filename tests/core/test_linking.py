@@ -12,6 +12,7 @@ from lti_core.linking import (
     AccountLinker,
     LinkDecision,
     LinkOutcome,
+    NamePlan,
     ProvisioningMode,
     choose_username,
     identity_digest,
@@ -223,3 +224,27 @@ def test_the_same_identity_tries_the_same_names_and_another_identity_others():
 )
 def test_claimed_names_are_made_safe_for_urls_and_paths(claimed, safe):
     assert safe_username(claimed) == safe
+
+
+def test_a_name_plan_of_a_linked_identity_is_its_link(linker, store):
+    launch = make_launch()
+    linker.link(launch, "sam_linked")
+    assert linker.plan_name(launch, claimed="anything") == NamePlan(linked="sam_linked")
+
+
+def test_a_name_plan_names_the_variants_other_identities_hold(linker, store):
+    launch, other = make_launch(user_id="2"), make_launch(user_id="3")
+    digest = identity_digest(launch)
+    linker.link(other, "sam")
+    linker.link(make_launch(user_id="4"), f"sam-{digest[:8]}")
+    plan = linker.plan_name(launch, claimed="sam")
+    assert plan == NamePlan(candidate="sam", claimed=True, taken=frozenset({"sam", f"sam-{digest[:8]}"}))
+    # The host's accounts are asked only about the names no identity holds.
+    accounts = Accounts()
+    assert choose_username(plan.candidate, launch, accounts, plan.taken) == f"sam-{digest[:16]}"
+    assert accounts.asked == [f"sam-{digest[:16]}"]
+
+
+def test_a_name_plan_without_a_claim_suggests_the_stable_name(linker):
+    launch = make_launch()
+    assert linker.plan_name(launch) == NamePlan(candidate=suggested_username(launch))

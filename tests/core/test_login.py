@@ -47,7 +47,8 @@ def test_moodle_login_initiation_redirects_to_the_auth_url(oidc_login, login_par
         deployment_id=login_params["lti_deployment_id"],
     )
     assert store.get_state(query["state"], clock()) == redirect.state
-    assert [name for name, _ in store.writes] == ["save_state"]
+    # Besides the state, at most the random sweep (test_logins_sweep_expired_states_and_nonces).
+    assert [name for name, _ in store.writes if name != "purge_expired"] == ["save_state"]
     assert redirect.lti_storage_target == ""
 
 
@@ -254,3 +255,17 @@ def test_a_redirect_too_long_for_proxies_is_refused_before_anything_is_saved(
     with refused("login_request_too_large", 400):
         oidc_login.begin({**login_params, name: value})
     assert store.writes == []
+
+
+def test_logins_sweep_expired_states_and_nonces(login_params, platform, tool, store, clock):
+    """One login in ``sweep_one_in`` drops what expired; the tables stay small without a scheduler."""
+    old = OidcLogin(store, tool_base_urls=[tool.base_url], redirect_uri=tool.launch_url, now=clock, sweep_one_in=10**9)
+    expired = old.begin(login_params).state
+    assert store.consume_nonce("scope", "used", clock() + 1, clock())
+    clock.advance(3600)
+    sweeping = OidcLogin(store, tool_base_urls=[tool.base_url], redirect_uri=tool.launch_url, now=clock, sweep_one_in=1)
+    fresh = sweeping.begin(login_params).state
+    assert ("purge_expired", (clock(),)) in store.writes
+    assert store.get_state(expired.state, 0) is None  # gone, however early one asks
+    assert store.get_state(fresh.state, clock()) == fresh
+    assert store.consume_nonce("scope", "used", clock() + 1, clock())  # its record went with the sweep

@@ -21,7 +21,7 @@ from oauthlib.oauth1 import (
 from lti_core.errors import NotFound
 from lti_core.lti11.launch import MAX_NAME_LENGTH, MAX_TOTAL_LENGTH, MAX_VALUE_LENGTH, Lti11LaunchVerifier
 from lti_core.types import Consumer, Launch, Role
-from tests.peers.lti11 import moodle_lti11_params
+from lti_peer.lti11 import moodle_lti11_params
 
 KEY = "moodle-key"
 SECRET = "moodle-secret-0123456789"

@@ -6,16 +6,13 @@
         status, action, fields = platform.authorize_redirect(location)  # the OIDC auth response
         ... POST fields (id_token, state) to action, as the browser would ...
 
-Tokens are signed with pyjwt (RS256) using RSA keys made with `cryptography`; the keys come from a
-module-level pool, generated once per test session. Attack tokens (alg none, HS256 with the public key,
-foreign keys, missing kid) are built by hand, as an attacker would.
+Tokens are signed with pyjwt (RS256, `lti_peer.tokens`) using RSA keys made with `cryptography` from
+the process-wide pool (`lti_peer.keys`); their claims are `lti_peer.claims`'. Attack tokens (alg
+none, HS256 with the public key, foreign keys, missing kid) are built by hand, as an attacker would.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import html
 import json
 import secrets
@@ -23,173 +20,31 @@ import ssl
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from html.parser import HTMLParser
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.error import HTTPError
 from urllib.parse import parse_qsl, urlsplit
 from urllib.request import urlopen
 
-import jwt
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from jwt.algorithms import RSAAlgorithm
 
-from tests.peers import DELETE, apply_overrides
-
-LTI = "https://purl.imsglobal.org/spec/lti/claim/"
-CLAIM_MESSAGE_TYPE = LTI + "message_type"
-CLAIM_VERSION = LTI + "version"
-CLAIM_DEPLOYMENT_ID = LTI + "deployment_id"
-CLAIM_TARGET_LINK_URI = LTI + "target_link_uri"
-CLAIM_RESOURCE_LINK = LTI + "resource_link"
-CLAIM_ROLES = LTI + "roles"
-CLAIM_CONTEXT = LTI + "context"
-CLAIM_TOOL_PLATFORM = LTI + "tool_platform"
-CLAIM_LAUNCH_PRESENTATION = LTI + "launch_presentation"
-CLAIM_CUSTOM = LTI + "custom"
-CLAIM_LIS = LTI + "lis"
-CLAIM_EXT = LTI + "ext"
-CLAIM_AGS = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
-CLAIM_NRPS = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
-
-#: Short names accepted by `PlatformPeer.id_token(**overrides)` for the LTI claims.
-CLAIM_ALIASES = {
-    "message_type": CLAIM_MESSAGE_TYPE,
-    "version": CLAIM_VERSION,
-    "deployment_id": CLAIM_DEPLOYMENT_ID,
-    "target_link_uri": CLAIM_TARGET_LINK_URI,
-    "resource_link": CLAIM_RESOURCE_LINK,
-    "roles": CLAIM_ROLES,
-    "context": CLAIM_CONTEXT,
-    "tool_platform": CLAIM_TOOL_PLATFORM,
-    "launch_presentation": CLAIM_LAUNCH_PRESENTATION,
-    "custom": CLAIM_CUSTOM,
-    "lis": CLAIM_LIS,
-    "ext": CLAIM_EXT,
-    "ags": CLAIM_AGS,
-    "nrps": CLAIM_NRPS,
-}
-
-_MEMBERSHIP = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
-#: The roles Moodle sends for a student, a teacher and the site administrator.
-LEARNER_ROLES = [_MEMBERSHIP + "Learner"]
-INSTRUCTOR_ROLES = [_MEMBERSHIP + "Instructor"]
-ADMIN_ROLES = [
-    "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Administrator",
-    _MEMBERSHIP + "Instructor",
-    "http://purl.imsglobal.org/vocab/lis/v2/system/person#Administrator",
-]
-
-# ---------------------------------------------------------------------------------------------------
-# Keys: 2048-bit RSA generation takes ~0.1-1 s, so every key is made once per session and reused.
-
-_KEY_POOL: list[rsa.RSAPrivateKey] = []
-_KEY_LOCK = threading.Lock()
-_ATTACKER_KEY: list[rsa.RSAPrivateKey] = []
-
-
-def pool_key(index: int) -> rsa.RSAPrivateKey:
-    """The ``index``-th key of the session-wide pool (generated on first use, then cached)."""
-    with _KEY_LOCK:
-        while len(_KEY_POOL) <= index:
-            _KEY_POOL.append(rsa.generate_private_key(public_exponent=65537, key_size=2048))
-        return _KEY_POOL[index]
-
-
-def attacker_key() -> rsa.RSAPrivateKey:
-    """A key no PlatformPeer ever publishes: for tokens signed by somebody else."""
-    with _KEY_LOCK:
-        if not _ATTACKER_KEY:
-            _ATTACKER_KEY.append(rsa.generate_private_key(public_exponent=65537, key_size=2048))
-        return _ATTACKER_KEY[0]
-
-
-def private_pem(key: rsa.RSAPrivateKey) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode("ascii")
-
-
-def public_pem(key: rsa.RSAPrivateKey) -> str:
-    return (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode("ascii")
-    )
-
-
-def public_jwk(key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
-    """The public JWK as Moodle's certs.php lists it (kty, alg, kid, e, n, use)."""
-    jwk: dict[str, Any] = json.loads(RSAAlgorithm.to_jwk(key.public_key()))
-    return {"kty": "RSA", "alg": "RS256", "kid": kid, "e": jwk["e"], "n": jwk["n"], "use": "sig"}
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64url_json(value: Mapping[str, Any]) -> str:
-    return b64url(json.dumps(value, separators=(",", ":")).encode("utf-8"))
-
-
-# ---------------------------------------------------------------------------------------------------
-# The auto-submitting form (Moodle's auth.php answer)
-
-
-class _FormParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.action: str | None = None
-        self.fields: dict[str, str] = {}
-        self._in_form = False
-        self._done = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self._done:
-            return
-        attributes = {k.lower(): (v or "") for k, v in attrs}
-        if tag == "form" and self.action is None:
-            self.action = attributes.get("action", "")
-            self._in_form = True
-        elif tag == "input" and self._in_form and attributes.get("name"):
-            self.fields[attributes["name"]] = attributes.get("value", "")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "form" and self._in_form:
-            self._in_form = False
-            self._done = True
-
-
-def parse_autosubmit_form(page: str | bytes) -> tuple[str, dict[str, str]]:
-    """``(action, fields)`` of the first form in ``page``; ValueError if it has none."""
-    if isinstance(page, bytes):
-        page = page.decode("utf-8")
-    parser = _FormParser()
-    parser.feed(page)
-    parser.close()
-    if parser.action is None:
-        raise ValueError("no <form> in the page")
-    return parser.action, parser.fields
-
-
-def autosubmit_form(action: str, fields: Mapping[str, str]) -> str:
-    """The page Moodle answers with: a form POSTing ``fields`` to ``action``, submitted by script."""
-    inputs = "\n".join(
-        f'  <input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}"/>' for k, v in fields.items()
-    )
-    return (
-        "<!DOCTYPE html>\n<html><head><title>Redirecting</title></head><body>\n"
-        f'<form action="{html.escape(action)}" name="ltiAuthForm" id="ltiAuthForm" method="post" '
-        'enctype="application/x-www-form-urlencoded">\n'
-        f"{inputs}\n"
-        '<script type="text/javascript">\n//<![CDATA[\ndocument.ltiAuthForm.submit();\n//]]>\n</script>\n'
-        "</form>\n</body></html>\n"
-    )
-
-
-# ---------------------------------------------------------------------------------------------------
+from lti_peer import DELETE, apply_overrides, tokens
+from lti_peer.claims import (
+    CLAIM_ALIASES,
+    CLAIM_DEPLOYMENT_ID,
+    CLAIM_MESSAGE_TYPE,
+    CLAIM_ROLES,
+    CLAIM_TARGET_LINK_URI,
+    CLAIM_VERSION,
+    INSTRUCTOR_ROLES,
+    MoodleUser,
+    launch_claims,
+    login_initiation_params,
+)
+from lti_peer.forms import autosubmit_form, parse_autosubmit_form
+from lti_peer.keys import attacker_key, new_kid, pool_key, public_jwk, public_pem
+from lti_peer.tokens import b64url
 
 
 @dataclass
@@ -203,6 +58,7 @@ class _PendingLaunch:
 
 _UNSET: Any = object()
 _CLIENT_ID_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+_LEARNER = MoodleUser()  # the tests' student, Sam
 
 
 class PlatformPeer:
@@ -384,7 +240,7 @@ class PlatformPeer:
         with self._lock:
             index = self._next_pool_index
             self._next_pool_index += 1
-        return secrets.token_hex(10), pool_key(index)
+        return new_kid(), pool_key(index)
 
     def add_key(self) -> str:
         """Publish one more key (not used for signing yet); returns its kid."""
@@ -440,60 +296,15 @@ class PlatformPeer:
 
     def claims(self, nonce: str, *, target_link_uri: str = "", now: float | None = None) -> dict[str, Any]:
         """The claims of a Moodle-shaped LtiResourceLinkRequest for the learner ``user_id``."""
-        iat = int(time.time() if now is None else now)
-        issuer = self.issuer
-        return {
-            "nonce": nonce,
-            "iat": iat,
-            "exp": iat + 60,
-            "iss": issuer,
-            "aud": self.client_id,
-            CLAIM_DEPLOYMENT_ID: self.deployment_id,
-            CLAIM_TARGET_LINK_URI: target_link_uri or "http://127.0.0.1:8000/lti_publish/content/demo/",
-            "sub": self.user_id,
-            CLAIM_LIS: {"person_sourcedid": "", "course_section_sourcedid": ""},
-            CLAIM_ROLES: list(LEARNER_ROLES),
-            CLAIM_CONTEXT: {
-                "id": "2",
-                "label": "TC101",
-                "title": "Test course 101",
-                "type": ["CourseSection"],
-            },
-            CLAIM_RESOURCE_LINK: {"title": "Published content", "description": "", "id": "1"},
-            CLAIM_AGS: {
-                "scope": [
-                    "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly",
-                    "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly",
-                    "https://purl.imsglobal.org/spec/lti-ags/scope/score",
-                ],
-                "lineitems": f"{issuer}/mod/lti/services.php/2/lineitems?type_id=1",
-                "lineitem": f"{issuer}/mod/lti/services.php/2/lineitems/1/lineitem?type_id=1",
-            },
-            CLAIM_NRPS: {
-                "context_memberships_url": f"{issuer}/mod/lti/services.php/CourseSection/2/bindings/1/memberships",
-                "service_versions": ["1.0", "2.0"],
-            },
-            "given_name": "Sam",
-            "family_name": "Student",
-            "name": "Sam Student",
-            "email": "sam.student@example.com",
-            CLAIM_EXT: {"user_username": "sam", "lms": "moodle-2"},
-            CLAIM_LAUNCH_PRESENTATION: {
-                "locale": "en",
-                "document_target": "iframe",
-                "return_url": f"{issuer}/mod/lti/return.php?course=2&launch_container=3&instanceid=1&sesskey=q1w2e3",
-            },
-            CLAIM_TOOL_PLATFORM: {
-                "product_family_code": "moodle",
-                "version": "2024100700",
-                "guid": "127.0.0.1",
-                "name": "Moodle test site",
-                "description": "Moodle test site",
-            },
-            CLAIM_VERSION: "1.3.0",
-            CLAIM_MESSAGE_TYPE: "LtiResourceLinkRequest",
-            CLAIM_CUSTOM: {"course": "TC101"},
-        }
+        return launch_claims(
+            issuer=self.issuer,
+            client_id=self.client_id,
+            deployment_id=self.deployment_id,
+            nonce=nonce,
+            iat=int(time.time() if now is None else now),
+            target_link_uri=target_link_uri or "http://127.0.0.1:8000/lti_publish/content/demo/",
+            user=replace(_LEARNER, id=self.user_id),
+        )
 
     def id_token(
         self,
@@ -538,28 +349,21 @@ class PlatformPeer:
         headers: Mapping[str, Any] | None = None,
     ) -> str:
         """Sign any payload as this platform would (or as an attacker would, see `id_token`)."""
-        header: dict[str, Any] = {"typ": "JWT", "alg": alg}
-        if kid is _UNSET:
-            header["kid"] = self.signing_kid
-        elif kid is not None:
-            header["kid"] = kid
-        header.update(headers or {})
-        if alg.lower() == "none":
-            return f"{_b64url_json(header)}.{_b64url_json(payload)}."
-        if alg.upper().startswith("HS"):
-            if secret is None:
-                secret = public_pem(self.private_key())
-            raw = secret.encode("utf-8") if isinstance(secret, str) else secret
-            digest = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}[alg.upper()]
-            signing_input = f"{_b64url_json(header)}.{_b64url_json(payload)}"
-            mac = hmac.new(raw, signing_input.encode("ascii"), digest).digest()
-            return f"{signing_input}.{b64url(mac)}"
         signing_key = key if key is not None else self.private_key()
-        extra = {k: v for k, v in header.items() if k != "alg"}
-        return jwt.encode(dict(payload), signing_key, algorithm=alg, headers=extra)
+        if alg.upper().startswith("HS") and secret is None:
+            secret = public_pem(self.private_key())  # the key confusion: this platform's public key
+        return tokens.sign(
+            payload,
+            signing_key,
+            kid=self.signing_kid if kid is _UNSET else kid,
+            alg=alg,
+            secret=secret,
+            headers=headers,
+        )
 
-    def login_form(self, tool_login_url: str, target_link_uri: str, *, claims: Mapping[str, Any] | None = None,
-                   **overrides: Any) -> dict[str, str]:
+    def login_form(
+        self, tool_login_url: str, target_link_uri: str, *, claims: Mapping[str, Any] | None = None, **overrides: Any
+    ) -> dict[str, str]:
         """The login-initiation parameters Moodle POSTs to ``tool_login_url`` (that URL is not contacted).
 
         The platform remembers the launch: when the tool then sends the browser to /auth with the
@@ -577,14 +381,14 @@ class PlatformPeer:
             target_link_uri=target_link_uri,
             claims={CLAIM_ALIASES.get(k, k): v for k, v in (claims or {}).items()},
         )
-        params: dict[str, Any] = {
-            "iss": self.issuer,
-            "target_link_uri": target_link_uri,
-            "login_hint": self.user_id,
-            "lti_message_hint": message_hint,
-            "client_id": self.client_id,
-            "lti_deployment_id": self.deployment_id,
-        }
+        params = login_initiation_params(
+            issuer=self.issuer,
+            target_link_uri=target_link_uri,
+            login_hint=self.user_id,
+            message_hint=message_hint,
+            client_id=self.client_id,
+            deployment_id=self.deployment_id,
+        )
         return {k: str(v) for k, v in apply_overrides(params, overrides).items()}
 
     def authorize_redirect(self, location: str, *, method: str = "GET") -> tuple[int, str, dict[str, str]]:
@@ -695,8 +499,13 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: the tests read the peer's counters, not its log
 
-    def _send(self, status: int, body: str | bytes, content_type: str, headers: Mapping[str, str] | None = None,
-              ) -> None:
+    def _send(
+        self,
+        status: int,
+        body: str | bytes,
+        content_type: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         data = body.encode("utf-8") if isinstance(body, str) else body
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -763,18 +572,19 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(501, body, "application/json")
 
 
+# What the tests import from here: the peer, and the names of its claims, roles, keys and forms.
 __all__ = [
-    "ADMIN_ROLES",
     "CLAIM_ALIASES",
+    "CLAIM_DEPLOYMENT_ID",
+    "CLAIM_MESSAGE_TYPE",
+    "CLAIM_ROLES",
+    "CLAIM_TARGET_LINK_URI",
+    "CLAIM_VERSION",
     "DELETE",
     "INSTRUCTOR_ROLES",
-    "LEARNER_ROLES",
     "PlatformPeer",
     "attacker_key",
     "autosubmit_form",
+    "b64url",
     "parse_autosubmit_form",
-    "pool_key",
-    "private_pem",
-    "public_jwk",
-    "public_pem",
 ]

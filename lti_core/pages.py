@@ -1,0 +1,71 @@
+"""The pages of the LTI flows, as plain data: which page, its status, its text (message ids) and links.
+
+A host answers a request with a redirect or with one of these, rendered by
+``lti_publish_assets.page_html`` in the reader's language and sent with ``HEADERS``: so a refusal, the
+browser check and the storage login read the same in every host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lti_core.errors import LtiError
+from lti_core.i18n import N_
+from lti_core.lti13 import binding
+from lti_core.lti13.login import LoginRedirect
+from lti_core.urls import add_query
+
+#: Every page carries launch data (an id_token, a state) or says why a launch failed: never cached,
+#: never referred on.
+HEADERS = (("Cache-Control", "no-store"), ("Referrer-Policy", "no-referrer"))
+
+REFUSAL_TITLE = N_("This launch could not be completed")
+REASON_LABEL = N_("Reason code")
+REFUSAL_HINT = N_("Launch again from your course. If this keeps happening, give the reason code to your administrator.")
+
+
+@dataclass(frozen=True)
+class RefusalPage:
+    """A refused request: what happened (``message``, a message id), its reason code, what to do.
+
+    ``action_url``, when set, starts the launch again in a new, first-party window.
+    """
+
+    status: int
+    reason: str
+    message: str
+    action_url: str = ""
+    action_label: str = binding.RELAUNCH_LABEL
+
+
+@dataclass(frozen=True)
+class BrowserCheckPage:
+    """Re-posts a launch from the tool's own origin (``lti_core.lti13.binding``)."""
+
+    check: binding.BrowserCheck
+    status: int = 200
+
+
+@dataclass(frozen=True)
+class StorageLoginPage:
+    """Stores the login's state with the platform's frame (``lti.put_data``), then goes to the
+    platform; ``fallback_url`` is the same login with a state cookie, for a frame that does not answer."""
+
+    redirect: LoginRedirect
+    fallback_url: str
+    status: int = 200
+
+
+Page = RefusalPage | BrowserCheckPage | StorageLoginPage
+
+
+def refusal_page(error: LtiError, login_url: str) -> RefusalPage:
+    """The page for ``error``; ``login_url`` is the tool's LTI 1.3 login initiation endpoint."""
+    relaunch = ""
+    if isinstance(error, binding.NotBoundToBrowser):
+        relaunch = add_query(login_url, error.relaunch_params)
+    return RefusalPage(error.status, error.reason, error.message, relaunch)
+
+
+def storage_login_page(redirect: LoginRedirect, login_url: str) -> StorageLoginPage:
+    return StorageLoginPage(redirect, add_query(login_url, binding.relaunch_params(redirect.state)))
