@@ -142,6 +142,8 @@ registrations = _table(
     Column("key_set_url", String(1024), nullable=False),
     Column("any_deployment", Boolean, nullable=False, default=False),
     Column("created", Double, nullable=False, default=time.time),
+    # lti_core.types.RegistrationStatus; added by migration 0004_registration_status.
+    Column("status", String(16), nullable=False, default="active", server_default="active"),
     UniqueConstraint("issuer", "client_id"),
 )
 

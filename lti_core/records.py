@@ -30,6 +30,7 @@ from lti_core.types import (
     LaunchServices,
     OidcState,
     Registration,
+    RegistrationStatus,
     Role,
     ToolKey,
     UserLink,
@@ -49,7 +50,7 @@ class TableSpec:
 _CONTEXT_COLUMNS = tuple(f for f in LaunchContext.__dataclass_fields__)
 TABLES: dict[str, TableSpec] = {
     "registrations": TableSpec(
-        ("issuer", "client_id", "name", "auth_login_url", "auth_token_url", "key_set_url", "any_deployment"),
+        ("issuer", "client_id", "name", "auth_login_url", "auth_token_url", "key_set_url", "any_deployment", "status"),
         ("issuer", "client_id"),
     ),
     "deployments": TableSpec(("registration_id", "deployment_id", "label"), ("registration_id", "deployment_id")),
@@ -222,6 +223,7 @@ class RecordStore:
             deployments=tuple(Deployment(d["deployment_id"], d["label"]) for d in deployed),
             name=row["name"],
             any_deployment=bool(row["any_deployment"]),
+            status=RegistrationStatus(row["status"]),
         )
 
     def _select_registrations(self, where: Mapping[str, str]) -> list[Registration]:
@@ -241,6 +243,7 @@ class RecordStore:
     def save_registration(self, registration: Registration) -> None:
         key = {"issuer": registration.issuer, "client_id": registration.client_id}
         values = {c: getattr(registration, c) for c in TABLES["registrations"].columns if c not in key}
+        values["status"] = registration.status.value
         with self._invalidating(self._registration_cache, (registration.issuer, registration.client_id)):
             with self.tables.atomic():
                 self._rows("registrations").upsert(key, values)

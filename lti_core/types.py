@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any
 
 
@@ -13,6 +13,14 @@ class Deployment:
 
     deployment_id: str
     label: str = ""
+
+
+class RegistrationStatus(StrEnum):
+    """Whether a registration's launches are accepted: a dynamic registration may wait for an admin."""
+
+    ACTIVE = "active"
+    PENDING = "pending"  # made by dynamic registration, not yet approved by an admin
+    DISABLED = "disabled"  # switched off by an admin; kept, with its deployments and links
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,7 @@ class Registration:
     # Accept every deployment of this (issuer, client_id). Only for hosts whose existing configs name
     # no deployments (jupyterhub-ltiauthenticator's never did); listing them is safer.
     any_deployment: bool = False
+    status: RegistrationStatus = RegistrationStatus.ACTIVE
 
     def has_deployment(self, deployment_id: str) -> bool:
         if self.any_deployment:

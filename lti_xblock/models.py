@@ -53,6 +53,8 @@ class LtiRegistration(models.Model):
     auth_token_url = models.CharField(max_length=1024)
     key_set_url = models.CharField(max_length=1024)
     any_deployment = models.BooleanField(default=False)
+    # lti_core.types.RegistrationStatus: "active", "pending" (dynamic, awaiting an admin) or "disabled".
+    status = models.CharField(max_length=16, default="active")
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -32,6 +32,7 @@ from lti_core.types import (
     NrpsEndpoint,
     OidcState,
     Registration,
+    RegistrationStatus,
     Role,
     ToolKey,
     UserLink,
@@ -187,6 +188,18 @@ def test_registrations(sut: StoreUnderTest) -> None:
     open_registration = store.get_registration("https://moodle.example", "any")
     assert open_registration is not None and open_registration.any_deployment
     assert open_registration.has_deployment("7") and not open_registration.has_deployment("")
+
+
+def test_registration_status_round_trips(sut: StoreUnderTest) -> None:
+    store = sut.store
+    store.save_registration(registration(status=RegistrationStatus.PENDING))
+    assert store.get_registration("https://moodle.example", "abc") == registration(status=RegistrationStatus.PENDING)
+    store.save_registration(registration(status=RegistrationStatus.DISABLED))
+    found = store.get_registration("https://moodle.example", "abc")
+    assert found is not None and found.status is RegistrationStatus.DISABLED
+    store.save_registration(registration())
+    found = store.get_registration("https://moodle.example", "abc")
+    assert found is not None and found.status is RegistrationStatus.ACTIVE
 
 
 def test_consumers(sut: StoreUnderTest) -> None:

@@ -24,6 +24,7 @@ from lti_core.lti13 import claims as c
 from lti_core.lti13 import jws
 from lti_core.lti13.binding import Binding, BrowserEvidence, check_binding, origin_of
 from lti_core.lti13.jwks import PlatformKeyCache
+from lti_core.registration import validate_active
 from lti_core.store import LaunchStore
 from lti_core.types import AgsEndpoint, Launch, LaunchServices, NrpsEndpoint, OidcState, Registration, Role
 from lti_core.urls import belongs_to_tool
@@ -170,7 +171,7 @@ class LaunchValidator:
             registration = self._store.get_registration(state.issuer, state.client_id)
         if registration is None:
             raise AuthenticationFailed("unknown_platform", N_("This platform is not registered with the tool."))
-        return registration
+        return validate_active(registration)
 
     def verify_signature(self, id_token: str, registration: Registration) -> dict[str, Any]:
         token = jws.parse_compact(id_token)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from lti_core.errors import AuthenticationFailed, Forbidden, InvalidRequest
 from lti_core.i18n import N_
 from lti_core.lti13.binding import origin_of
+from lti_core.registration import the_one_registration, validate_active
 from lti_core.store import LaunchStore
 from lti_core.types import OidcState, Registration
 from lti_core.urls import add_query, belongs_to_tool
@@ -132,11 +133,10 @@ class OidcLogin:
             registration = self._store.get_registration(request.issuer, request.client_id)
         else:
             # client_id is optional in login initiation; it is unambiguous when the issuer has one registration.
-            candidates = self._store.find_registrations(request.issuer)
-            registration = candidates[0] if len(candidates) == 1 else None
+            registration = the_one_registration(self._store.find_registrations(request.issuer))
         if registration is None:
             raise AuthenticationFailed("unknown_platform", N_("This platform is not registered with the tool."))
-        return registration
+        return validate_active(registration)
 
     def begin(self, params: Mapping[str, str]) -> LoginRedirect:
         request = parse_login_request(params)

@@ -8,7 +8,8 @@ import pytest
 
 from lti_core.lti13.binding import BrowserEvidence, origin_of
 from lti_core.lti13.login import OidcLogin, parse_login_request
-from lti_core.types import Deployment, OidcState
+from lti_core.errors import LtiError
+from lti_core.types import Deployment, OidcState, RegistrationStatus
 
 
 def _query(url: str) -> dict[str, str]:
@@ -269,3 +270,26 @@ def test_logins_sweep_expired_states_and_nonces(login_params, platform, tool, st
     assert store.get_state(expired.state, 0) is None  # gone, however early one asks
     assert store.get_state(fresh.state, clock()) == fresh
     assert store.consume_nonce("scope", "used", clock() + 1, clock())  # its record went with the sweep
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [(RegistrationStatus.PENDING, "registration_pending"), (RegistrationStatus.DISABLED, "registration_disabled")],
+)
+def test_a_registration_that_is_not_active_starts_no_login(oidc_login, login_params, platform, store, status, reason):
+    store.save_registration(platform.registration(status=status))
+    store.writes.clear()
+    for params in (login_params, {k: v for k, v in login_params.items() if k != "client_id"}):
+        with pytest.raises(LtiError) as refused:
+            oidc_login.begin(params)
+        assert (refused.value.status, refused.value.reason) == (403, reason)
+    assert store.writes == []
+
+
+def test_without_client_id_the_issuers_one_active_registration_is_meant(oidc_login, login_params, platform, store):
+    store.save_registration(platform.registration(client_id="pending-one", status=RegistrationStatus.PENDING))
+    params = {k: v for k, v in login_params.items() if k != "client_id"}
+    assert oidc_login.begin(params).state.client_id == platform.client_id
+    store.save_registration(platform.registration(client_id="second"))
+    with pytest.raises(LtiError, match="unknown_platform"):
+        oidc_login.begin(params)  # two active ones: which is meant cannot be told

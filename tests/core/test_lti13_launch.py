@@ -32,7 +32,7 @@ from lti_core.lti13.binding import (
 )
 from lti_core.lti13.jwks import PlatformKeyCache
 from lti_core.lti13.launch import MAX_TOKEN_LENGTH, LaunchValidator
-from lti_core.types import Launch, OidcState, Role
+from lti_core.types import Launch, OidcState, RegistrationStatus, Role
 
 MEMBERSHIP = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
 INSTITUTION = "http://purl.imsglobal.org/vocab/lis/v2/institution/person#"
@@ -815,3 +815,22 @@ def test_the_message_type_table_is_what_decides_what_is_accepted(validator, plat
         validator.validate(
             platform.token(state, message_type="LtiDeepLinkingRequest"), state.state, cookie(state.state)
         )
+
+
+# -- the registration's status ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [(RegistrationStatus.PENDING, "registration_pending"), (RegistrationStatus.DISABLED, "registration_disabled")],
+)
+def test_a_registration_that_is_not_active_launches_nothing(validator, platform, state, store, status, reason):
+    """Disabled (or not yet approved) between the login and the launch: refused, nothing written."""
+    store.save_registration(platform.registration(status=status))
+    store.writes.clear()
+    with pytest.raises(LtiError) as refused:
+        validator.validate(platform.token(state), state.state, cookie(state.state))
+    assert (refused.value.status, refused.value.reason) == (403, reason)
+    assert store.writes == []
+    store.save_registration(platform.registration())
+    assert validator.validate(platform.token(state), state.state, cookie(state.state)).platform_user_id == "2"
