@@ -464,7 +464,7 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
     def username_for(self, handler: Any, launch: Launch) -> str:
         """The hub user this platform identity signs in as: the same one at every launch.
 
-        Nothing is written here: ``link_user`` makes the link once the launch is committed. A name
+        Nothing is written here: ``commit_and_link`` makes the link once the launch is committed. A name
         another identity is linked to, or a hub admin's, is never handed out: the identity gets the
         name with a short hash of itself appended instead. All on the caller's thread; ``admit``
         reads the store (``name_plan``) in the store's threads, then the hub's users on the loop.
@@ -483,15 +483,20 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
         accounts = HubAccounts(handler, adopt_existing=plan.claimed)
         return choose_username(plan.candidate, launch, accounts, plan.taken)
 
-    def link_user(self, launch: Launch, model: dict[str, Any]) -> None:
-        """Link the platform identity to ``model``'s name for good (if a racing launch of the same
-        identity linked first, its name wins), then keep the launch's context for that name: grade
-        and roster jobs read it later, without a browser and without the hub's auth_state."""
-        model["name"] = AccountLinker(self.store).link(launch, model["name"]).local_user_id
+    def commit_and_link(
+        self, launch: Launch, model: dict[str, Any], plan: NamePlan, commit: Callable[[], object]
+    ) -> None:
+        """In the store's threads, in one hop: ``commit`` the launch (the validator's: nonce and
+        state); link a new identity to ``model``'s name for good (if a racing launch of the same
+        identity linked first, its name wins); keep the launch's context for that name, which grade
+        and roster jobs read later, without a browser and without the hub's auth_state."""
+        commit()
+        if not plan.linked:
+            model["name"] = AccountLinker(self.store).link(launch, model["name"]).local_user_id
         self.store.save_launch_context(launch_context(launch, model["name"], time.time()))
 
-    async def admit(self, handler: Any, launch: Launch) -> dict[str, Any]:
-        """The auth model of a verified launch, or the ``user_not_allowed`` refusal.
+    async def admit(self, handler: Any, launch: Launch) -> tuple[dict[str, Any], NamePlan]:
+        """The auth model of a verified launch (and what the links said), or the ``user_not_allowed`` refusal.
 
         JupyterHub applies its block and allow lists after ``authenticate`` returns; asked here too,
         before the launch is committed, so a launch they refuse consumes no nonce and links no one.
@@ -503,21 +508,19 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
             self.check_allowed(name, model)
         ):
             raise Forbidden("user_not_allowed", N_("Your account is not allowed to use this hub."))
-        return model
+        return model, plan
 
     async def sign_in_verified(self, handler: Any, launch: Launch, commit: Callable[[], object]) -> dict[str, Any]:
-        """The end of ``authenticate``, once the launch passed every check: ``admit`` it, then
-        ``commit`` it (the validator's: nonce and state), link its identity and keep its context
-        (``link_user``), in the store's threads.
+        """The end of ``authenticate``, once the launch passed every check: ``admit`` it, then commit
+        it, link its identity and keep its context (``commit_and_link``).
 
         A new identity's name is chosen and linked under one lock: in between, another new identity
         claiming the same name (``username_key``, from another platform) would find it free as well,
         and the two would share a hub user. Identities already linked, nearly every launch, never wait.
         """
         async with self._naming(launch):
-            model = await self.admit(handler, launch)
-            await self.off_loop(commit)
-            await self.off_loop(self.link_user, launch, model)
+            model, plan = await self.admit(handler, launch)
+            await self.off_loop(self.commit_and_link, launch, model, plan, commit)
         return model
 
     @contextlib.asynccontextmanager

@@ -55,8 +55,9 @@ def authenticator() -> LTI13Authenticator:
 
 def signed_in_as(authenticator: Any, handler: Any, launch: Any) -> str:
     """The name a committed launch signs in as: chosen (nothing written), then linked."""
-    model = {"name": authenticator.username_for(handler, launch)}
-    authenticator.link_user(launch, model)
+    plan = authenticator.name_plan(launch)
+    model = {"name": authenticator.username_from(handler, launch, plan)}
+    authenticator.commit_and_link(launch, model, plan, lambda: None)
     return str(model["name"])
 
 
