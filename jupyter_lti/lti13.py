@@ -15,7 +15,7 @@ import threading
 from typing import Any
 
 from jupyterhub.utils import url_path_join
-from traitlets import Float, Unicode, default, observe
+from traitlets import Bool, Float, Unicode, default, observe
 from traitlets import List as ListTrait
 from traitlets import Set as SetTrait
 
@@ -27,11 +27,13 @@ from jupyter_lti.handlers import (
     LTI13LoginHandler,
 )
 from jupyter_lti.http import PlatformKeyLoader
+from jupyter_lti.registration import LTI13RegistrationHandler, LTI13RegistrationsHandler
 from lti_core.lti13.binding import BrowserEvidence
 from lti_core.lti13.jwks import PlatformKeyCache
 from lti_core.lti13.launch import SIGNING_ALGORITHM, LaunchValidator
 from lti_core.lti13.login import LoginRedirect, OidcLogin
 from lti_core.lti13.tool_keys import ToolKeySet
+from lti_core.registration import ToolDescription
 from lti_core.tool_config import build_lti13_tool_config
 from lti_core.types import Deployment, Registration
 
@@ -162,6 +164,22 @@ class LTI13Authenticator(LtiAuthenticator):
         help="Tool description shown in the configuration JSON at /hub/lti13/config.",
     )
 
+    approve_registrations = Bool(
+        True,
+        config=True,
+        help="""Make platforms that register the hub themselves wait for a hub admin's approval.
+
+        A platform admin registers the hub with LTI Dynamic Registration by giving the platform the
+        hub's registration URL, `https://hub.example.org/hub/lti13/register`
+        (https://www.imsglobal.org/spec/lti-dr/v1p0). True (default): the new registration is saved
+        pending, its launches are refused (`registration_pending`) until a hub admin approves it on
+        `/hub/lti13/registrations`. False: anyone who can reach that URL from a platform they control
+        gets launches accepted at once; only for hubs that are not reachable from the internet.
+        Registrations saved this way stay in the LTI store across restarts; the platforms of the hub
+        config (`issuer`, `platforms`) are always as the config says.
+        """,
+    )
+
     @default("platforms")
     def _platforms_default(self) -> list[dict[str, Any]]:
         return []
@@ -190,6 +208,8 @@ class LTI13Authenticator(LtiAuthenticator):
             ("/lti13/oauth_callback", LTI13LaunchHandler),
             ("/lti13/jwks", LTI13JwksHandler),
             ("/lti13/config", LTI13ConfigHandler),
+            ("/lti13/register", LTI13RegistrationHandler),
+            ("/lti13/registrations", LTI13RegistrationsHandler),
         ]
 
     def configured_registrations(self) -> list[Registration]:
@@ -229,6 +249,9 @@ class LTI13Authenticator(LtiAuthenticator):
             self.log.warning(
                 "LTI 1.3 requires %s; jwks_algorithms=%r is ignored", SIGNING_ALGORITHM, self.jwks_algorithms
             )
+        # Each configured (issuer, client_id) is saved as the config says, active. Registrations made
+        # by dynamic registration have client_ids of their own: this leaves them as they are
+        # (pending, approved or disabled), since it writes only the configured keys.
         for registration in self.configured_registrations():
             self.store.save_registration(registration)
             if registration.any_deployment:
@@ -289,6 +312,17 @@ class LTI13Authenticator(LtiAuthenticator):
         with self._tool_key_lock:
             self.tool_keys.ensure_key()
         return self.tool_keys.jwks()
+
+    def registration_tool(self, handler: Any) -> ToolDescription:
+        """The hub as it registers itself with a platform (LTI Dynamic Registration)."""
+        return ToolDescription(
+            name=self.tool_name,
+            description=self.tool_description,
+            initiate_login_uri=self.hub_url(handler, "lti13", "oauth_login"),
+            redirect_uri=self.redirect_uri(handler),
+            target_link_uri=self.redirect_uri(handler),
+            jwks_uri=self.hub_url(handler, "lti13", "jwks"),
+        )
 
     def lti13_config(self, handler: Any) -> dict[str, Any]:
         """What a platform admin pastes or reads: every URL of this hub's tool registration."""

@@ -13,6 +13,8 @@ from lti_core.errors import LtiError
 from lti_core.i18n import N_
 from lti_core.lti13 import binding
 from lti_core.lti13.login import LoginRedirect
+from lti_core.registration import CLOSE_SUBJECT
+from lti_core.types import Registration, RegistrationStatus
 from lti_core.urls import add_query
 
 #: Every page carries launch data (an id_token, a state) or says why a launch failed: never cached,
@@ -56,7 +58,47 @@ class StorageLoginPage:
     status: int = 200
 
 
-Page = RefusalPage | BrowserCheckPage | StorageLoginPage
+REGISTRATION_TITLE = N_("Tool registered")
+REGISTRATION_ACTIVE = N_("The tool is registered with your platform, and its launches are accepted now.")
+REGISTRATION_PENDING = N_(
+    "The tool is registered with your platform. Its launches will be accepted once the tool's "
+    "administrator approves the registration."
+)
+REGISTRATION_DISABLED = N_(
+    "The tool's registration with your platform is updated. The tool's administrator has turned off launches from it."
+)
+CLIENT_ID_LABEL = N_("Client ID")
+DEPLOYMENT_ID_LABEL = N_("Deployment ID")
+CLOSE_LABEL = N_("Close")
+
+
+@dataclass(frozen=True)
+class RegistrationCompletePage:
+    """The end of a dynamic registration: says what was registered and whether it may launch yet, and
+    tells the platform's window it is done (``{subject: "org.imsglobal.lti.close"}``, posted to
+    ``window.opener || window.parent`` at the platform's issuer origin only)."""
+
+    registration: Registration
+    platform_origin: str
+    status: int = 200
+    close_subject: str = CLOSE_SUBJECT
+
+    @property
+    def message(self) -> str:
+        """What happened, a message id."""
+        return {
+            RegistrationStatus.ACTIVE: REGISTRATION_ACTIVE,
+            RegistrationStatus.PENDING: REGISTRATION_PENDING,
+            RegistrationStatus.DISABLED: REGISTRATION_DISABLED,
+        }[self.registration.status]
+
+
+def registration_complete_page(registration: Registration) -> RegistrationCompletePage:
+    """The close page of ``registration``: its messages go to the issuer's origin, nowhere else."""
+    return RegistrationCompletePage(registration, binding.origin_of(registration.issuer))
+
+
+Page = RefusalPage | BrowserCheckPage | StorageLoginPage | RegistrationCompletePage
 
 
 def refusal_page(error: LtiError, login_url: str) -> RefusalPage:

@@ -240,6 +240,9 @@ class RecordStore:
     def find_registrations(self, issuer: str) -> list[Registration]:
         return sorted(self._select_registrations({"issuer": issuer}), key=lambda r: r.client_id)
 
+    def list_registrations(self) -> list[Registration]:
+        return sorted(self._select_registrations({}), key=lambda r: (r.issuer, r.client_id))
+
     def save_registration(self, registration: Registration) -> None:
         key = {"issuer": registration.issuer, "client_id": registration.client_id}
         values = {c: getattr(registration, c) for c in TABLES["registrations"].columns if c not in key}

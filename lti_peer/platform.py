@@ -44,6 +44,7 @@ from lti_peer.claims import (
 )
 from lti_peer.forms import autosubmit_form, parse_autosubmit_form
 from lti_peer.keys import attacker_key, new_kid, pool_key, public_jwk, public_pem
+from lti_peer.registration import CONFIGURATION_PATH, REGISTRATION_PATH, DynamicRegistrar
 from lti_peer.tokens import b64url
 
 
@@ -107,6 +108,8 @@ class PlatformPeer:
         #: What the platform-storage frame was asked: {"subject", "origin", "key", "found"} each.
         self.storage_log: list[dict[str, Any]] = []
         self.rotate_key(keep_old=False)
+        #: LTI Dynamic Registration, Moodle's way (``lti_peer.registration``).
+        self.registrar = DynamicRegistrar(self)
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -536,11 +539,21 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(status, page, "text/html; charset=utf-8")
         elif parts.path == "/token":
             self._token()
+        elif parts.path == CONFIGURATION_PATH:
+            self._json(*self.peer.registrar.handle_configuration(self.headers))
         else:
             self._send(404, "not found", "text/plain")
 
+    def _json(self, status: int, document: Mapping[str, Any]) -> None:
+        self._send(status, json.dumps(document), "application/json; charset=utf-8")
+
     def do_POST(self) -> None:  # noqa: N802 - stdlib naming
         parts = urlsplit(self.path)
+        if parts.path == REGISTRATION_PATH:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            self._json(*self.peer.registrar.handle_registration(self.headers, body))
+            return
         params = self._form_params()
         if parts.path == "/auth":
             query = dict(parse_qsl(parts.query, keep_blank_values=True))

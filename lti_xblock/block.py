@@ -117,7 +117,9 @@ class LtiPublishBlock(XBlock):  # type: ignore[misc]  # XBlock ships no type inf
         """The block's stylesheet, from the installed ``lti_publish_assets`` package."""
         return str(static_text("css/lti_publish.css"))  # lti_publish_assets is untyped for mypy
 
-    def title(self) -> str:
+    # Not ``title``: edx-platform's block-structure transformers collect a field of that name from
+    # every block and pickle it into the course cache; a bound method there breaks every publish.
+    def shown_title(self) -> str:
         """The title in the current language when it is still the default one."""
         title = str(self.display_name or "")
         return _(title) if title == DEFAULT_TITLE else title
@@ -186,6 +188,7 @@ class LtiPublishBlock(XBlock):  # type: ignore[misc]  # XBlock ships no type inf
                 (_(N_("Login initiation URL")), details.lti13_login_url),
                 (_(N_("Redirection URI")), details.lti13_redirect_uri),
                 (_(N_("Public keyset URL")), details.lti13_jwks_url),
+                (_(N_("Dynamic registration URL")), details.lti13_registration_url),
             ],
             "content_id_label": _(N_("Content ID")),
             "content_id": self.content_id(),
@@ -196,7 +199,7 @@ class LtiPublishBlock(XBlock):  # type: ignore[misc]  # XBlock ships no type inf
     def student_view(self, context: dict[str, Any] | None = None) -> Fragment:
         """The children, one after the other, under the title."""
         children = self._children_fragments(context, lambda child: "student_view")
-        return self._render("student.html", {"title": self.title()}, children)
+        return self._render("student.html", {"title": self.shown_title()}, children)
 
     def author_view(self, context: dict[str, Any] | None = None) -> Fragment:
         """Studio's unit page: the launch details, then a preview of the children."""
@@ -205,7 +208,7 @@ class LtiPublishBlock(XBlock):  # type: ignore[misc]  # XBlock ships no type inf
             return "author_view" if hasattr(child, "author_view") else "student_view"
 
         children = self._children_fragments(context, preview_view)
-        return self._render("student.html", {"title": self.title(), **self.launch_details_context()}, children)
+        return self._render("student.html", {"title": self.shown_title(), **self.launch_details_context()}, children)
 
     def studio_view(self, context: dict[str, Any] | None = None) -> Fragment:
         """Studio's edit dialog: the settings form and the launch details."""

@@ -18,6 +18,10 @@ PROG = "lti-publish"
 COMMANDS = {
     "add-platform": ("lti_add_platform", "register an LTI 1.3 platform, or add deployments to it"),
     "issue-consumer": ("lti_issue_consumer", "issue an LTI 1.1 consumer key and secret (the secret is shown once)"),
+    "registrations": (
+        "lti_registrations",
+        "list LTI 1.3 platform registrations; approve or disable one (ISSUER CLIENT_ID)",
+    ),
     "rotate-key": ("lti_rotate_key", "add a new tool signing key; --retire KID retires an old one"),
     "purge": ("lti_purge", "delete expired launch states and nonces (e.g. from cron)"),
 }
@@ -34,6 +38,9 @@ def usage() -> str:
             "commands:",
             *(f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()),
             f"  {MANAGE:<{width}}  any Django management command, e.g. {PROG} {MANAGE} migrate lti_xblock",
+            "",
+            f"Platforms that register themselves (LTI Dynamic Registration) wait for {PROG} registrations",
+            "approve ISSUER CLIENT_ID before they can launch.",
             "",
             f"{PROG} COMMAND --help shows a command's options. Every command runs with your site's Django",
             "settings: set DJANGO_SETTINGS_MODULE (in Open edX: lms.envs.production, where the commands also",

@@ -24,6 +24,8 @@ class LaunchDetails:
     lti13_login_url: str
     lti13_redirect_uri: str
     lti13_jwks_url: str
+    #: What a platform admin gives the platform to register the tool by LTI Dynamic Registration.
+    lti13_registration_url: str = ""
 
 
 def lti13_redirect_uri(base_url: str) -> str:
@@ -31,14 +33,29 @@ def lti13_redirect_uri(base_url: str) -> str:
     return f"{base_url.rstrip('/')}/{URL_PREFIX}/lti13/launch"
 
 
+def lti13_registration_url(base_url: str) -> str:
+    """The tool's LTI Dynamic Registration URL (one for the whole tool, not per content)."""
+    return f"{base_url.rstrip('/')}/{URL_PREFIX}/lti13/register"
+
+
+def approve_registrations() -> bool:
+    """New dynamic registrations wait for an admin's approval (``LTI_PUBLISH["APPROVE_REGISTRATIONS"]``,
+    default True), or are active at once."""
+    return bool(getattr(settings, "LTI_PUBLISH", {}).get("APPROVE_REGISTRATIONS", True))
+
+
 def launch_details(base_url: str, content_id: str) -> LaunchDetails:
     """The URLs for ``content_id`` (a usage id) on the tool served at ``base_url``."""
     root = f"{base_url.rstrip('/')}/{URL_PREFIX}"
-    content = f"{root}/content/{quote(content_id, safe='')}"
+    # ":", "@" and "+" (every Open edX usage id has them) stay as they are: they are allowed in a path
+    # segment, and the URL a platform signs for LTI 1.1 must be spelt as the host rebuilds it from the
+    # request (Django's build_absolute_uri keeps them unencoded), or the signature never matches.
+    content = f"{root}/content/{quote(content_id, safe=':@+')}"
     return LaunchDetails(
         lti11_tool_url=f"{content}/ltiaccess",
         lti13_target_link_uri=f"{content}/",
         lti13_login_url=f"{root}/lti13/login",
         lti13_redirect_uri=lti13_redirect_uri(base_url),
         lti13_jwks_url=f"{root}/lti13/jwks",
+        lti13_registration_url=lti13_registration_url(base_url),
     )

@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from lti_xblock import views
+from lti_xblock import registration, views
 
 app_name = "lti_xblock"
 
@@ -14,4 +14,6 @@ urlpatterns = [
     path("lti13/login", views.lti13_login, name="lti13_login"),
     path("lti13/launch", views.lti13_launch, name="lti13_launch"),
     path("lti13/jwks", views.lti13_jwks, name="lti13_jwks"),
+    # LTI Dynamic Registration: a platform admin gives this URL to the platform.
+    path("lti13/register", registration.lti13_register, name="lti13_register"),
 ]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from lti_core.lti13.binding import BrowserCheck
-    from lti_core.pages import Page, RefusalPage, StorageLoginPage
+    from lti_core.pages import Page, RefusalPage, RegistrationCompletePage, StorageLoginPage
 
 __all__ = [
     "STATIC_DIR",
@@ -55,12 +55,14 @@ def static_text(relpath: str) -> str:
 
 def page_html(page: Page, *, lang: str, translate: Callable[[str], str]) -> str:
     """The HTML of one of lti_core's pages (``lti_core.pages``), in ``lang``: every host's pages."""
-    from lti_core.pages import BrowserCheckPage, RefusalPage
+    from lti_core.pages import BrowserCheckPage, RefusalPage, RegistrationCompletePage
 
     if isinstance(page, RefusalPage):
         return _refusal_html(page, lang, translate)
     if isinstance(page, BrowserCheckPage):
         return _browser_check_html(page.check, lang, translate)
+    if isinstance(page, RegistrationCompletePage):
+        return _registration_complete_html(page, lang, translate)
     return _storage_login_html(page, lang, translate)
 
 
@@ -145,4 +147,31 @@ def _storage_login_html(page: StorageLoginPage, lang: str, translate: Callable[[
     }
     return _binding_page(
         "html/storage_login.html", lang=lang, translate=translate, config=config, fallback_url=page.fallback_url
+    )
+
+
+def _registration_complete_html(page: RegistrationCompletePage, lang: str, translate: Callable[[str], str]) -> str:
+    """The end of a dynamic registration: what was registered, and the close message to the platform."""
+    from lti_core import pages
+
+    registration = page.registration
+    deployment = ""
+    if registration.deployments:
+        ids = ", ".join(d.deployment_id for d in registration.deployments)
+        deployment = (
+            f'<p class="lti-error__reason">{html.escape(translate(pages.DEPLOYMENT_ID_LABEL))}: '
+            f"<code>{html.escape(ids)}</code></p>"
+        )
+    config = {"platform_origin": page.platform_origin, "close_subject": page.close_subject}
+    return Template(static_text("html/registration_complete.html")).substitute(
+        lang=html.escape(lang),
+        title=html.escape(translate(pages.REGISTRATION_TITLE)),
+        message=html.escape(translate(page.message)),
+        client_id_label=html.escape(translate(pages.CLIENT_ID_LABEL)),
+        client_id=html.escape(registration.client_id),
+        deployment=deployment,
+        close_label=html.escape(translate(pages.CLOSE_LABEL)),
+        config=_script_json(config),
+        script=static_text("js/lti_registration.js"),
+        css=static_text("css/lti_publish.css"),
     )

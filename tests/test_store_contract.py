@@ -176,6 +176,14 @@ def test_registrations(sut: StoreUnderTest) -> None:
     assert store.get_registration("https://moodle.example", "abc") == registration()
     assert [r.client_id for r in store.find_registrations("https://moodle.example")] == ["abc", "xyz"]
     assert store.find_registrations("https://other.example") == []
+    store.save_registration(registration(issuer="https://canvas.example", client_id="10"))
+    listed = store.list_registrations()
+    assert [(r.issuer, r.client_id) for r in listed] == [
+        ("https://canvas.example", "10"),
+        ("https://moodle.example", "abc"),
+        ("https://moodle.example", "xyz"),
+    ]
+    assert listed[2].deployments == (Deployment("5"), Deployment("6", "second"))
     # Saving again replaces URLs and the deployment list.
     store.save_registration(registration(key_set_url="https://moodle.example/new", deployments=(Deployment("3"),)))
     saved = store.get_registration("https://moodle.example", "abc")

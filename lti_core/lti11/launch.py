@@ -11,7 +11,7 @@ import hmac
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from oauthlib.oauth1.rfc5849 import signature, utils
 
@@ -159,11 +159,28 @@ class Lti11LaunchVerifier:
     ) -> None:
         if method.upper() != "POST":
             raise method_not_allowed()
-        expected = _expected_signature(url, pairs, secret)
         # Compared as bytes: compare_digest refuses str with non-ASCII characters (TypeError).
         given = single["oauth_signature"].encode("utf-8", "surrogatepass")
-        if not hmac.compare_digest(expected.encode("ascii"), given):
-            raise AuthenticationFailed("bad_signature", N_("The launch's signature is not valid."))
+        # The host's own spelling first: a URL that cannot be signed is refused as malformed there.
+        if hmac.compare_digest(_expected_signature(url, pairs, secret).encode("ascii"), given):
+            return
+        for spelling in other_spellings(url):
+            if hmac.compare_digest(_expected_signature(spelling, pairs, secret).encode("ascii"), given):
+                return
+        raise AuthenticationFailed("bad_signature", N_("The launch's signature is not valid."))
+
+
+def other_spellings(url: str) -> list[str]:
+    """Other spellings of ``url`` (as the host rebuilt it) that a consumer may have signed.
+
+    A host rebuilds the URL from the decoded path, with what RFC 3986 allows in a path segment left
+    as is (``:``, ``@``, ``+`` of an Open edX usage id); an admin may have pasted the same URL with
+    them percent-encoded, and the platform signs it as pasted. Both name the same resource, so a
+    signature of either is the consumer's; nothing else is tried.
+    """
+    parts = urlsplit(url)
+    encoded = quote(unquote(parts.path), safe="/")
+    return [urlunsplit(parts._replace(path=encoded))] if encoded != parts.path else []
 
 
 def _one_spelling(value: str) -> bool:

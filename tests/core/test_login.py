@@ -6,9 +6,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from lti_core.errors import LtiError
 from lti_core.lti13.binding import BrowserEvidence, origin_of
 from lti_core.lti13.login import OidcLogin, parse_login_request
-from lti_core.errors import LtiError
 from lti_core.types import Deployment, OidcState, RegistrationStatus
 
 

@@ -163,6 +163,25 @@ def test_url_as_seen_behind_a_proxy_does_not_verify(verifier, signed, refused):
         verifier.verify(method="POST", url="http://127.0.0.1:8000/lti_publish/lti11/launch", params=signed)
 
 
+USAGE_ID = "block-v1:edX+Demo+2024+type@lti_publish+block@intro"
+AS_REBUILT = f"https://tool.example/lti_publish/content/{USAGE_ID}/ltiaccess"  # what Django rebuilds
+ENCODED = "https://tool.example/lti_publish/content/block-v1%3AedX%2BDemo%2B2024%2Btype%40lti_publish%2Bblock%40intro/ltiaccess"
+
+
+@pytest.mark.parametrize("signed_url", [AS_REBUILT, ENCODED], ids=["as-is", "percent-encoded"])
+def test_an_open_edx_tool_url_verifies_however_the_admin_pasted_it(verifier, clock, signed_url):
+    """Moodle signs the Tool URL as pasted; the host rebuilds it from the decoded path."""
+    params = sign(moodle_params(), url=signed_url, timestamp=int(clock()))
+    assert verifier.verify(method="POST", url=AS_REBUILT, params=params).platform_user_id == "2"
+
+
+def test_only_spellings_of_the_same_path_verify(verifier, clock, refused, nothing_written):
+    other = AS_REBUILT.replace("block@intro", "block@other")
+    with refused("bad_signature", 401):
+        verifier.verify(method="POST", url=other, params=sign(moodle_params(), url=ENCODED, timestamp=int(clock())))
+    nothing_written()
+
+
 def test_default_port_and_host_case_are_normalised(verifier, clock):
     params = sign(moodle_params(), url="https://TOOL.example:443/lti_publish/lti11/launch", timestamp=int(clock()))
     assert verifier.verify(method="POST", url=URL, params=params).platform_user_id == "2"
