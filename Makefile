@@ -19,7 +19,7 @@ DOMAIN := lti_publish
 POT := translations/$(DOMAIN).pot
 I18N_SOURCES := lti_core lti_xblock jupyter_lti demo static/js
 
-.PHONY: venv test lint typecheck pytest demo bench translations clean
+.PHONY: venv test lint typecheck pytest openedx demo bench translations clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -76,7 +76,20 @@ pytest: $(STAMP)
 	if [ $$rc -eq 124 ]; then echo "ERROR: pytest exceeded $(PYTEST_TIMEOUT) s" >&2; fi; \
 	exit $$rc
 
-test: lint typecheck pytest
+# The Open edX host inside a real edx-platform LMS (Django 4.2, XBlock 5): tests/openedx/run.sh builds the
+# LMS's environment once, outside the clone (~/.cache/lti-publish/openedx), then runs tests/openedx.
+openedx:
+	tests/openedx/run.sh
+
+# pytest (Django 5.2 + XBlock 6, the workbench) and the LMS suite (Django 4.2 + XBlock 5) run side by side:
+# the LMS's is mostly its environment's download and start-up; its output follows pytest's.
+test: lint typecheck
+	@log="$$(mktemp)"; tests/openedx/run.sh >"$$log" 2>&1 & lms=$$!; \
+	trap 'kill $$lms 2>/dev/null; rm -f "$$log"' INT TERM; \
+	rc=0; $(MAKE) --no-print-directory pytest || rc=$$?; \
+	lms_rc=0; wait $$lms || lms_rc=$$?; \
+	echo "---- Open edX LMS suite (tests/openedx/run.sh, exit $$lms_rc) ----"; \
+	if [ $$lms_rc -ne 0 ]; then cat "$$log"; rc=$$lms_rc; else tail -n 12 "$$log"; fi; rm -f "$$log"; exit $$rc
 
 # The workbench tool on 127.0.0.1:8000 (launch page /demo/) and a real JupyterHub with the LTI 1.3
 # authenticator on :8001 (proxy API :8002, hub :8003), state in var/. Ctrl-C or SIGTERM stops both.

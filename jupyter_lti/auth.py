@@ -44,7 +44,7 @@ from lti_core.forwarded import (
 from lti_core.i18n import N_
 from lti_core.landing import landing
 from lti_core.linking import AccountLinker, NamePlan, choose_username, safe_username
-from lti_core.types import Launch, Registration, Role, launch_context
+from lti_core.types import Launch, Registration, RegistrationStatus, Role, launch_context
 
 # Paths that start or end a launch: landing there again would loop.
 _LAUNCH_PATHS = ("hub/lti/", "hub/lti11/", "hub/lti13/")
@@ -200,8 +200,9 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
         origin, and JupyterHub keeps them from framing its pages). Every frame between the top page and
         the hub must be listed: Open edX shows LTI content in a frame of the LMS inside its learning
         app, so list both.
-        Default (unset): for LTI 1.3 the origins of each configured platform's `issuer` and
-        `authorize_url`, which is right for Moodle; Canvas shows courses at your institution's address
+        Default (unset): for LTI 1.3 the origins of each platform's `issuer` and `authorize_url`, the
+        configured ones and those registered dynamically and approved (as of the hub's start), which is
+        right for Moodle; Canvas shows courses at your institution's address
         (`https://school.instructure.com`), not its issuer's, so list that. LTI 1.1 names no platform
         address: list them. Empty: no site may frame the hub. A Content-Security-Policy set in
         `JupyterHub.tornado_settings["headers"]` wins over this.
@@ -350,11 +351,14 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
         return cast("list[str] | None", self.frame_ancestors)
 
     def frame_sources(self) -> list[str]:
-        """`frame_ancestors`, else the origins of the configured platforms' issuers and login URLs."""
+        """`frame_ancestors`, else the origins of the platforms' issuers and login URLs: the configured
+        ones and, once the store is open, the active ones it holds (registered dynamically)."""
         configured = self.configured_frame_ancestors
         if configured is not None:
             return list(configured)
         registrations = self.configured_registrations()
+        if self._store is not None:
+            registrations += [r for r in self._store.list_registrations() if r.status is RegistrationStatus.ACTIVE]
         return core_frames.platform_origins(url for r in registrations for url in (r.issuer, r.auth_login_url))
 
     def public_url_is_https(self, app: Any) -> bool:

@@ -71,11 +71,14 @@ class LtiHandler(BaseHandler):  # type: ignore[misc]
         else:
             super().write_error(status_code, **kwargs)
 
+    #: The flow this endpoint's refusals end (their page's title and hint).
+    flow = pages.LAUNCH
+
     def refuse(self, error: LtiError) -> None:
         """The readable error page: what happened, the reason code, what to do. Nothing secret in it."""
         self.log.info("LTI request refused: %s (%s) %s", error.reason, self.request.path, error.detail)
         self.clear()
-        self.finish_page(pages.refusal_page(error, self.login_url))
+        self.finish_page(pages.refusal_page(error, self.login_url, self.flow))
 
     def state_cookie(self, state: str, max_age: int) -> None:
         """The state cookie with lti_core's attributes (max_age 0 deletes it, in its partition)."""

@@ -42,6 +42,8 @@ class LTI13RegistrationHandler(LtiHandler):
     """The tool's registration URL: the platform opens it with ``openid_configuration`` and
     ``registration_token``; the answer is the page that tells the platform's window it is done."""
 
+    flow = pages.REGISTRATION
+
     async def get(self) -> None:
         params = {name: self.get_argument(name) for name in self.request.arguments}
         try:

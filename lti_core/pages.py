@@ -21,9 +21,28 @@ from lti_core.urls import add_query
 #: never referred on.
 HEADERS = (("Cache-Control", "no-store"), ("Referrer-Policy", "no-referrer"))
 
-REFUSAL_TITLE = N_("This launch could not be completed")
 REASON_LABEL = N_("Reason code")
-REFUSAL_HINT = N_("Launch again from your course. If this keeps happening, give the reason code to your administrator.")
+
+
+@dataclass(frozen=True)
+class Flow:
+    """Which flow a refusal ends: its page's title and what to do next."""
+
+    title: str
+    hint: str
+
+
+LAUNCH = Flow(
+    N_("This launch could not be completed"),
+    N_("Launch again from your course. If this keeps happening, give the reason code to your administrator."),
+)
+REGISTRATION = Flow(
+    N_("The registration could not be completed"),
+    N_(
+        "Start the registration again from your platform. If this keeps happening, give the reason code to "
+        "the tool's administrator."
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -38,6 +57,7 @@ class RefusalPage:
     message: str
     action_url: str = ""
     action_label: str = binding.RELAUNCH_LABEL
+    flow: Flow = LAUNCH
 
 
 @dataclass(frozen=True)
@@ -101,12 +121,12 @@ def registration_complete_page(registration: Registration) -> RegistrationComple
 Page = RefusalPage | BrowserCheckPage | StorageLoginPage | RegistrationCompletePage
 
 
-def refusal_page(error: LtiError, login_url: str) -> RefusalPage:
-    """The page for ``error``; ``login_url`` is the tool's LTI 1.3 login initiation endpoint."""
+def refusal_page(error: LtiError, login_url: str, flow: Flow = LAUNCH) -> RefusalPage:
+    """The page for ``error`` in ``flow``; ``login_url`` is the tool's LTI 1.3 login initiation endpoint."""
     relaunch = ""
     if isinstance(error, binding.NotBoundToBrowser):
         relaunch = add_query(login_url, error.relaunch_params)
-    return RefusalPage(error.status, error.reason, error.message, relaunch)
+    return RefusalPage(error.status, error.reason, error.message, relaunch, flow=flow)
 
 
 def storage_login_page(redirect: LoginRedirect, login_url: str) -> StorageLoginPage:

@@ -44,7 +44,7 @@ def tool_description(base: str) -> ToolDescription:
     )
 
 
-@lti_endpoint("GET")
+@lti_endpoint("GET", flow=pages.REGISTRATION)
 def lti13_register(request: HttpRequest) -> HttpResponse:
     initiation = parse_registration_initiation({name: request.GET.get(name, "") for name in request.GET})
     transport = UrllibTransport()

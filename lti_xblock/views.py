@@ -92,7 +92,9 @@ _TOO_LARGE = (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent)
 _UNREADABLE = (SuspiciousOperation, BadRequest, MultiPartParserError, UnicodeDecodeError)
 
 
-def lti_endpoint(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+def lti_endpoint(
+    *methods: str, flow: pages.Flow = pages.LAUNCH
+) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
     """Platform-facing endpoint answering ``methods``: cross-site POSTs (no CSRF token), framable,
     every refusal an error page with its reason code (a wrong method and an unreadable body too)."""
 
@@ -111,7 +113,7 @@ def lti_endpoint(*methods: str) -> Callable[[Callable[..., HttpResponse]], Calla
             except LtiError as error:
                 # The reason code and where it came from; never the token, the signature or a secret.
                 log.info("LTI request refused: %s (%s) %s", error.reason, request.path, error.detail)
-                return page(request, pages.refusal_page(error, lti13_login_url(request)))
+                return page(request, pages.refusal_page(error, lti13_login_url(request), flow))
 
         return xframe_options_exempt(csrf_exempt(wrapper))
 

@@ -73,11 +73,11 @@ def _refusal_html(page: RefusalPage, lang: str, translate: Callable[[str], str])
 
     values = {
         "lang": lang,
-        "title": translate(pages.REFUSAL_TITLE),
+        "title": translate(page.flow.title),
         "message": translate(page.message),
         "reason": page.reason,
         "reason_label": translate(pages.REASON_LABEL),
-        "hint": translate(pages.REFUSAL_HINT),
+        "hint": translate(page.flow.hint),
     }
     escaped = {name: html.escape(value) for name, value in values.items()}
     action = ""

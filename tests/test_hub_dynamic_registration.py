@@ -138,6 +138,7 @@ def test_registrations_survive_a_restart_and_the_config_is_saved_again_beside_th
     with PlatformPeer() as waiting:
         assert register(hub, waiting).status_code == 200
         pending_key = (waiting.issuer, waiting.client_id)
+        pending_issuer = waiting.issuer
     before = registrations(hub)
     assert before[pending_key] == "pending"
     assert before[(moodle.issuer, moodle.client_id)] == "active"
@@ -147,6 +148,12 @@ def test_registrations_survive_a_restart_and_the_config_is_saved_again_beside_th
     again = HubProcess(hub.workdir, hub.config, env=hub.env)
     with again.start():
         assert registrations(again) == before
+        # The platforms it may be framed by, by default: every active one, dynamic ones included.
+        csp = requests.get(again.hub_url + "lti/login", timeout=30).headers["Content-Security-Policy"]
+        ancestors = csp.split(";")[0].split()[1:]
+        active = {issuer for (issuer, _), status in before.items() if status == "active"}
+        assert len(active) >= 2 and active <= set(ancestors), (active, csp)
+        assert pending_issuer not in ancestors
         moodle.register_redirect_uri(again.hub_url + "lti13/oauth_callback")
         with requests.Session() as browser:
             moodle.user_id = str(secrets.randbelow(10**9) + 1000)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from html import escape as html_escape
 from urllib.parse import parse_qs, urlsplit
 
 from lti_core import pages
@@ -35,7 +36,7 @@ def test_a_refusal_has_its_status_reason_and_no_action() -> None:
     assert page == pages.RefusalPage(403, "unknown_deployment", "Not registered <here>.")
     html = page_html(page, lang="fr", translate=upper)
     assert "unknown_deployment" in html and "NOT REGISTERED &lt;HERE&gt;." in html
-    assert upper(pages.REFUSAL_TITLE) in html and 'lang="fr"' in html
+    assert upper(pages.LAUNCH.title) in html and upper(pages.LAUNCH.hint) in html and 'lang="fr"' in html
     assert "lti-error__action" not in html
 
 
@@ -63,3 +64,10 @@ def test_the_storage_login_falls_back_to_the_cookie_login() -> None:
 
 def test_pages_are_never_cached_nor_referred_on() -> None:
     assert dict(pages.HEADERS) == {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+
+
+def test_a_refused_registration_says_so() -> None:
+    page = pages.refusal_page(Forbidden("registration_refused", "Refused."), LOGIN, pages.REGISTRATION)
+    html = page_html(page, lang="en", translate=str)
+    assert pages.REGISTRATION.title in html and html_escape(pages.REGISTRATION.hint) in html
+    assert pages.LAUNCH.title not in html
