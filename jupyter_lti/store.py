@@ -45,6 +45,7 @@ from sqlalchemy import (
     event,
     insert,
     select,
+    true,
     update,
 )
 from sqlalchemy.dialects import mysql, postgresql, sqlite
@@ -168,6 +169,8 @@ consumers = _table(
     Column("secret", String(255), nullable=False),
     Column("name", String(255), nullable=False, default=""),
     Column("created", Double, nullable=False, default=time.time),
+    # Added by migration 0005_consumer_enabled_key_times.
+    Column("enabled", Boolean, nullable=False, default=True, server_default=true()),
 )
 
 # A used nonce, keyed by sha256(scope, nonce): LTI 1.1 nonces have no length limit, a digest always
@@ -206,6 +209,9 @@ tool_keys = _table(
     Column("public_jwk", JsonText, nullable=False),
     Column("active", Boolean, nullable=False, default=True),
     Column("created", Double, nullable=False, default=time.time),
+    # lti_core.types.ToolKey's times; added by migration 0005_consumer_enabled_key_times.
+    Column("created_at", Double, nullable=False, default=0.0, server_default="0"),
+    Column("retires_at", Double, nullable=False, default=0.0, server_default="0"),
 )
 
 # Permanent: (platform, platform user id) -> JupyterHub username. No foreign key: the hub's users

@@ -54,10 +54,10 @@ TABLES: dict[str, TableSpec] = {
         ("issuer", "client_id"),
     ),
     "deployments": TableSpec(("registration_id", "deployment_id", "label"), ("registration_id", "deployment_id")),
-    "consumers": TableSpec(("key", "secret", "name"), ("key",)),
+    "consumers": TableSpec(("key", "secret", "name", "enabled"), ("key",)),
     "nonces": TableSpec(("digest", "expires_at"), ("digest",)),
     "states": TableSpec(STATE_FIELDS, ("state",)),
-    "tool_keys": TableSpec(("kid", "private_pem", "public_jwk", "active"), ("kid",)),
+    "tool_keys": TableSpec(("kid", "private_pem", "public_jwk", "active", "created_at", "retires_at"), ("kid",)),
     "user_links": TableSpec(("platform", "platform_user_id", "local_user_id"), ("platform", "platform_user_id")),
     "launch_contexts": TableSpec(_CONTEXT_COLUMNS, ("platform", "platform_user_id", "resource_link_id")),
 }
@@ -266,10 +266,21 @@ class RecordStore:
     # LTI 1.1 consumers -----------------------------------------------------------------------
     def get_consumer(self, key: str) -> Consumer | None:
         found = self._rows("consumers").select({"key": key})
-        return Consumer(found[0]["key"], found[0]["secret"], found[0]["name"]) if found else None
+        return self._consumer(found[0]) if found else None
+
+    @staticmethod
+    def _consumer(row: Row) -> Consumer:
+        return Consumer(row["key"], row["secret"], row["name"], bool(row["enabled"]))
+
+    def list_consumers(self) -> list[Consumer]:
+        return sorted((self._consumer(row) for row in self._rows("consumers").select({})), key=lambda c: c.key)
 
     def save_consumer(self, consumer: Consumer) -> None:
-        self._rows("consumers").upsert({"key": consumer.key}, {"secret": consumer.secret, "name": consumer.name})
+        values = {"secret": consumer.secret, "name": consumer.name, "enabled": consumer.enabled}
+        self._rows("consumers").upsert({"key": consumer.key}, values)
+
+    def delete_consumer(self, key: str) -> bool:
+        return self._rows("consumers").delete({"key": key}) > 0
 
     # nonces and OIDC state -------------------------------------------------------------------
     def consume_nonce(self, scope: str, nonce: str, expires_at: float, now: float) -> bool:
@@ -300,10 +311,26 @@ class RecordStore:
     # tool keys -------------------------------------------------------------------------------
     def list_tool_keys(self) -> list[ToolKey]:
         rows = reversed(self._rows("tool_keys").select({}))  # newest first
-        return [ToolKey(r["kid"], r["private_pem"], dict(r["public_jwk"]), bool(r["active"])) for r in rows]
+        return [
+            ToolKey(
+                r["kid"],
+                r["private_pem"],
+                dict(r["public_jwk"]),
+                bool(r["active"]),
+                float(r["created_at"]),
+                float(r["retires_at"]),
+            )
+            for r in rows
+        ]
 
     def save_tool_key(self, key: ToolKey) -> None:
-        values = {"private_pem": key.private_pem, "public_jwk": dict(key.public_jwk), "active": key.active}
+        values = {
+            "private_pem": key.private_pem,
+            "public_jwk": dict(key.public_jwk),
+            "active": key.active,
+            "created_at": key.created_at,
+            "retires_at": key.retires_at,
+        }
         self._rows("tool_keys").upsert({"kid": key.kid}, values)
 
     def set_tool_key_active(self, kid: str, active: bool) -> None:

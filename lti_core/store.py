@@ -27,7 +27,14 @@ class RegistrationStore(Protocol):
 
 class ConsumerStore(Protocol):
     def get_consumer(self, key: str) -> Consumer | None: ...
+    def list_consumers(self) -> list[Consumer]:
+        """Every consumer, by key."""
+        ...
+
     def save_consumer(self, consumer: Consumer) -> None: ...
+    def delete_consumer(self, key: str) -> bool:
+        """Delete the consumer; False if there was none."""
+        ...
 
 
 def nonce_digest(scope: str, nonce: str) -> str:

@@ -52,6 +52,8 @@ class Consumer:
     key: str
     secret: str
     name: str = ""
+    #: False once an admin disables it: its launches are refused, its links kept.
+    enabled: bool = True
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,10 @@ class ToolKey:
     private_pem: str
     public_jwk: dict[str, Any] = field(hash=False)
     active: bool = True
+    #: When it was made (epoch seconds; 0: unknown, a key made before the tool kept times).
+    created_at: float = 0.0
+    #: When it leaves the key set (epoch seconds), set when a newer key replaces it; 0: not planned.
+    retires_at: float = 0.0
 
 
 @dataclass(frozen=True)

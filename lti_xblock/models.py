@@ -79,6 +79,7 @@ class LtiConsumer(models.Model):
     key = ExactCharField(max_length=255, unique=True)
     secret = models.CharField(max_length=255)
     name = models.CharField(max_length=255, blank=True, default="")
+    enabled = models.BooleanField(default=True)
     created = models.DateTimeField(auto_now_add=True)
 
 
@@ -108,6 +109,9 @@ class LtiToolKey(models.Model):
     private_pem = models.TextField()
     public_jwk = models.JSONField()
     active = models.BooleanField(default=True)
+    # lti_core.types.ToolKey's times, epoch seconds (0: unknown / not planned).
+    created_at = models.FloatField(default=0.0)
+    retires_at = models.FloatField(default=0.0)
     created = models.DateTimeField(auto_now_add=True)
 
 

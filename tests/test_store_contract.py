@@ -3,6 +3,7 @@ on SQLite, PostgreSQL and MariaDB) must pass the same tests. Later hosts add the
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -217,6 +218,10 @@ def test_consumers(sut: StoreUnderTest) -> None:
     assert store.get_consumer("key") == Consumer("key", "secret", "Moodle")
     store.save_consumer(Consumer("key", "new-secret", "Moodle"))
     assert store.get_consumer("key") == Consumer("key", "new-secret", "Moodle")
+    store.save_consumer(Consumer("canvas", "s", "Canvas", enabled=False))
+    assert store.list_consumers() == [Consumer("canvas", "s", "Canvas", False), Consumer("key", "new-secret", "Moodle")]
+    assert store.delete_consumer("canvas") and not store.delete_consumer("canvas")
+    assert [c.key for c in store.list_consumers()] == ["key"]
 
 
 def test_nonces_are_single_use_per_scope_until_they_expire(sut: StoreUnderTest) -> None:
@@ -294,6 +299,9 @@ def test_tool_keys(sut: StoreUnderTest) -> None:
     assert store.list_tool_keys()[1] == first
     store.set_tool_key_active(first.kid, False)
     assert [k.active for k in store.list_tool_keys()] == [True, False]
+    timed = dataclasses.replace(second, created_at=1_700_000_000.5, retires_at=1_700_086_400.25)
+    store.save_tool_key(timed)
+    assert store.list_tool_keys()[0] == timed
 
 
 def test_user_links_are_permanent(sut: StoreUnderTest) -> None:
