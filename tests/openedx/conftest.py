@@ -1,4 +1,5 @@
-"""The LMS test harness: run by tests/openedx/run.sh with the LMS's virtualenv, from its edx-platform checkout.
+"""The LMS and Studio test harness: run by tests/openedx/run.sh with the LMS's virtualenv, from its edx-platform
+checkout, in two pytest sessions: the LMS's (lms_settings, test_lms_*.py) and Studio's (cms_settings, test_cms_*.py).
 
 - MongoDB (course content, GridFS assets) is mongomock: ``pymongo.MongoClient`` gives ONE shared mongomock
   client, GridFS works on it, and the ``ismaster``/``hello`` command the modulestores send is answered.
@@ -9,6 +10,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Generator
@@ -53,6 +55,20 @@ if str(CHECKOUT) not in sys.path:
 TIMES: dict[str, float] = {}
 
 
+def service() -> str:
+    """The service this session runs: "cms" for Studio's (--ds cms_settings, from run.sh), else "lms"."""
+    return "cms" if os.environ.get("DJANGO_SETTINGS_MODULE", "").startswith("cms") else "lms"
+
+
+SERVICE_NAMES = {"lms": ("LMS", "lms_settings"), "cms": ("Studio (CMS)", "cms_settings")}
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Each session collects its own service's tests: test_lms_*.py in the LMS's, test_cms_*.py in Studio's."""
+    other = "test_lms_" if service() == "cms" else "test_cms_"
+    return True if collection_path.name.startswith(other) else None
+
+
 def process_start() -> float | None:
     try:
         import psutil  # pytest-xdist[psutil] is in the LMS's requirements
@@ -76,18 +92,19 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.Fix
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """How long the LMS takes to start, apart from the tests: what makes this suite slow."""
+    """How long the LMS (or Studio) takes to start, apart from the tests: what makes this suite slow."""
     end = time.time()
     started = process_start()
+    name, settings_module = SERVICE_NAMES[service()]
     lines = []
     if started is not None:
         startup = TIMES["session_start"] - started
-        lines.append(f"LMS start-up (Python, pytest, imports, Django setup with lms_settings): {startup:.1f} s")
+        lines.append(f"{name} start-up (Python, pytest, imports, Django setup with {settings_module}): {startup:.1f} s")
     if "test_database" in TIMES:
         database = TIMES["test_database"]
         lines.append(f"test database (SQLite; tables from models, lti_xblock's migrations): {database:.1f} s")
     lines.append(f"session (collection, database, tests): {end - TIMES['session_start']:.1f} s")
-    terminalreporter.write_sep("-", "LMS timings")
+    terminalreporter.write_sep("-", f"{name} timings")
     for line in lines:
         terminalreporter.write_line(line)
 

@@ -2,12 +2,14 @@
 # The tests of lti-publish inside a real Open edX LMS (edx-platform master of 2025-09: Django 4.2, XBlock 5).
 #
 #   tests/openedx/run.sh [pytest args]      # exit code: pytest's (or 1 if the environment cannot be made)
+#   LTI_OPENEDX_SESSIONS=cms tests/openedx/run.sh -k studio   # one session only (lms or cms)
 #
 # 1. tests/openedx/lms_env.sh builds the LMS's source and virtualenv once, outside the clone, and reuses it;
 # 2. this checkout is built into a wheel and installed into that environment WITH the `xblock` extra and
 #    dependency resolution, constrained to every version already there: the install must change neither
 #    Django nor XBlock (their versions are printed before and after, and compared);
-# 3. pytest runs tests/openedx with the LMS's python from its edx-platform directory (tests/openedx/pytest.ini).
+# 3. pytest runs tests/openedx with the LMS's python from its edx-platform directory (tests/openedx/pytest.ini),
+#    twice: the LMS's session (lms_settings.py, test_lms_*.py), then Studio's (cms_settings.py, test_cms_*.py).
 # Every phase prints how long it took. One run at a time per environment (a lock), since step 2 changes it.
 set -euo pipefail
 
@@ -79,30 +81,66 @@ if grep -i "lti-publish" "$WORK/pip-check.txt" >&2; then
 fi
 log "install: $(took "$phase_start") s"
 
-# pytest runs from edx-platform/: paths among the arguments (tests/openedx/test_x.py::test_y) are made absolute;
-# without any, the whole of tests/openedx runs.
-ARGS=()
+# Two pytest sessions, from edx-platform/, each timed: the LMS's (lms_settings: test_lms_*.py) and Studio's
+# (cms_settings: test_cms_*.py); a process loads one of them. Paths among the arguments
+# (tests/openedx/test_x.py::test_y) are made absolute and go to their service's session only; other
+# arguments (-k, -x...) go to both. LTI_OPENEDX_SESSIONS="lms" (or "cms") runs one session only.
+SESSIONS="${LTI_OPENEDX_SESSIONS:-lms cms}"
+OPTIONS=()
+LMS_PATHS=()
+CMS_PATHS=()
 HAS_PATH=""
 for arg in "$@"; do
     target="${arg%%::*}"
     if [ "${arg#-}" = "$arg" ] && [ -e "$target" ]; then
         arg="$(cd "$(dirname "$target")" && pwd)/$(basename "$target")${arg#"$target"}"
         HAS_PATH=1
+        case "$(basename "$target")" in
+            test_lms_*) LMS_PATHS+=("$arg") ;;
+            test_cms_*) CMS_PATHS+=("$arg") ;;
+            *) LMS_PATHS+=("$arg"); CMS_PATHS+=("$arg") ;;
+        esac
+    else
+        OPTIONS+=("$arg")
     fi
-    ARGS+=("$arg")
 done
-[ -n "$HAS_PATH" ] || ARGS+=("$HERE")
-
-phase_start="$(now)"
-rc=0
-(
-    cd "$ENV_DIR/edx-platform"
-    exec timeout --signal=TERM --kill-after=30 "$PYTEST_TIMEOUT" \
-        "$PY" -m pytest -c "$HERE/pytest.ini" --rootdir "$HERE" "${ARGS[@]}"
-) || rc=$?
-if [ "$rc" -eq 124 ]; then
-    log "ERROR: the LMS tests exceeded $PYTEST_TIMEOUT s"
+if [ -z "$HAS_PATH" ]; then
+    LMS_PATHS=("$HERE")
+    CMS_PATHS=("$HERE")
 fi
-log "pytest (exit $rc): $(took "$phase_start") s"
+
+session() {   # session NAME SETTINGS PATHS...: one pytest session; its exit code in $rc
+    local name="$1" settings_module="$2" phase_start
+    shift 2
+    phase_start="$(now)"
+    rc=0
+    (
+        cd "$ENV_DIR/edx-platform"
+        exec timeout --signal=TERM --kill-after=30 "$PYTEST_TIMEOUT" \
+            "$PY" -m pytest -c "$HERE/pytest.ini" --rootdir "$HERE" --ds "$settings_module" \
+            ${OPTIONS[@]+"${OPTIONS[@]}"} "$@"
+    ) || rc=$?
+    if [ "$rc" -eq 124 ]; then
+        log "ERROR: the $name tests exceeded $PYTEST_TIMEOUT s"
+    fi
+    log "pytest $name (exit $rc): $(took "$phase_start") s"
+}
+
+# The run's exit code: the first failing session's; 5 (nothing collected) only when no session ran a test.
+final=5
+for name in $SESSIONS; do
+    case "$name" in
+        lms) [ "${#LMS_PATHS[@]}" -gt 0 ] || continue; session LMS lms_settings "${LMS_PATHS[@]}" ;;
+        cms) [ "${#CMS_PATHS[@]}" -gt 0 ] || continue; session Studio cms_settings "${CMS_PATHS[@]}" ;;
+        *) log "ERROR: unknown session $name in LTI_OPENEDX_SESSIONS (lms, cms)"; exit 1 ;;
+    esac
+    if [ "$rc" -ne 0 ] && [ "$rc" -ne 5 ]; then
+        if [ "$final" -eq 0 ] || [ "$final" -eq 5 ]; then
+            final="$rc"
+        fi
+    elif [ "$rc" -eq 0 ] && [ "$final" -eq 5 ]; then
+        final=0
+    fi
+done
 log "total: $(took "$START") s"
-exit "$rc"
+exit "$final"

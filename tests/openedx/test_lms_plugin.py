@@ -168,6 +168,10 @@ class LtiPublishInTheLms(SharedModuleStoreTestCase):
         html = page.content.decode()
         assert "Published in LTI" in html and CHILD_TEXT in html
 
+        # The LTI 1.3 target link (the content URL), opened again later: the LMS's own courseware.
+        content = client.get(reverse("lti_xblock:content", args=[self.content_id]))
+        assert content.status_code == 302 and content["Location"] == jump_to
+
     def test_instructor_launch_gets_the_course_staff_role(self):
         response = self.launch(Client(), INSTRUCTOR, user_id="3")
         assert response.status_code == 302, refusal(response)
