@@ -93,6 +93,7 @@ setup(
         "cms.djangoapp": ["lti_xblock = lti_xblock.apps:LtiXBlockConfig"],
         "console_scripts": ["lti-publish = lti_xblock.cli:main"],
         "jupyterhub.authenticators": [
+            "lti = jupyter_lti.lti:LTIAuthenticator",
             "lti11 = jupyter_lti.lti11:LTI11Authenticator",
             "lti13 = jupyter_lti.lti13:LTI13Authenticator",
         ],

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib import admin
 from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path, re_path
@@ -76,6 +77,8 @@ def handler(request: HttpRequest, usage_id: str, handler_slug: str, suffix: str 
 
 urlpatterns = [
     path("lti_publish/", include("lti_xblock.urls")),
+    # Django's admin (staff only: it asks for a staff account's login): registrations, consumers, keys, links.
+    path("admin/", admin.site.urls),
     path("demo/", platform.launch_page, name="demo_launch_page"),
     path("demo/launch", platform.start_launch, name="demo_start_launch"),
     path("demo/platform/auth", platform.authorize, name="demo_platform_auth"),

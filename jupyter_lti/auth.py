@@ -44,6 +44,7 @@ from lti_core.forwarded import (
 from lti_core.i18n import N_
 from lti_core.landing import landing
 from lti_core.linking import AccountLinker, NamePlan, choose_username, safe_username
+from lti_core.sealing import FernetSealer, fernet_key
 from lti_core.types import Launch, Registration, RegistrationStatus, Role, launch_context
 
 # Paths that start or end a launch: landing there again would loop.
@@ -147,6 +148,36 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
         migrations of their own (version table `lti_publish_alembic_version`), run when the hub starts.
         """,
     )
+
+    store_encryption_keys = List(
+        Unicode(),
+        config=True,
+        help="""Keys that encrypt the tool's private signing keys and the LTI 1.1 consumer secrets in the LTI store.
+
+        Fernet keys (`python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`)
+        or 32-byte keys in hex (`openssl rand -hex 32`), as JupyterHub takes for `JUPYTERHUB_CRYPT_KEY`. The
+        first key encrypts; every key decrypts: to change keys, put the new one first and keep the old ones
+        until the hub has run with it (each value is encrypted anew at its next save). Values stored before
+        encryption was configured are read as they are and encrypted at their next save.
+
+        Default: the keys of the environment variable `JUPYTERHUB_CRYPT_KEY` (`;`-separated), the ones
+        JupyterHub encrypts `auth_state` with. Without any, the store keeps them unencrypted and the hub
+        logs a warning. With the wrong keys, reading them fails with `store_key_mismatch`.
+        """,
+    )
+
+    @default("store_encryption_keys")
+    def _store_encryption_keys_default(self) -> list[str]:
+        return [key.strip() for key in os.environ.get("JUPYTERHUB_CRYPT_KEY", "").split(";") if key.strip()]
+
+    @validate("store_encryption_keys")
+    def _valid_store_encryption_keys(self, proposal: dict[str, Any]) -> list[str]:
+        try:
+            for key in proposal["value"]:
+                fernet_key(key)
+        except ValueError as error:
+            raise TraitError(f"store_encryption_keys: {error}") from None
+        return list(proposal["value"])
 
     instructor_group = Unicode(
         "",
@@ -298,7 +329,13 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
     def store(self) -> SqlAlchemyStore:
         if self._store is None:
             url = self.store_url or default_store_url(self._hub_db_url)
-            self._store = SqlAlchemyStore(url)
+            sealer = FernetSealer(self.store_encryption_keys) if self.store_encryption_keys else None
+            if sealer is None:
+                self.log.warning(
+                    "LTI: no store_encryption_keys (nor JUPYTERHUB_CRYPT_KEY): the tool's private keys and "
+                    "consumer secrets are stored unencrypted"
+                )
+            self._store = SqlAlchemyStore(url, sealer=sealer)
             self.log.info("LTI store: %s", describe_url(url))
             self.save_configured_platforms()
         return self._store

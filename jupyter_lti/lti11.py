@@ -16,6 +16,7 @@ from traitlets import Unicode
 
 from jupyter_lti.auth import LtiAuthenticator
 from jupyter_lti.handlers import LTI11ConfigHandler, LTI11LaunchHandler
+from jupyter_lti.registration import LTI13RegistrationsHandler
 from lti_core.lti11.launch import Lti11LaunchVerifier
 from lti_core.tool_config import build_lti11_cartridge
 from lti_core.types import Consumer
@@ -33,6 +34,8 @@ class LTI11Authenticator(LtiAuthenticator):
     """
 
     login_service = "LTI 1.1"
+    #: The LTI versions whose launches it accepts (what the admins' page shows).
+    lti_versions: tuple[str, ...] = ("1.1",)
 
     consumers = DictTrait(
         config=True,
@@ -77,11 +80,17 @@ class LTI11Authenticator(LtiAuthenticator):
             # The launch URL jupyterhub-ltiauthenticator used: platforms set up for it keep working.
             ("/lti/launch", LTI11LaunchHandler),
             ("/lti11/config", LTI11ConfigHandler),
+            # The admins' page (its consumers): the one the LTI 1.3 authenticator serves too.
+            ("/lti13/registrations", LTI13RegistrationsHandler),
         ]
 
     def save_configured_platforms(self) -> None:
+        # The config says each consumer's key and secret; whether it is on is a hub admin's switch
+        # (/hub/lti13/registrations), kept across restarts, as its name.
         for key, secret in sorted(self.consumers.items()):
-            self.store.save_consumer(Consumer(str(key), str(secret)))
+            saved = self.store.get_consumer(str(key))
+            name, enabled = (saved.name, saved.enabled) if saved else ("", True)
+            self.store.save_consumer(Consumer(str(key), str(secret), name, enabled))
 
     async def authenticate(self, handler: Any, data: dict[str, Any] | None = None) -> dict[str, Any]:
         data = data or {}

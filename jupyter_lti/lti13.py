@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from typing import Any
 
 from jupyterhub.utils import url_path_join
@@ -50,6 +51,8 @@ class LTI13Authenticator(LtiAuthenticator):
     """
 
     login_service = "LTI 1.3"
+    #: The LTI versions whose launches it accepts (what the admins' page shows).
+    lti_versions: tuple[str, ...] = ("1.3",)
 
     issuer = Unicode(
         "",
@@ -308,10 +311,12 @@ class LTI13Authenticator(LtiAuthenticator):
 
     def tool_jwks(self) -> dict[str, Any]:
         """The tool's public keys. Called in the store's threads: the lock keeps the first requests,
-        racing, from making a key each."""
+        racing, from making a key each. Keys whose overlap after a rotation is over leave the set now."""
+        now = time.time()
         with self._tool_key_lock:
-            self.tool_keys.ensure_key()
-        return self.tool_keys.jwks()
+            self.tool_keys.retire_due(now)
+            self.tool_keys.ensure_key(now)
+        return self.tool_keys.jwks(now)
 
     def registration_tool(self, handler: Any) -> ToolDescription:
         """The hub as it registers itself with a platform (LTI Dynamic Registration)."""
@@ -330,6 +335,7 @@ class LTI13Authenticator(LtiAuthenticator):
             title=self.tool_name,
             description=self.tool_description,
             login_url=self.hub_url(handler, "lti13", "oauth_login"),
-            launch_url=self.redirect_uri(handler),
+            redirect_uri=self.redirect_uri(handler),
+            target_link_uri=self.redirect_uri(handler),
             jwks_url=self.hub_url(handler, "lti13", "jwks"),
         )

@@ -6,9 +6,13 @@ the registration is saved in the store's threads, pending until a hub admin appr
 ``/hub/lti13/registrations`` (``LTI13Authenticator.approve_registrations``), or active at once.
 Refusals are the LTI error page, and nothing is saved for them.
 
-``LTI13RegistrationsHandler`` is that page: hub admins only, a JupyterHub form with its ``_xsrf``
-token (it is no platform-facing endpoint, so the hub's XSRF check stays). Registrations from the hub
-config are shown but not changed here: the config says what they are, at every start.
+``LTI13RegistrationsHandler`` is that page: hub admins only, JupyterHub forms with their ``_xsrf``
+token (it is no platform-facing endpoint, so the hub's XSRF check stays). Per registration: approve,
+disable, add and remove deployment IDs, accept new deployments or only the listed ones; per LTI 1.1
+consumer (never its secret): enable, disable. Each change is in the store at once, so the next
+launch sees it, without a restart; the rules of each change are lti_core's (``lti_core.admin``).
+Registrations from the hub config are shown but not changed here: the config says what they are, at
+every start.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from tornado import web
 
 from jupyter_lti.handlers import LtiHandler
 from jupyter_lti.http import TornadoTransport
-from lti_core import pages
+from lti_core import admin, pages
 from lti_core.errors import LtiError
 from lti_core.i18n import N_, preferred_language, translation
 from lti_core.registration import (
@@ -35,7 +39,7 @@ from lti_core.registration import (
     set_registration_status,
 )
 from lti_core.types import Registration, RegistrationStatus
-from lti_publish_assets import TRANSLATIONS_DIR, static_text
+from lti_publish_assets import TRANSLATIONS_DIR, page_html, static_text
 
 
 class LTI13RegistrationHandler(LtiHandler):
@@ -76,6 +80,12 @@ INTRO = N_(
     "Platforms that registered this hub by LTI Dynamic Registration wait for your approval before "
     "their launches are accepted. Platforms from the hub's configuration are changed there."
 )
+PLATFORMS_HEADING = N_("LTI 1.3 platforms")
+CONSUMERS_HEADING = N_("LTI 1.1 consumers")
+CONSUMERS_INTRO = N_(
+    "Consumers from the hub's configuration keep their key and secret from it; a consumer disabled "
+    "here stays disabled across restarts. Secrets are never shown."
+)
 ISSUER_LABEL = N_("Issuer")
 CLIENT_ID_LABEL = N_("Client ID")
 STATUS_LABEL = N_("Status")
@@ -83,23 +93,49 @@ DEPLOYMENTS_LABEL = N_("Deployments")
 ACTIONS_LABEL = N_("Actions")
 APPROVE_LABEL = N_("Approve")
 DISABLE_LABEL = N_("Disable")
+ENABLE_LABEL = N_("Enable")
+REMOVE_LABEL = N_("Remove")
+ADD_DEPLOYMENT_LABEL = N_("Add deployment")
+DEPLOYMENT_ID_LABEL = N_("Deployment ID")
+ACCEPT_NEW_LABEL = N_("Accept new deployments")
+LISTED_ONLY_LABEL = N_("Accept listed deployments only")
+ACCEPTS_NEW = N_("New deployments are accepted.")
+LISTED_ONLY = N_("Only the listed deployments are accepted.")
+NO_DEPLOYMENT = N_("No deployment is listed.")
 FROM_CONFIG = N_("From the hub's configuration")
 NONE_REGISTERED = N_("No LTI 1.3 platform is registered.")
+KEY_LABEL = N_("Consumer key")
+NAME_LABEL = N_("Name")
+NO_CONSUMER = N_("No LTI 1.1 consumer is known.")
 STATUS_NAMES = {
     RegistrationStatus.ACTIVE: N_("Active"),
     RegistrationStatus.PENDING: N_("Waiting for approval"),
     RegistrationStatus.DISABLED: N_("Disabled"),
 }
-#: What each button of the page does.
+CONSUMER_STATUS_NAMES = {True: N_("Enabled"), False: N_("Disabled")}
+#: What each button of the page does: a registration's status...
 ACTIONS = {"approve": RegistrationStatus.ACTIVE, "disable": RegistrationStatus.DISABLED}
+#: ... its deployments ...
+DEPLOYMENT_ACTIONS = ("add_deployment", "remove_deployment", "accept_new_deployments", "listed_deployments_only")
+#: ... and whether an LTI 1.1 consumer's launches are accepted.
+CONSUMER_ACTIONS = {"enable_consumer": True, "disable_consumer": False}
+
+
+def lti_versions(authenticator: Any) -> tuple[str, ...]:
+    """The LTI versions the hub's authenticator accepts: which parts the page has."""
+    return tuple(getattr(authenticator, "lti_versions", ("1.3",)))
 
 
 class LTI13RegistrationsHandler(BaseHandler):  # type: ignore[misc]
-    """Hub admins approve or disable the platforms' registrations here."""
+    """Hub admins approve or disable the platforms' registrations here, add and remove their
+    deployments, and turn LTI 1.1 consumers on and off: in the store, so without a restart."""
+
+    @property
+    def language(self) -> str:
+        return preferred_language(self.request.headers.get("Accept-Language", ""))
 
     def gettext(self, message: str) -> str:
-        language = preferred_language(self.request.headers.get("Accept-Language", ""))
-        return translation(str(TRANSLATIONS_DIR), language).gettext(message)
+        return translation(str(TRANSLATIONS_DIR), self.language).gettext(message)
 
     def require_admin(self) -> None:
         if not getattr(self.current_user, "admin", False):
@@ -112,80 +148,191 @@ class LTI13RegistrationsHandler(BaseHandler):  # type: ignore[misc]
     async def get(self) -> None:
         self.require_admin()
         authenticator = self.authenticator
-        registrations = await authenticator.off_loop(authenticator.store.list_registrations)
+        versions = lti_versions(authenticator)
+        store = authenticator.store
+        registrations = await authenticator.off_loop(store.list_registrations) if "1.3" in versions else None
+        consumers = await authenticator.off_loop(store.list_consumers) if "1.1" in versions else None
         self.set_header("Cache-Control", "no-store")
         self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.finish(self.page_html(registrations))
+        self.finish(
+            self.page_html(
+                registrations,
+                None if consumers is None else [admin.consumer_summary(c) for c in consumers],
+            )
+        )
 
     @web.authenticated
     async def post(self) -> None:
         self.require_admin()
-        issuer = self.get_body_argument("issuer", "")
-        client_id = self.get_body_argument("client_id", "")
-        status = ACTIONS.get(self.get_body_argument("action", ""))
-        if status is None:
-            raise web.HTTPError(400, "Unknown action")
-        if (issuer, client_id) in self.configured():
-            raise web.HTTPError(400, "This registration is set in the hub's configuration")
-        authenticator = self.authenticator
+        action = self.get_body_argument("action", "")
+        versions = lti_versions(self.authenticator)
         try:
-            await authenticator.off_loop(set_registration_status, authenticator.store, issuer, client_id, status)
+            if action in CONSUMER_ACTIONS and "1.1" in versions:
+                await self.change_consumer(self.get_body_argument("key", ""), CONSUMER_ACTIONS[action])
+            elif (action in ACTIONS or action in DEPLOYMENT_ACTIONS) and "1.3" in versions:
+                await self.change_registration(action)
+            else:
+                raise web.HTTPError(400, "Unknown action")
         except LtiError as error:
-            raise web.HTTPError(404, "No such registration") from error
-        self.log.info(
-            "LTI 1.3 registration %s client %s set %s by %s", issuer, client_id, status.value, self.current_user.name
-        )
+            self.refuse(error)
+            return
         self.redirect(self.request.path)
 
-    def page_html(self, registrations: list[Registration]) -> str:
-        _ = self.gettext
-        configured = self.configured()
-        rows = [self.row_html(r, (r.issuer, r.client_id) in configured) for r in registrations]
-        headings = (ISSUER_LABEL, CLIENT_ID_LABEL, STATUS_LABEL, DEPLOYMENTS_LABEL, ACTIONS_LABEL)
-        table = (
+    async def change_registration(self, action: str) -> None:
+        issuer = self.get_body_argument("issuer", "")
+        client_id = self.get_body_argument("client_id", "")
+        if (issuer, client_id) in self.configured():
+            raise web.HTTPError(400, "This registration is set in the hub's configuration")
+        authenticator, store = self.authenticator, self.authenticator.store
+        if action in ACTIONS:
+            status = ACTIONS[action]
+            try:
+                await authenticator.off_loop(set_registration_status, store, issuer, client_id, status)
+            except LtiError as error:
+                raise web.HTTPError(404, "No such registration") from error
+            change = f"set {status.value}"
+        elif action == "add_deployment":
+            deployment_id = self.get_body_argument("deployment_id", "").strip()
+            await authenticator.off_loop(admin.add_deployments, store, issuer, client_id, [deployment_id])
+            change = f"deployment {deployment_id!r} added"
+        elif action == "remove_deployment":
+            deployment_id = self.get_body_argument("deployment_id", "")
+            await authenticator.off_loop(admin.remove_deployment, store, issuer, client_id, deployment_id)
+            change = f"deployment {deployment_id!r} removed"
+        else:
+            accept = action == "accept_new_deployments"
+            await authenticator.off_loop(admin.set_accept_new_deployments, store, issuer, client_id, accept)
+            change = "accepts new deployments" if accept else "accepts listed deployments only"
+        self.log.info("LTI 1.3 registration %s client %s: %s by %s", issuer, client_id, change, self.current_user.name)
+
+    async def change_consumer(self, key: str, enabled: bool) -> None:
+        authenticator = self.authenticator
+        await authenticator.off_loop(admin.set_consumer_enabled, authenticator.store, key, enabled)
+        self.log.info("LTI 1.1 consumer %s %s by %s", key, "enabled" if enabled else "disabled", self.current_user.name)
+
+    def refuse(self, error: LtiError) -> None:
+        """The page's refusal: lti_core's page, with the reason code, in the admin's language."""
+        self.log.info("LTI admin change refused: %s %s", error.reason, error.detail)
+        login_url = self.authenticator.hub_url(self, "lti13", "oauth_login")
+        page = pages.refusal_page(error, login_url, pages.ADMIN)
+        self.set_status(page.status)
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        for name, value in pages.HEADERS:
+            self.set_header(name, value)
+        self.finish(page_html(page, lang=self.language, translate=self.gettext))
+
+    # -- the page ------------------------------------------------------------------------------
+
+    def form(self, fields: dict[str, str], inner: str) -> str:
+        """One of the page's forms: the hub's _xsrf token, hidden ``fields``, then ``inner``."""
+        hidden = "".join(
+            f'<input type="hidden" name="{name}" value="{html.escape(value)}">' for name, value in fields.items()
+        )
+        return f'<form method="post">{self.xsrf_form_html()}{hidden}{inner}</form>'
+
+    def button(self, action: str, label: str) -> str:
+        return f'<button type="submit" name="action" value="{action}">{html.escape(self.gettext(label))}</button>'
+
+    @staticmethod
+    def table(headings: list[str], rows: list[str]) -> str:
+        return (
             "<table><thead><tr>"
-            + "".join(f"<th>{html.escape(_(h))}</th>" for h in headings)
+            + "".join(f"<th>{html.escape(h)}</th>" for h in headings)
             + "</tr></thead><tbody>"
             + "".join(rows)
             + "</tbody></table>"
-            if rows
-            else f"<p>{html.escape(_(NONE_REGISTERED))}</p>"
         )
-        language = preferred_language(self.request.headers.get("Accept-Language", ""))
+
+    def page_html(self, registrations: list[Registration] | None, consumers: list[Any] | None) -> str:
+        _ = self.gettext
+        parts = [f"<p>{html.escape(_(INTRO))}</p>"] if registrations is not None else []
+        if registrations is not None:
+            configured = self.configured()
+            rows = [self.row_html(r, (r.issuer, r.client_id) in configured) for r in registrations]
+            headings = [_(h) for h in (ISSUER_LABEL, CLIENT_ID_LABEL, STATUS_LABEL, DEPLOYMENTS_LABEL, ACTIONS_LABEL)]
+            parts.append(f'<h2 id="platforms">{html.escape(_(PLATFORMS_HEADING))}</h2>')
+            parts.append(self.table(headings, rows) if rows else f"<p>{html.escape(_(NONE_REGISTERED))}</p>")
+        if consumers is not None:
+            parts.append(f'<h2 id="consumers">{html.escape(_(CONSUMERS_HEADING))}</h2>')
+            parts.append(f"<p>{html.escape(_(CONSUMERS_INTRO))}</p>")
+            rows = [self.consumer_row_html(c) for c in consumers]
+            headings = [_(h) for h in (KEY_LABEL, NAME_LABEL, STATUS_LABEL, ACTIONS_LABEL)]
+            parts.append(self.table(headings, rows) if rows else f"<p>{html.escape(_(NO_CONSUMER))}</p>")
         return (
-            f'<!DOCTYPE html><html lang="{html.escape(language)}"><head><meta charset="utf-8">'
+            f'<!DOCTYPE html><html lang="{html.escape(self.language)}"><head><meta charset="utf-8">'
             f"<title>{html.escape(_(TITLE))}</title><style>{static_text('css/lti_publish.css')}</style></head>"
             f'<body><main class="lti-registrations"><h1>{html.escape(_(TITLE))}</h1>'
-            f"<p>{html.escape(_(INTRO))}</p>{table}</main></body></html>"
+            f"{''.join(parts)}</main></body></html>"
         )
 
     def row_html(self, registration: Registration, from_config: bool) -> str:
         _ = self.gettext
-        deployments = ", ".join(d.deployment_id for d in registration.deployments)
         if from_config:
             actions = html.escape(_(FROM_CONFIG))
+            deployments = html.escape(admin.deployment_summary(registration))
         else:
+            key = {"issuer": registration.issuer, "client_id": registration.client_id}
             buttons = [
-                f'<button type="submit" name="action" value="{action}">{html.escape(_(label))}</button>'
+                self.button(action, label)
                 for action, label, status in (
                     ("approve", APPROVE_LABEL, RegistrationStatus.ACTIVE),
                     ("disable", DISABLE_LABEL, RegistrationStatus.DISABLED),
                 )
                 if registration.status is not status
             ]
-            actions = (
-                f'<form method="post">{self.xsrf_form_html()}'
-                f'<input type="hidden" name="issuer" value="{html.escape(registration.issuer)}">'
-                f'<input type="hidden" name="client_id" value="{html.escape(registration.client_id)}">'
-                f"{''.join(buttons)}</form>"
-            )
+            actions = self.form(key, "".join(buttons))
+            deployments = self.deployments_html(registration, key)
         status = html.escape(_(STATUS_NAMES[registration.status]))
         cells: list[Any] = [
             f"<code>{html.escape(registration.issuer)}</code>",
             f"<code>{html.escape(registration.client_id)}</code>",
             f'<span data-status="{registration.status.value}">{status}</span>',
-            html.escape(deployments),
+            deployments,
             actions,
+        ]
+        return "<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
+
+    def deployments_html(self, registration: Registration, key: dict[str, str]) -> str:
+        """A registration's deployments, each with its Remove button; a field to add one; the switch
+        that accepts new deployments (``Registration.any_deployment``)."""
+        _ = self.gettext
+        listed = [
+            f'<li data-deployment="{html.escape(d.deployment_id)}"><code>{html.escape(d.deployment_id)}</code> '
+            + self.form({**key, "deployment_id": d.deployment_id}, self.button("remove_deployment", REMOVE_LABEL))
+            + "</li>"
+            for d in registration.deployments
+        ]
+        label = html.escape(_(DEPLOYMENT_ID_LABEL))
+        add = self.form(
+            key,
+            f'<label>{label} <input name="deployment_id" required maxlength="{admin.MAX_ID_LENGTH}"></label>'
+            + self.button("add_deployment", ADD_DEPLOYMENT_LABEL),
+        )
+        any_deployment = registration.any_deployment
+        switch = self.form(
+            key,
+            f'<span data-any-deployment="{str(any_deployment).lower()}">'
+            f"{html.escape(_(ACCEPTS_NEW if any_deployment else LISTED_ONLY))}</span> "
+            + self.button(
+                "listed_deployments_only" if any_deployment else "accept_new_deployments",
+                LISTED_ONLY_LABEL if any_deployment else ACCEPT_NEW_LABEL,
+            ),
+        )
+        items = f"<ul>{''.join(listed)}</ul>" if listed else f"<p>{html.escape(_(NO_DEPLOYMENT))}</p>"
+        return items + add + switch
+
+    def consumer_row_html(self, consumer: Any) -> str:
+        """An LTI 1.1 consumer (``admin.ConsumerSummary``: never its secret) and its switch."""
+        _ = self.gettext
+        enabled = bool(consumer.enabled)
+        button = self.button(
+            "disable_consumer" if enabled else "enable_consumer", DISABLE_LABEL if enabled else ENABLE_LABEL
+        )
+        cells = [
+            f"<code>{html.escape(consumer.key)}</code>",
+            html.escape(consumer.name),
+            f'<span data-enabled="{str(enabled).lower()}">{html.escape(_(CONSUMER_STATUS_NAMES[enabled]))}</span>',
+            self.form({"key": consumer.key}, button),
         ]
         return "<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
 

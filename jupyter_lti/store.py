@@ -59,6 +59,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from jupyter_lti import migrations
 from lti_core.records import RecordStore, Row, Rows, exact_collation
+from lti_core.sealing import Sealer
 
 __all__ = ["SqlAlchemyStore", "default_store_url", "describe_url", "metadata"]
 
@@ -166,7 +167,8 @@ consumers = _table(
     "consumers",
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("key", ExactString(255), nullable=False, unique=True),
-    Column("secret", String(255), nullable=False),
+    # Text since 0006_consumer_secret_text: sealed at rest (lti_core.sealing), a secret grows.
+    Column("secret", Text, nullable=False),
     Column("name", String(255), nullable=False, default=""),
     Column("created", Double, nullable=False, default=time.time),
     # Added by migration 0005_consumer_enabled_key_times.
@@ -420,6 +422,7 @@ class SqlAlchemyStore(RecordStore):
     to the newest migration revision. ``cache_size``, ``cache_ttl`` and ``clock`` set the caches of
     registrations and user links (lti_core's ``TtlLruCache``; a ``cache_size`` of 0 turns them off):
     on the hub, one process, they save two database round trips per launch.
+    ``sealer`` (``lti_core.sealing``) encrypts private keys and consumer secrets at rest.
     """
 
     def __init__(
@@ -429,6 +432,7 @@ class SqlAlchemyStore(RecordStore):
         cache_size: int = RecordStore.CACHE_SIZE,
         cache_ttl: float = RecordStore.CACHE_TTL,
         clock: Callable[[], float] = time.monotonic,
+        sealer: Sealer | None = None,
         **engine_kwargs: Any,
     ) -> None:
         parsed = make_url(url)
@@ -460,7 +464,9 @@ class SqlAlchemyStore(RecordStore):
             event.listen(self.engine, "connect", _sqlite_pragmas(file_database=not memory))
         with serial, self.engine.begin() as connection:
             migrations.upgrade(connection)
-        super().__init__(SqlTables(self.engine, serial), cache_size=cache_size, cache_ttl=cache_ttl, clock=clock)
+        super().__init__(
+            SqlTables(self.engine, serial), cache_size=cache_size, cache_ttl=cache_ttl, clock=clock, sealer=sealer
+        )
 
     def __repr__(self) -> str:
         return f"SqlAlchemyStore({describe_url(self.url.render_as_string(hide_password=False))!r})"

@@ -7,6 +7,8 @@ translate ``message`` with the host's language and never show a traceback.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 from lti_core.i18n import N_
 
 
@@ -17,14 +19,28 @@ class LtiError(Exception):
     reason: str = "lti_error"
     message: str = N_("The LTI request could not be processed.")
 
-    def __init__(self, reason: str | None = None, message: str | None = None, *, detail: str = "") -> None:
+    def __init__(
+        self,
+        reason: str | None = None,
+        message: str | None = None,
+        *,
+        detail: str = "",
+        arguments: Mapping[str, str] | None = None,
+    ) -> None:
         if reason is not None:
             self.reason = reason
         if message is not None:
             self.message = message
         # `detail` is for logs only: it never holds secrets or whole tokens.
         self.detail = detail
-        super().__init__(f"{self.reason}: {detail or self.message}")
+        #: Values of the message's ``%(name)s`` placeholders, put in after it is translated.
+        self.arguments = dict(arguments or {})
+        super().__init__(f"{self.reason}: {detail or self.text()}")
+
+    def text(self, translate: Callable[[str], str] = str) -> str:
+        """The message in the language ``translate`` gives, its placeholders filled in."""
+        translated = translate(self.message)
+        return translated % self.arguments if self.arguments else translated
 
 
 class InvalidRequest(LtiError):

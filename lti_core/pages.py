@@ -7,6 +7,7 @@ browser check and the storage login read the same in every host.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from lti_core.errors import LtiError
@@ -44,6 +45,12 @@ REGISTRATION = Flow(
     ),
 )
 
+#: The refusals of an admin page's forms: the admin's change was not made.
+ADMIN = Flow(
+    N_("The change was not made"),
+    N_("Go back to the page of LTI registrations, reload it and try again."),
+)
+
 
 @dataclass(frozen=True)
 class RefusalPage:
@@ -58,6 +65,13 @@ class RefusalPage:
     action_url: str = ""
     action_label: str = binding.RELAUNCH_LABEL
     flow: Flow = LAUNCH
+    #: Values of ``message``'s ``%(name)s`` placeholders, put in after it is translated.
+    arguments: tuple[tuple[str, str], ...] = ()
+
+    def text(self, translate: Callable[[str], str]) -> str:
+        """The message in the language ``translate`` gives, its placeholders filled in."""
+        translated = translate(self.message)
+        return translated % dict(self.arguments) if self.arguments else translated
 
 
 @dataclass(frozen=True)
@@ -126,7 +140,8 @@ def refusal_page(error: LtiError, login_url: str, flow: Flow = LAUNCH) -> Refusa
     relaunch = ""
     if isinstance(error, binding.NotBoundToBrowser):
         relaunch = add_query(login_url, error.relaunch_params)
-    return RefusalPage(error.status, error.reason, error.message, relaunch, flow=flow)
+    arguments = tuple(sorted(error.arguments.items()))
+    return RefusalPage(error.status, error.reason, error.message, relaunch, flow=flow, arguments=arguments)
 
 
 def storage_login_page(redirect: LoginRedirect, login_url: str) -> StorageLoginPage:

@@ -21,6 +21,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
+from lti_core.sealing import Sealer, open_value, seal_value
 from lti_core.store import nonce_digest
 from lti_core.types import (
     STATE_FIELDS,
@@ -181,6 +182,9 @@ class RecordStore:
     (``TtlLruCache``: ``cache_size`` entries, ``cache_ttl`` seconds; 0 entries turns caching off).
     This process's writes invalidate their entries at once; another process's (a second worker, an
     admin's script) are seen when the entry expires. Only rows found are cached.
+
+    With a ``sealer`` (``lti_core.sealing``), the secrets a row holds (a tool key's ``private_pem``, a
+    consumer's ``secret``) are sealed when saved and opened when read.
     """
 
     #: Entries per cache: a host's active platform users, roughly; ~1 MB at most.
@@ -195,8 +199,10 @@ class RecordStore:
         cache_size: int = CACHE_SIZE,
         cache_ttl: float = CACHE_TTL,
         clock: Callable[[], float] = time.monotonic,
+        sealer: Sealer | None = None,
     ) -> None:
         self.tables = tables
+        self.sealer = sealer
         self._registration_cache: TtlLruCache[tuple[str, str], Registration] = TtlLruCache(cache_size, cache_ttl, clock)
         self._link_cache: TtlLruCache[tuple[str, str], UserLink] = TtlLruCache(cache_size, cache_ttl, clock)
 
@@ -263,20 +269,33 @@ class RecordStore:
                         {"label": deployment.label},
                     )
 
+    def delete_registration(self, issuer: str, client_id: str) -> bool:
+        key = {"issuer": issuer, "client_id": client_id}
+        with self._invalidating(self._registration_cache, (issuer, client_id)):
+            with self.tables.atomic():
+                found = self._rows("registrations").select(key)
+                if not found:
+                    return False
+                self._rows("deployments").delete({"registration_id": found[0]["id"]})
+                return self._rows("registrations").delete(key) > 0
+
     # LTI 1.1 consumers -----------------------------------------------------------------------
     def get_consumer(self, key: str) -> Consumer | None:
         found = self._rows("consumers").select({"key": key})
         return self._consumer(found[0]) if found else None
 
-    @staticmethod
-    def _consumer(row: Row) -> Consumer:
-        return Consumer(row["key"], row["secret"], row["name"], bool(row["enabled"]))
+    def _consumer(self, row: Row) -> Consumer:
+        return Consumer(row["key"], open_value(self.sealer, row["secret"]), row["name"], bool(row["enabled"]))
 
     def list_consumers(self) -> list[Consumer]:
         return sorted((self._consumer(row) for row in self._rows("consumers").select({})), key=lambda c: c.key)
 
     def save_consumer(self, consumer: Consumer) -> None:
-        values = {"secret": consumer.secret, "name": consumer.name, "enabled": consumer.enabled}
+        values = {
+            "secret": seal_value(self.sealer, consumer.secret),
+            "name": consumer.name,
+            "enabled": consumer.enabled,
+        }
         self._rows("consumers").upsert({"key": consumer.key}, values)
 
     def delete_consumer(self, key: str) -> bool:
@@ -314,7 +333,7 @@ class RecordStore:
         return [
             ToolKey(
                 r["kid"],
-                r["private_pem"],
+                open_value(self.sealer, r["private_pem"]),
                 dict(r["public_jwk"]),
                 bool(r["active"]),
                 float(r["created_at"]),
@@ -325,7 +344,7 @@ class RecordStore:
 
     def save_tool_key(self, key: ToolKey) -> None:
         values = {
-            "private_pem": key.private_pem,
+            "private_pem": seal_value(self.sealer, key.private_pem),
             "public_jwk": dict(key.public_jwk),
             "active": key.active,
             "created_at": key.created_at,
@@ -358,6 +377,11 @@ class RecordStore:
     def find_user_links(self, local_user_id: str) -> list[UserLink]:
         rows = self._rows("user_links").select({"local_user_id": local_user_id})
         found = [UserLink(r["platform"], r["platform_user_id"], local_user_id) for r in rows]
+        return sorted(found, key=lambda link: (link.platform, link.platform_user_id))
+
+    def list_user_links(self, platform: str = "") -> list[UserLink]:
+        rows = self._rows("user_links").select({"platform": platform} if platform else {})
+        found = [UserLink(r["platform"], r["platform_user_id"], str(r["local_user_id"])) for r in rows]
         return sorted(found, key=lambda link: (link.platform, link.platform_user_id))
 
     # launch contexts -------------------------------------------------------------------------

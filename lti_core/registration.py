@@ -35,6 +35,25 @@ def validate_active(registration: Registration) -> Registration:
     return registration
 
 
+UNKNOWN_DEPLOYMENT = N_("This deployment of the tool is not registered.")
+
+
+def unknown_deployment(deployment_id: object) -> Forbidden:
+    """The refusal of a launch from a deployment the registration does not list: its message names the
+    deployment ID, so the platform's admin can tell the tool's admin which one to add
+    (``lti-publish platforms deployments add``). Only a printable ID of at most ``MAX_ID_LENGTH``
+    characters is quoted (the page escapes it); any other says only that the deployment is unknown."""
+    shown = deployment_id if isinstance(deployment_id, str) else ""
+    if not shown or len(shown) > MAX_ID_LENGTH or not shown.isprintable():
+        return Forbidden("unknown_deployment", UNKNOWN_DEPLOYMENT, detail=repr(deployment_id)[:80])
+    return Forbidden(
+        "unknown_deployment",
+        N_("This deployment of the tool is not registered: deployment ID “%(deployment_id)s”."),
+        detail=f"deployment {shown[:80]!r}",
+        arguments={"deployment_id": shown},
+    )
+
+
 def the_one_registration(candidates: Sequence[Registration]) -> Registration | None:
     """The registration a login without ``client_id`` means: the issuer's only active one, else its
     only one (whose status then says why it cannot launch), else None (ambiguous or unknown)."""

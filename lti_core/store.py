@@ -24,6 +24,10 @@ class RegistrationStore(Protocol):
         """Create or replace the registration (issuer, client_id), deployments included."""
         ...
 
+    def delete_registration(self, issuer: str, client_id: str) -> bool:
+        """Delete the registration and its deployments; False if there was none."""
+        ...
+
 
 class ConsumerStore(Protocol):
     def get_consumer(self, key: str) -> Consumer | None: ...
@@ -78,6 +82,10 @@ class UserLinkStore(Protocol):
 
     def find_user_links(self, local_user_id: str) -> list[UserLink]:
         """The platform identities linked to a local user (hosts that name users check a name is free)."""
+        ...
+
+    def list_user_links(self, platform: str = "") -> list[UserLink]:
+        """Every link (of ``platform`` only, when given), by platform then platform user id (for the admins' lists)."""
         ...
 
 

@@ -18,18 +18,20 @@ CANVAS_PLACEMENTS = ("course_navigation", "assignment_selection")
 
 
 def build_lti13_tool_config(
-    *, title: str, description: str, login_url: str, launch_url: str, jwks_url: str
+    *, title: str, description: str, login_url: str, redirect_uri: str, target_link_uri: str, jwks_url: str
 ) -> dict[str, Any]:
+    """``redirect_uri``: where every id_token is posted; ``target_link_uri``: what a launch opens (the
+    hub's is its redirect URI; the Open edX host's a content URL, told apart by the target link)."""
     placements = [
-        {"placement": name, "message_type": c.RESOURCE_LINK_REQUEST, "target_link_uri": launch_url}
+        {"placement": name, "message_type": c.RESOURCE_LINK_REQUEST, "target_link_uri": target_link_uri}
         for name in CANVAS_PLACEMENTS
     ]
     return {
         "title": title,
         "description": description,
         "oidc_initiation_url": login_url,
-        "target_link_uri": launch_url,
-        "redirect_uris": [launch_url],
+        "target_link_uri": target_link_uri,
+        "redirect_uris": [redirect_uri],
         "public_jwk_url": jwks_url,
         "scopes": [],
         "custom_fields": {},

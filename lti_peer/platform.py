@@ -45,6 +45,7 @@ from lti_peer.claims import (
 from lti_peer.forms import autosubmit_form, parse_autosubmit_form
 from lti_peer.keys import attacker_key, new_kid, pool_key, public_jwk, public_pem
 from lti_peer.registration import CONFIGURATION_PATH, REGISTRATION_PATH, DynamicRegistrar
+from lti_peer.token import token_endpoint
 from lti_peer.tokens import b64url
 
 
@@ -564,7 +565,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.peer.storage_log.append(json.loads(next(iter(params), "{}")))
             self._send(204, b"", "text/plain")
         elif parts.path == "/token":
-            self._token()
+            self._token(params)
         else:
             self._send(404, "not found", "text/plain")
 
@@ -580,9 +581,9 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {"Cache-Control": peer.jwks_cache_control} if peer.jwks_cache_control else {}
         self._send(200, json.dumps(peer.jwks()), "application/json; charset=utf-8", headers)
 
-    def _token(self) -> None:
-        body = json.dumps({"error": "unsupported_grant_type", "error_description": "not implemented by the peer"})
-        self._send(501, body, "application/json")
+    def _token(self, params: Mapping[str, str] | None = None) -> None:
+        status, document = token_endpoint(self.peer).handle("GET" if params is None else "POST", params or {})
+        self._send(status, json.dumps(document), "application/json", {"Cache-Control": "no-store"})
 
 
 # What the tests import from here: the peer, and the names of its claims, roles, keys and forms.

@@ -16,13 +16,21 @@ from typing import NoReturn
 PROG = "lti-publish"
 #: Our command name: (the Django management command, what it does).
 COMMANDS = {
-    "add-platform": ("lti_add_platform", "register an LTI 1.3 platform, or add deployments to it"),
-    "issue-consumer": ("lti_issue_consumer", "issue an LTI 1.1 consumer key and secret (the secret is shown once)"),
+    "platforms": (
+        "lti_platforms",
+        "LTI 1.3 platforms: list, show, add, approve, enable, disable, delete; deployments add|remove; "
+        "accept-new-deployments on|off",
+    ),
+    "consumers": ("lti_consumers", "LTI 1.1 consumers: issue (secret shown once), list, disable, enable, delete"),
+    "links": ("lti_links", "user links (platform, platform user id, local user): list, show"),
+    "config": ("lti_config", "the URLs to copy into a platform; --canvas-json, --cartridge CONTENT_ID"),
+    "add-platform": ("lti_add_platform", "the same as platforms add"),
+    "issue-consumer": ("lti_issue_consumer", "the same as consumers issue"),
     "registrations": (
         "lti_registrations",
-        "list LTI 1.3 platform registrations; approve or disable one (ISSUER CLIENT_ID)",
+        "the same as platforms list|approve|disable",
     ),
-    "rotate-key": ("lti_rotate_key", "add a new tool signing key; --retire KID retires an old one"),
+    "keys": ("lti_keys", "the tool's LTI 1.3 signing keys: list, rotate [--overlap HOURS], retire KID"),
     "purge": ("lti_purge", "delete expired launch states and nonces (e.g. from cron)"),
 }
 MANAGE = "manage"
@@ -39,7 +47,7 @@ def usage() -> str:
             *(f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()),
             f"  {MANAGE:<{width}}  any Django management command, e.g. {PROG} {MANAGE} migrate lti_xblock",
             "",
-            f"Platforms that register themselves (LTI Dynamic Registration) wait for {PROG} registrations",
+            f"Platforms that register themselves (LTI Dynamic Registration) wait for {PROG} platforms",
             "approve ISSUER CLIENT_ID before they can launch.",
             "",
             f"{PROG} COMMAND --help shows a command's options. Every command runs with your site's Django",

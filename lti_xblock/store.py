@@ -7,9 +7,12 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, models, transaction
 
 from lti_core.records import RecordStore, Row, Rows
+from lti_core.sealing import FernetSealer, derive_fernet_key
 from lti_xblock import models as m
 
 MODELS: dict[str, type[models.Model]] = {
@@ -86,13 +89,30 @@ class DjangoTables:
         return transaction.atomic(using=self.using)
 
 
+def encryption_sealer() -> FernetSealer:
+    """The sealer of the tool's private keys and consumer secrets: ``LTI_PUBLISH["ENCRYPTION_KEYS"]``
+    (Fernet keys; the first seals, all open), else keys derived from ``SECRET_KEY`` (which seals) and
+    ``SECRET_KEY_FALLBACKS`` (which still open what older secret keys sealed)."""
+    configured = getattr(settings, "LTI_PUBLISH", {}).get("ENCRYPTION_KEYS")
+    if configured:
+        if isinstance(configured, (str, bytes)):
+            configured = [configured]
+        try:
+            return FernetSealer(list(configured))
+        except ValueError as error:
+            raise ImproperlyConfigured(f'LTI_PUBLISH["ENCRYPTION_KEYS"]: {error}') from None
+    secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    return FernetSealer([derive_fernet_key(secret) for secret in secrets if secret])
+
+
 class DjangoStore(RecordStore):
     """Every Protocol of lti_core.store on the Django ORM. ``using`` picks the database alias.
 
     Uncached by default: Open edX runs many worker processes, and a registration an admin changes
-    must apply to the next launch in all of them, not when each worker's entry expires.
+    must apply to the next launch in all of them, not when each worker's entry expires. Private keys
+    and consumer secrets are encrypted at rest (``encryption_sealer``).
     """
 
     def __init__(self, using: str = "default", *, cache_size: int = 0, cache_ttl: float = 60.0) -> None:
         self.using = using
-        super().__init__(DjangoTables(using), cache_size=cache_size, cache_ttl=cache_ttl)
+        super().__init__(DjangoTables(using), cache_size=cache_size, cache_ttl=cache_ttl, sealer=encryption_sealer())

@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from lti_xblock import registration, views
+from lti_xblock import config_views, registration, views
 
 app_name = "lti_xblock"
 
@@ -16,4 +16,7 @@ urlpatterns = [
     path("lti13/jwks", views.lti13_jwks, name="lti13_jwks"),
     # LTI Dynamic Registration: a platform admin gives this URL to the platform.
     path("lti13/register", registration.lti13_register, name="lti13_register"),
+    # What a platform admin imports: Canvas's developer-key JSON, an LTI 1.1 cartridge (?content_id=).
+    path("lti13/config.json", config_views.lti13_config, name="lti13_config"),
+    path("lti11/config.xml", config_views.lti11_config, name="lti11_config"),
 ]

@@ -74,7 +74,7 @@ def _refusal_html(page: RefusalPage, lang: str, translate: Callable[[str], str])
     values = {
         "lang": lang,
         "title": translate(page.flow.title),
-        "message": translate(page.message),
+        "message": page.text(translate),
         "reason": page.reason,
         "reason_label": translate(pages.REASON_LABEL),
         "hint": translate(page.flow.hint),

@@ -1,4 +1,4 @@
-"""The admin's commands: `lti-publish issue-consumer`, `add-platform`, `rotate-key`, `purge`."""
+"""The admin's commands: `lti-publish issue-consumer`, `add-platform`, `keys`, `purge`."""
 
 from __future__ import annotations
 
@@ -57,15 +57,29 @@ def test_add_platform_registers_and_adds_deployments():
         run("lti_add_platform", *args[:5], "file:///etc/passwd", *args[6:], "--deployment", "1")
 
 
-def test_rotate_and_retire_tool_keys():
+def test_keys_list_rotate_and_retire():
     from lti_core.lti13.tool_keys import ToolKeySet
 
     keys = ToolKeySet(DjangoStore())
+    assert "No tool key yet" in run("lti_keys", "list")
     first = keys.ensure_key()
-    assert "active keys: 2" in run("lti_rotate_key")
-    assert len(keys.jwks()["keys"]) == 2
-    run("lti_rotate_key", "--retire", first.kid)
-    assert [k["kid"] for k in keys.jwks()["keys"]] != [first.kid] and len(keys.jwks()["keys"]) == 1
+    (line,) = run("lti_keys", "list").splitlines()
+    assert line.startswith(first.kid) and "retires=-" in line and line.endswith("state=signing")
+    assert "older keys leave in 1.5 hours" in run("lti_keys", "rotate", "--overlap", "1.5")
+    second = keys.ensure_key()
+    assert [k["kid"] for k in keys.jwks()["keys"]] == [second.kid, first.kid]
+    listed = run("lti_keys", "list").splitlines()
+    assert listed[0].startswith(second.kid) and listed[0].endswith("state=signing")
+    assert listed[1].startswith(first.kid) and "retires=20" in listed[1] and listed[1].endswith("state=published")
+    assert "PRIVATE" not in "".join(listed)
+    run("lti_keys", "retire", first.kid)
+    assert [k["kid"] for k in keys.jwks()["keys"]] == [second.kid]
+    with pytest.raises(CommandError, match=f"{second.kid} is the only signing key"):
+        run("lti_keys", "retire", second.kid)
+    with pytest.raises(CommandError, match="no published tool key has the kid nosuchkid"):
+        run("lti_keys", "retire", "nosuchkid")
+    with pytest.raises(CommandError):
+        run("lti_keys", "rotate", "--overlap", "-3")
 
 
 def test_purge_drops_expired_rows():
@@ -114,12 +128,26 @@ def test_console_script_runs_with_the_settings_it_is_given(tmp_path: Path):
     assert missing.stderr.startswith("lti-publish: cannot load the settings DJANGO_SETTINGS_MODULE=no_such_settings")
 
 
+def test_keys_errors_are_one_line_without_a_traceback(tmp_path: Path):
+    var = tmp_path / "var"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return lti_publish(*args, settings="tests.settings", cwd=tmp_path, LTI_PUBLISH_VAR=str(var))
+
+    assert run("manage", "migrate", "--run-syncdb", "-v0").returncode == 0
+    retired = run("keys", "retire", "nosuchkid")
+    assert (retired.returncode, retired.stdout) == (1, "")
+    assert retired.stderr.count("\n") == 1 and "nosuchkid" in retired.stderr and "Traceback" not in retired.stderr
+    rotated = run("keys", "rotate", "--overlap", "2")
+    assert rotated.returncode == 0 and "older keys leave in 2 hours" in rotated.stdout
+
+
 @pytest.mark.parametrize(
     ("args", "django_command"),
     [
         (["issue-consumer", "--name", "Moodle"], "lti_issue_consumer"),
         (["add-platform", "--help"], "lti_add_platform"),
-        (["rotate-key"], "lti_rotate_key"),
+        (["keys", "list"], "lti_keys"),
         (["purge"], "lti_purge"),
         (["manage", "migrate"], "<command>"),
     ],
@@ -137,7 +165,7 @@ def test_help_version_and_unknown_commands_need_no_settings(tmp_path: Path):
     for flag in ("--help", "-h", "help"):
         helped = lti_publish(flag, settings=None, cwd=tmp_path)
         assert helped.returncode == 0 and helped.stdout.startswith("usage: lti-publish COMMAND")
-        for command in ("add-platform", "issue-consumer", "rotate-key", "purge", "manage"):
+        for command in ("add-platform", "issue-consumer", "keys", "purge", "manage"):
             assert f"\n  {command} " in helped.stdout
         assert "lti_issue_consumer" not in helped.stdout and "DJANGO_SETTINGS_MODULE" in helped.stdout
     shown = lti_publish("--version", settings=None, cwd=tmp_path)

@@ -1,5 +1,6 @@
 """LTI Dynamic Registration into a real JupyterHub: the Moodle-like platform peer registers the hub,
-a hub admin approves the registration on /hub/lti13/registrations, and the peer launches through it.
+a hub admin approves the registration on /hub/lti13/registrations, and the peer launches through it;
+the admin adds and removes its deployments there, and each change holds at the next launch.
 
 One hub for the module (starting one is slow): a configured platform (whose instructors are hub
 admins) and platforms that register themselves.
@@ -134,6 +135,59 @@ def test_each_failure_is_a_clear_page_and_stores_nothing(hub):
     assert registrations(hub) == before
 
 
+def test_a_hub_admin_manages_deployments_on_the_page_without_a_restart(hub, moodle):
+    """A launch from a deployment the registration does not list is refused with a page naming it; the
+    admin adds it on /hub/lti13/registrations and the next launch is accepted, then removes it, then
+    lets the registration accept new deployments: each change holds at the next launch."""
+    page_url = hub.hub_url + "lti13/registrations"
+    with PlatformPeer() as peer, admin_session(hub, moodle) as admin:
+        assert register(hub, peer).status_code == 200
+        key = {"issuer": peer.issuer, "client_id": peer.client_id}
+
+        def change(action: str, **fields: str) -> requests.Response:
+            xsrf = xsrf_of(admin.get(page_url, timeout=30).text)
+            form = {**key, **fields, "action": action, "_xsrf": xsrf}
+            return admin.post(page_url, data=form, allow_redirects=False, timeout=30)
+
+        assert change("approve").status_code == 302
+        registered = peer.deployment_id
+        new = f"placement-{secrets.token_hex(4)}"
+        peer.user_id = str(secrets.randbelow(10**9) + 1000)
+        with requests.Session() as learner:
+            assert launch13(learner, hub, peer).status_code == 302  # the deployment it registered with
+            refused = launch13(learner, hub, peer, claims={"deployment_id": new})
+            assert_refused(refused, "unknown_deployment", 403)
+            assert new in refused.text  # the page names the deployment the admin is to add
+        listing = admin.get(page_url, timeout=30).text
+        assert f'data-deployment="{registered}"' in listing and 'data-any-deployment="false"' in listing
+
+        assert change("add_deployment", deployment_id=new).status_code == 302
+        assert f'data-deployment="{new}"' in admin.get(page_url, timeout=30).text
+        with requests.Session() as learner:
+            assert launch13(learner, hub, peer, claims={"deployment_id": new}).status_code == 302
+
+        assert change("remove_deployment", deployment_id=new).status_code == 302
+        with requests.Session() as learner:
+            assert_refused(launch13(learner, hub, peer, claims={"deployment_id": new}), "unknown_deployment", 403)
+
+        assert change("accept_new_deployments").status_code == 302
+        assert 'data-any-deployment="true"' in admin.get(page_url, timeout=30).text
+        with requests.Session() as learner:
+            assert launch13(learner, hub, peer, claims={"deployment_id": new}).status_code == 302
+        assert change("listed_deployments_only").status_code == 302
+        with requests.Session() as learner:
+            assert_refused(launch13(learner, hub, peer, claims={"deployment_id": new}), "unknown_deployment", 403)
+
+        # Refusals of the page's forms are reason-code pages; the configured platform is not changed here.
+        assert_refused(change("add_deployment", deployment_id=" "), "deployment_id_invalid", 400)
+        assert_refused(change("remove_deployment", deployment_id="nowhere"), "unknown_deployment", 404)
+        configured = {"issuer": moodle.issuer, "client_id": moodle.client_id, "action": "add_deployment"}
+        xsrf = xsrf_of(admin.get(page_url, timeout=30).text)
+        kept = admin.post(page_url, data={**configured, "deployment_id": new, "_xsrf": xsrf}, timeout=30)
+        assert kept.status_code == 400
+
+
+# Last in the module: it stops the module's hub.
 def test_registrations_survive_a_restart_and_the_config_is_saved_again_beside_them(hub, moodle):
     with PlatformPeer() as waiting:
         assert register(hub, waiting).status_code == 200

@@ -16,13 +16,19 @@ from pathlib import Path
 
 import pytest
 
+from jupyter_lti.lti import LTIAuthenticator
 from jupyter_lti.lti11 import LTI11Authenticator
 from jupyter_lti.lti13 import LTI13Authenticator
 
 pytestmark = pytest.mark.slow
 
 JUPYTERHUB = Path(sys.executable).parent / "jupyterhub"
-CLASSES = [LTI11Authenticator, LTI13Authenticator]
+CLASSES = [LTI11Authenticator, LTI13Authenticator, LTIAuthenticator]
+
+
+def bases(cls: type) -> str:
+    """The parents JupyterHub names in a class's header: ``LTIAuthenticator(LTI13Authenticator, ...)``."""
+    return ", ".join(base.__name__ for base in cls.__bases__)
 
 
 def run(*args: str, cwd: Path) -> str:
@@ -70,7 +76,7 @@ def squeezed(text: str) -> str:
 def test_help_all_lists_each_option_once_with_our_help(cls, help_all):
     name = cls.__name__
     headers = [line for line in help_all.splitlines() if re.match(rf"{name}\(.*\) options$", line)]
-    assert headers == [f"{name}(LtiAuthenticator) options"]
+    assert headers == [f"{name}({bases(cls)}) options"]
 
     blocks = option_blocks(help_all, name)
     traits = cls.class_traits(config=True)
@@ -90,9 +96,11 @@ def test_help_all_lists_no_class_of_jupyterhub_ltiauthenticator(help_all):
     assert lti_headers == [
         "LTI11Authenticator(LtiAuthenticator) options",
         "LTI13Authenticator(LtiAuthenticator) options",
+        "LTIAuthenticator(LTI13Authenticator, LTI11Authenticator) options",
         "LtiAuthenticator(Authenticator) options",
     ]
     # The entry points JupyterHub lists as `authenticator_class` shortcuts.
+    assert "lti: jupyter_lti.lti.LTIAuthenticator" in help_all
     assert "lti11: jupyter_lti.lti11.LTI11Authenticator" in help_all
     assert "lti13: jupyter_lti.lti13.LTI13Authenticator" in help_all
 
@@ -101,7 +109,7 @@ def test_help_all_lists_no_class_of_jupyterhub_ltiauthenticator(help_all):
 def test_generated_config_has_one_section_with_each_option_once(cls, generated_config):
     name = cls.__name__
     headers = re.findall(rf"^# ({name}\(.*\)) configuration$", generated_config, flags=re.MULTILINE)
-    assert headers == [f"{name}(LtiAuthenticator)"]
+    assert headers == [f"{name}({bases(cls)})"]
     options = Counter(re.findall(rf"^# c\.{name}\.(\w+) = ", generated_config, flags=re.MULTILINE))
     assert options == Counter(list(cls.class_traits(config=True)))  # every option, each once
 
@@ -109,7 +117,7 @@ def test_generated_config_has_one_section_with_each_option_once(cls, generated_c
 def test_the_authenticators_do_not_import_jupyterhub_ltiauthenticator(tmp_path):
     """jupyterhub-ltiauthenticator is a test and benchmark peer only, not something the hub runs on."""
     code = (
-        "import sys, jupyter_lti.lti11, jupyter_lti.lti13\n"
+        "import sys, jupyter_lti.lti, jupyter_lti.lti11, jupyter_lti.lti13\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'ltiauthenticator'))\n"
     )
     result = subprocess.run(

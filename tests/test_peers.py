@@ -197,10 +197,11 @@ def test_login_claims_reach_the_id_token(platform):
     assert segments(fields["id_token"])[1][CLAIM_ROLES] == INSTRUCTOR_ROLES
 
 
-def test_token_endpoint_is_not_implemented_yet(platform):
+def test_token_endpoint_refuses_a_request_without_a_client_assertion(platform):
+    """The peer's token endpoint (lti_peer/token.py) answers only signed client assertions (RFC 7523)."""
     with pytest.raises(HTTPError) as caught:
         urlopen(Request(platform.token_url, data=b"grant_type=client_credentials"), timeout=10)  # noqa: S310
-    assert caught.value.code == 501
+    assert caught.value.code == 400
 
 
 def test_lti11_signature_verifies_with_oauthlib():

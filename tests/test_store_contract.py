@@ -211,6 +211,25 @@ def test_registration_status_round_trips(sut: StoreUnderTest) -> None:
     assert found is not None and found.status is RegistrationStatus.ACTIVE
 
 
+def test_delete_registration_takes_its_deployments_and_only_it(sut: StoreUnderTest) -> None:
+    store = sut.store
+    assert not store.delete_registration("https://moodle.example", "abc")
+    store.save_registration(registration(deployments=(Deployment("2"), Deployment("3"))))
+    store.save_registration(registration(client_id="xyz"))
+    assert store.get_registration("https://moodle.example", "abc") is not None  # read (and cached, if cached)
+    assert store.delete_registration("https://moodle.example", "abc")
+    assert store.get_registration("https://moodle.example", "abc") is None
+    assert not store.delete_registration("https://moodle.example", "abc")
+    assert [(r.client_id, r.deployments) for r in store.list_registrations()] == [("xyz", (Deployment("2"),))]
+    # Registered again: a new registration, without the old deployments.
+    store.save_registration(registration(deployments=(Deployment("9"),)))
+    found = store.get_registration("https://moodle.example", "abc")
+    assert found is not None and found.deployments == (Deployment("9"),)
+    assert not store.delete_registration("https://MOODLE.example", "abc") and not store.delete_registration(
+        "https://moodle.example", "ABC"
+    )
+
+
 def test_consumers(sut: StoreUnderTest) -> None:
     store = sut.store
     assert store.get_consumer("key") is None
@@ -221,6 +240,11 @@ def test_consumers(sut: StoreUnderTest) -> None:
     store.save_consumer(Consumer("canvas", "s", "Canvas", enabled=False))
     assert store.list_consumers() == [Consumer("canvas", "s", "Canvas", False), Consumer("key", "new-secret", "Moodle")]
     assert store.delete_consumer("canvas") and not store.delete_consumer("canvas")
+    long_secret = "s" * 1000  # an admin's own secret may be long, and grows when sealed at rest
+    store.save_consumer(Consumer("long", long_secret))
+    found = store.get_consumer("long")
+    assert found is not None and found.secret == long_secret
+    store.delete_consumer("long")
     assert [c.key for c in store.list_consumers()] == ["key"]
 
 
@@ -332,6 +356,24 @@ def test_find_user_links(sut: StoreUnderTest) -> None:
     assert store.find_user_links(nobody) == []
     if not sut.django:  # local ids are names (Django's are primary keys): look-alikes are other users
         assert store.find_user_links(alice.upper()) == store.find_user_links(alice + " ") == []
+
+
+def test_list_user_links(sut: StoreUnderTest) -> None:
+    store = sut.store
+    assert store.list_user_links() == []
+    alice, mallory = sut.make_user("alice"), sut.make_user("mallory")
+    links = [
+        UserLink("moodle-key", "7", alice),
+        UserLink("https://moodle.example", "2", alice),
+        UserLink("https://moodle.example", "10", mallory),
+    ]
+    for link in links:
+        store.save_user_link(link)
+    ordered = sorted(links, key=lambda link: (link.platform, link.platform_user_id))
+    assert store.list_user_links() == ordered
+    assert store.list_user_links("https://moodle.example") == ordered[:2]
+    assert store.list_user_links("moodle-key") == [links[0]]
+    assert store.list_user_links("https://MOODLE.example") == store.list_user_links("nobody") == []
 
 
 # Identifiers are compared exactly: MySQL/MariaDB's default collations ignore case (and trailing

@@ -18,6 +18,7 @@ from oauthlib.oauth1.rfc5849 import signature, utils
 from lti_core import roles as lis
 from lti_core.errors import (
     AuthenticationFailed,
+    Forbidden,
     InvalidRequest,
     method_not_allowed,
     request_malformed,
@@ -93,6 +94,11 @@ class Lti11LaunchVerifier:
             raise AuthenticationFailed("unknown_consumer", N_("This consumer key is not known to the tool."))
         timestamp = self.validate_timestamp(single.get("oauth_timestamp", ""))
         self.validate_signature(method, url, pairs, single, consumer.secret)
+        # After the signature: only the consumer itself learns that it is turned off.
+        if not consumer.enabled:
+            raise Forbidden(
+                "consumer_disabled", N_("The tool's administrator has turned off launches from this platform.")
+            )
         # Held one second past the last instant the timestamp is accepted (the window is inclusive and
         # a store treats expires_at <= now as expired), so no replay ever finds it gone.
         held_until = timestamp + self._window + 1

@@ -24,7 +24,7 @@ from lti_core.lti13 import claims as c
 from lti_core.lti13 import jws
 from lti_core.lti13.binding import Binding, BrowserEvidence, check_binding, origin_of
 from lti_core.lti13.jwks import PlatformKeyCache
-from lti_core.registration import validate_active
+from lti_core.registration import unknown_deployment, validate_active
 from lti_core.store import LaunchStore
 from lti_core.types import AgsEndpoint, Launch, LaunchServices, NrpsEndpoint, OidcState, Registration, Role
 from lti_core.urls import belongs_to_tool
@@ -222,7 +222,7 @@ class LaunchValidator:
             raise InvalidRequest("unsupported_message_type", N_("This kind of LTI message is not supported here."))
         deployment_id = body.get(c.DEPLOYMENT_ID)
         if not isinstance(deployment_id, str) or not registration.has_deployment(deployment_id):
-            raise Forbidden("unknown_deployment", N_("This deployment of the tool is not registered."))
+            raise unknown_deployment(deployment_id)
         if not isinstance(body.get("sub"), str) or not body["sub"]:
             raise InvalidRequest("sub_missing", N_("The launch does not identify the user."))
         if not isinstance(body.get(c.ROLES), list):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from lti_core.errors import AuthenticationFailed, Forbidden, InvalidRequest
 from lti_core.i18n import N_
 from lti_core.lti13.binding import origin_of
-from lti_core.registration import the_one_registration, validate_active
+from lti_core.registration import the_one_registration, unknown_deployment, validate_active
 from lti_core.store import LaunchStore
 from lti_core.types import OidcState, Registration
 from lti_core.urls import add_query, belongs_to_tool
@@ -144,7 +144,7 @@ class OidcLogin:
             raise Forbidden("target_link_outside_tool", N_("The launch points to an address outside this tool."))
         registration = self.find_registration(request)
         if request.deployment_id and not registration.has_deployment(request.deployment_id):
-            raise Forbidden("unknown_deployment", N_("This deployment of the tool is not registered."))
+            raise unknown_deployment(request.deployment_id)
         state = OidcState(
             state=secrets.token_urlsafe(32),
             nonce=secrets.token_urlsafe(32),

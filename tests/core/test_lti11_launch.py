@@ -587,3 +587,32 @@ def test_lti11_services_are_typed_on_the_launch():
     )
     empty = lti11_services({"lis_outcome_service_url": "https://moodle.example/x"})  # no sourcedid: nothing
     assert (empty.ags, empty.nrps, empty.basic_outcome) == (None, None, None)
+
+
+# -- a consumer an admin disabled -------------------------------------------------------------
+
+
+def test_disabled_consumer_is_refused_and_nothing_is_written(verifier, lti11_store, signed, refused, clock):
+    lti11_store.save_consumer(Consumer(KEY, SECRET, "Moodle", enabled=False))
+    lti11_store.writes.clear()
+    with refused("consumer_disabled", 403) as caught:
+        verifier.verify(method="POST", url=URL, params=signed)
+    assert "turned off" in caught[0].message
+    assert lti11_store.writes == []  # the nonce is not burnt: enabled again, the same launch passes
+    lti11_store.save_consumer(Consumer(KEY, SECRET, "Moodle", enabled=True))
+    assert verifier.verify(method="POST", url=URL, params=signed).platform == KEY
+
+
+def test_disabled_consumer_is_told_only_to_its_own_signature(verifier, lti11_store, clock, refused):
+    """A forged launch with a disabled consumer's key learns nothing more than with any key: bad_signature."""
+    lti11_store.save_consumer(Consumer(KEY, SECRET, "Moodle", enabled=False))
+    lti11_store.writes.clear()
+    with refused("bad_signature", 401):
+        verifier.verify(method="POST", url=URL, params=sign(moodle_params(), secret="guess", timestamp=int(clock())))
+    assert lti11_store.writes == []
+
+
+def test_disabled_consumer_is_refused_by_check_too(verifier, lti11_store, signed, refused):
+    lti11_store.save_consumer(Consumer(KEY, SECRET, "Moodle", enabled=False))
+    with refused("consumer_disabled", 403):
+        verifier.check(method="POST", url=URL, params=signed)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from dataclasses import fields, replace
 
 import jwt
 import pytest
@@ -17,7 +18,7 @@ from joserfc import jwt as jose_jwt
 from joserfc.jwk import RSAKey
 
 from lti_core.lti13 import tool_keys
-from lti_core.lti13.tool_keys import ToolKeySet, generate_tool_key
+from lti_core.lti13.tool_keys import DEFAULT_OVERLAP, ToolKeyInfo, ToolKeySet, generate_tool_key
 from lti_core.memory import MemoryStore
 from lti_core.types import ToolKey
 
@@ -27,7 +28,7 @@ PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 @pytest.fixture(scope="module")
 def made_keys() -> list[ToolKey]:
     """Three real tool keys, generated once for the module."""
-    return [generate_tool_key() for _ in range(3)]
+    return [generate_tool_key(now=T + i) for i in range(3)]
 
 
 @pytest.fixture
@@ -35,8 +36,8 @@ def fast_keygen(monkeypatch, made_keys):
     """``generate_tool_key`` hands out the pre-made keys in order and counts calls."""
     calls: list[ToolKey] = []
 
-    def generate(bits: int = 2048) -> ToolKey:
-        key = made_keys[len(calls)]
+    def generate(bits: int = 2048, *, now: float | None = None) -> ToolKey:
+        key = replace(made_keys[len(calls)], created_at=0.0 if now is None else now)
         calls.append(key)
         return key
 
@@ -138,13 +139,88 @@ def test_retire_removes_one_key(keyset, store, refused):
         keyset.retire("no-such-kid")
 
 
-def test_retiring_the_last_key_makes_ensure_key_generate_a_new_one(keyset, fast_keygen):
-    old = keyset.ensure_key()
-    keyset.retire(old.kid)
-    assert keyset.jwks() == {"keys": []}
-    new = keyset.ensure_key()
-    assert new.kid != old.kid
-    assert len(fast_keygen) == 2
+def test_the_last_key_is_never_retired(keyset, store, fast_keygen, refused):
+    only = keyset.ensure_key()
+    with refused("last_tool_key", 400):
+        keyset.retire(only.kid)  # the tool would be left without a signing key
+    assert [k["kid"] for k in keyset.jwks()["keys"]] == [only.kid]
+    assert store.list_tool_keys()[0].active and len(fast_keygen) == 1
+
+
+T = 1_760_000_000.0  # the tests' "now" (epoch seconds)
+HOUR = 3600.0
+
+
+def test_generated_key_carries_its_creation_time(made_keys):
+    assert [key.created_at for key in made_keys] == [T, T + 1, T + 2]
+    assert [key.retires_at for key in made_keys] == [0, 0, 0]
+
+
+def test_rotation_keeps_older_keys_published_through_the_overlap_then_retire_due_drops_them(keyset, store):
+    old = keyset.ensure_key(T)
+    assert old.created_at == T and old.retires_at == 0
+    new = keyset.rotate(T + 10, overlap=HOUR)
+    assert new.created_at == T + 10
+    kept = {k.kid: k for k in store.list_tool_keys()}
+    assert kept[old.kid].retires_at == T + 10 + HOUR and kept[new.kid].retires_at == 0
+    # During the overlap: both published, the new one signs.
+    assert [k["kid"] for k in keyset.jwks(T + HOUR)["keys"]] == [new.kid, old.kid]
+    assert keyset.signing_key(T + HOUR).kid == new.kid
+    assert keyset.retire_due(T + HOUR) == []
+    # Once it is over: the old key is out of the JWKS at once, and deactivated by retire_due.
+    after = T + 10 + HOUR
+    assert [k["kid"] for k in keyset.jwks(after)["keys"]] == [new.kid]
+    assert keyset.retire_due(after) == [old.kid]
+    assert {k.kid: k.active for k in store.list_tool_keys()} == {new.kid: True, old.kid: False}
+    assert keyset.retire_due(after + HOUR) == []
+
+
+def test_default_overlap_is_72_hours_and_an_earlier_retirement_stays(keyset, store):
+    first = keyset.ensure_key(T)
+    second = keyset.rotate(T)
+    assert DEFAULT_OVERLAP == 72 * HOUR
+    assert {k.kid: k.retires_at for k in store.list_tool_keys()} == {second.kid: 0, first.kid: T + 72 * HOUR}
+    third = keyset.rotate(T + HOUR)
+    retires = {k.kid: k.retires_at for k in store.list_tool_keys()}
+    assert retires == {third.kid: 0, second.kid: T + 73 * HOUR, first.kid: T + 72 * HOUR}
+    assert [k["kid"] for k in keyset.jwks(T + 72 * HOUR - 1)["keys"]] == [third.kid, second.kid, first.kid]
+    assert [k["kid"] for k in keyset.jwks(T + 72 * HOUR)["keys"]] == [third.kid, second.kid]
+
+
+def test_rotation_without_overlap_retires_older_keys_at_once(keyset, store):
+    old = keyset.ensure_key(T)
+    new = keyset.rotate(T, overlap=0)
+    assert [k["kid"] for k in keyset.jwks(T)["keys"]] == [new.kid]
+    assert {k.kid: k.active for k in store.list_tool_keys()} == {new.kid: True, old.kid: False}
+
+
+def test_retire_due_keeps_a_key_to_sign_with(keyset, store, made_keys):
+    store.save_tool_key(replace(made_keys[0], retires_at=T - 1))  # only due keys: e.g. one retired by hand
+    store.save_tool_key(replace(made_keys[1], retires_at=T - 2))
+    assert keyset.retire_due(T) == [made_keys[0].kid]
+    assert [k.kid for k in store.list_tool_keys() if k.active] == [made_keys[1].kid]
+
+
+def test_retiring_the_new_key_during_an_overlap_makes_the_old_one_sign_for_good(keyset, store):
+    old = keyset.ensure_key(T)
+    new = keyset.rotate(T, overlap=HOUR)
+    keyset.retire(new.kid, T + 1)  # the new key leaked, say: back to the old one, which no longer leaves
+    assert keyset.ensure_key(T + 10 * HOUR).kid == old.kid
+    assert {k.kid: k.retires_at for k in store.list_tool_keys()}[old.kid] == 0
+    assert keyset.retire_due(T + 10 * HOUR) == []
+
+
+def test_list_shows_kids_times_and_states_never_the_private_key(keyset):
+    assert keyset.list(T) == []
+    old = keyset.ensure_key(T)
+    new = keyset.rotate(T + 5, overlap=HOUR)
+    assert keyset.list(T + 6) == [
+        ToolKeyInfo(new.kid, T + 5, 0.0, "signing"),
+        ToolKeyInfo(old.kid, T, T + 5 + HOUR, "published"),
+    ]
+    keyset.retire_due(T + 2 * HOUR)
+    assert [(i.kid, i.state) for i in keyset.list(T + 2 * HOUR)] == [(new.kid, "signing"), (old.kid, "retired")]
+    assert [f.name for f in fields(ToolKeyInfo)] == ["kid", "created_at", "retires_at", "state"]
 
 
 # -- signing ----------------------------------------------------------------------------------

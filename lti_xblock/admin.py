@@ -1,0 +1,261 @@
+"""Django admin pages for the tool's records (Open edX's /admin, the demo's): LTI 1.3 registrations
+with their deployments, LTI 1.1 consumers, and, read-only, the tool's keys, user links and launch
+contexts.
+
+What an admin types is checked by lti_core's rules (``lti_core.admin``): issuers and URLs normalised,
+identifiers checked. Secrets never reach a page: a consumer's secret is only ever replaced (a new one
+typed in a password field that renders empty), and a tool key's private key is not a field at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest
+from django.utils.functional import lazy
+
+from lti_core.admin import (
+    normalise_issuer,
+    normalise_url,
+    validate_client_id,
+    validate_consumer_key,
+    validate_deployment_id,
+)
+from lti_core.errors import LtiError
+from lti_core.i18n import N_
+from lti_core.types import Consumer, RegistrationStatus
+from lti_xblock import models as m
+from lti_xblock.i18n import gettext
+
+_lazy = lazy(gettext, str)
+
+STATUS_CHOICES = [(status.value, status.value) for status in RegistrationStatus]
+NEW_SECRET_LABEL = N_("New shared secret")
+NEW_SECRET_HELP = N_(
+    "The secret is never shown. Type a new one to replace it (then give it to the platform); leave it empty "
+    "to keep the current one."
+)
+SECRET_REQUIRED = N_("A new consumer needs a shared secret.")
+SECRET_TOO_SHORT = N_("A shared secret needs at least 20 characters.")
+SECRET_SET = N_("set (never shown)")
+MIN_SECRET_LENGTH = 20
+
+
+def _checked(rule: Callable[[str], str], value: str) -> str:
+    """``rule(value)``, its refusal as a form error in the reader's language."""
+    try:
+        return rule(value)
+    except LtiError as error:
+        raise forms.ValidationError(error.text(gettext), code=error.reason) from error
+
+
+def _when(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC") if epoch else "-"
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Records the tool writes itself: an admin may look, not add, change or delete."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+# -- LTI 1.3 registrations ----------------------------------------------------------------------
+
+
+class RegistrationForm(forms.ModelForm):  # type: ignore[type-arg]
+    status = forms.ChoiceField(choices=STATUS_CHOICES)
+
+    class Meta:
+        model = m.LtiRegistration
+        fields = (
+            "issuer",
+            "client_id",
+            "name",
+            "status",
+            "any_deployment",
+            "auth_login_url",
+            "auth_token_url",
+            "key_set_url",
+        )
+
+    def clean_issuer(self) -> str:
+        return _checked(normalise_issuer, self.cleaned_data["issuer"])
+
+    def clean_client_id(self) -> str:
+        return _checked(validate_client_id, self.cleaned_data["client_id"])
+
+    def clean_auth_login_url(self) -> str:
+        return _checked(normalise_url, self.cleaned_data["auth_login_url"])
+
+    def clean_auth_token_url(self) -> str:
+        return _checked(normalise_url, self.cleaned_data["auth_token_url"])
+
+    def clean_key_set_url(self) -> str:
+        return _checked(normalise_url, self.cleaned_data["key_set_url"])
+
+
+class DeploymentForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = m.LtiDeployment
+        fields = ("deployment_id", "label")
+
+    def clean_deployment_id(self) -> str:
+        return _checked(validate_deployment_id, self.cleaned_data["deployment_id"])
+
+
+class DeploymentInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = m.LtiDeployment
+    form = DeploymentForm
+    extra = 1
+
+
+@admin.register(m.LtiRegistration)
+class RegistrationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    form = RegistrationForm
+    inlines = (DeploymentInline,)
+    list_display = ("issuer", "client_id", "name", "status", "any_deployment", "deployment_ids", "created")
+    list_filter = ("status", "any_deployment")
+    search_fields = ("issuer", "client_id", "name", "deployments__deployment_id")
+
+    @admin.display(description=_lazy(N_("Deployment IDs")))
+    def deployment_ids(self, obj: m.LtiRegistration) -> str:
+        return ", ".join(obj.deployments.values_list("deployment_id", flat=True))
+
+
+# -- LTI 1.1 consumers ----------------------------------------------------------------------------
+
+
+class ConsumerForm(forms.ModelForm):  # type: ignore[type-arg]
+    """The key, name and state; the secret only as a replacement, never shown (nor sent back)."""
+
+    new_secret = forms.CharField(
+        label=_lazy(NEW_SECRET_LABEL),
+        help_text=_lazy(NEW_SECRET_HELP),
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+    )
+
+    class Meta:
+        model = m.LtiConsumer
+        fields = ("key", "name", "enabled")
+
+    def clean_key(self) -> str:
+        return _checked(validate_consumer_key, self.cleaned_data["key"])
+
+    def clean_new_secret(self) -> str:
+        secret: str = self.cleaned_data.get("new_secret", "")
+        if not secret and self.instance.pk is None:
+            raise forms.ValidationError(gettext(SECRET_REQUIRED), code="secret_required")
+        if secret and len(secret) < MIN_SECRET_LENGTH:
+            raise forms.ValidationError(gettext(SECRET_TOO_SHORT), code="secret_too_short")
+        return secret
+
+
+@admin.register(m.LtiConsumer)
+class ConsumerAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    form = ConsumerForm
+    list_display = ("key", "name", "enabled", "secret_state", "created")
+    list_filter = ("enabled",)
+    search_fields = ("key", "name")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        # A consumer's key is what its platform signs with: it is not renamed, a new one is issued.
+        return ("key",) if obj is not None else ()
+
+    @admin.display(description=_lazy(N_("Shared secret")))
+    def secret_state(self, obj: m.LtiConsumer) -> str:
+        return gettext(SECRET_SET)
+
+    def save_model(self, request: HttpRequest, obj: m.LtiConsumer, form: Any, change: bool) -> None:
+        # Through the store, as every other write of a consumer (it keeps the secret as it must).
+        from lti_xblock.views import store
+
+        new_secret: str = form.cleaned_data.get("new_secret", "")
+        existing = store.get_consumer(obj.key) if change else None
+        if existing is not None:
+            consumer = replace(existing, name=obj.name, enabled=obj.enabled, secret=new_secret or existing.secret)
+        else:
+            consumer = Consumer(obj.key, new_secret, obj.name, obj.enabled)
+        store.save_consumer(consumer)
+        saved = m.LtiConsumer.objects.get(key=obj.key)
+        obj.pk = saved.pk
+        obj.refresh_from_db()
+
+
+# -- read-only: the tool's keys, user links, launch contexts ---------------------------------------
+
+
+@admin.register(m.LtiToolKey)
+class ToolKeyAdmin(ReadOnlyAdmin):
+    """The tool's signing keys: kid, dates and state; never the private key (not even a field)."""
+
+    list_display = ("kid", "state", "made", "retires", "created")
+    fields = ("kid", "state", "made", "retires", "public_jwk")
+    readonly_fields = fields
+
+    @admin.display(description=_lazy(N_("State")))
+    def state(self, obj: m.LtiToolKey) -> str:
+        if not obj.active:
+            return gettext(N_("retired"))
+        return gettext(N_("retiring")) if obj.retires_at else gettext(N_("active"))
+
+    @admin.display(description=_lazy(N_("Made")))
+    def made(self, obj: m.LtiToolKey) -> str:
+        return _when(obj.created_at)
+
+    @admin.display(description=_lazy(N_("Leaves the key set")))
+    def retires(self, obj: m.LtiToolKey) -> str:
+        return _when(obj.retires_at)
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        # The private key is never read for these pages.
+        return super().get_queryset(request).defer("private_pem")
+
+
+@admin.register(m.LtiUserLink)
+class UserLinkAdmin(ReadOnlyAdmin):
+    list_display = ("platform", "platform_user_id", "user", "created")
+    list_filter = ("platform",)
+    search_fields = ("platform", "platform_user_id", "user__username")
+    fields = ("platform", "platform_user_id", "user", "created")
+    readonly_fields = fields
+
+
+@admin.register(m.LtiLaunchContext)
+class LaunchContextAdmin(ReadOnlyAdmin):
+    list_display = ("platform", "platform_user_id", "resource_link_id", "user", "lti_version", "role", "updated")
+    list_filter = ("lti_version", "role")
+    search_fields = ("platform", "platform_user_id", "resource_link_id", "context_id", "user__username")
+    fields = (
+        "platform",
+        "platform_user_id",
+        "resource_link_id",
+        "user",
+        "context_id",
+        "deployment_id",
+        "client_id",
+        "lti_version",
+        "role",
+        "roles",
+        "message_type",
+        "services",
+        "updated",
+    )
+    readonly_fields = fields
+
+    @admin.display(description=_lazy(N_("Updated")))
+    def updated(self, obj: m.LtiLaunchContext) -> str:
+        return _when(obj.updated_at)
