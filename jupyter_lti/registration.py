@@ -119,6 +119,21 @@ ACTIONS = {"approve": RegistrationStatus.ACTIVE, "disable": RegistrationStatus.D
 DEPLOYMENT_ACTIONS = ("add_deployment", "remove_deployment", "accept_new_deployments", "listed_deployments_only")
 #: ... and whether an LTI 1.1 consumer's launches are accepted.
 CONSUMER_ACTIONS = {"enable_consumer": True, "disable_consumer": False}
+#: The form that registers a platform by hand: its fields, as platforms show them.
+ADD_PLATFORM_HEADING = N_("Register a platform by hand")
+ADD_PLATFORM_INTRO = N_(
+    "For a platform that cannot register the hub by itself: copy these from the tool's details on the "
+    "platform (Moodle: View configuration details). Deployment IDs: one or more, separated by commas."
+)
+ADD_PLATFORM_LABEL = N_("Register")
+MANUAL_FIELDS = (
+    ("issuer", N_("Platform ID (issuer)")),
+    ("client_id", N_("Client ID")),
+    ("auth_login_url", N_("Authentication request URL")),
+    ("key_set_url", N_("Public keyset URL")),
+    ("auth_token_url", N_("Access token URL")),
+    ("deployment_ids", N_("Deployment IDs")),
+)
 
 
 def lti_versions(authenticator: Any) -> tuple[str, ...]:
@@ -169,6 +184,8 @@ class LTI13RegistrationsHandler(BaseHandler):  # type: ignore[misc]
         try:
             if action in CONSUMER_ACTIONS and "1.1" in versions:
                 await self.change_consumer(self.get_body_argument("key", ""), CONSUMER_ACTIONS[action])
+            elif action == "add_platform" and "1.3" in versions:
+                await self.add_platform()
             elif (action in ACTIONS or action in DEPLOYMENT_ACTIONS) and "1.3" in versions:
                 await self.change_registration(action)
             else:
@@ -204,6 +221,22 @@ class LTI13RegistrationsHandler(BaseHandler):  # type: ignore[misc]
             await authenticator.off_loop(admin.set_accept_new_deployments, store, issuer, client_id, accept)
             change = "accepts new deployments" if accept else "accepts listed deployments only"
         self.log.info("LTI 1.3 registration %s client %s: %s by %s", issuer, client_id, change, self.current_user.name)
+
+    async def add_platform(self) -> None:
+        """Register (or update) a platform from the form: lti_core's rules normalise and check it."""
+        values = {name: self.get_body_argument(name, "") for name, _ in MANUAL_FIELDS}
+        entry = admin.ManualRegistration(
+            issuer=values["issuer"],
+            client_id=values["client_id"],
+            auth_login_url=values["auth_login_url"],
+            auth_token_url=values["auth_token_url"],
+            key_set_url=values["key_set_url"],
+            deployment_ids=tuple(d.strip() for d in values["deployment_ids"].split(",") if d.strip()),
+        )
+        authenticator = self.authenticator
+        saved = await authenticator.off_loop(admin.save_manual_registration, authenticator.store, entry)
+        who = self.current_user.name
+        self.log.info("LTI 1.3 platform %s client %s registered by hand by %s", saved.issuer, saved.client_id, who)
 
     async def change_consumer(self, key: str, enabled: bool) -> None:
         authenticator = self.authenticator
@@ -252,6 +285,7 @@ class LTI13RegistrationsHandler(BaseHandler):  # type: ignore[misc]
             headings = [_(h) for h in (ISSUER_LABEL, CLIENT_ID_LABEL, STATUS_LABEL, DEPLOYMENTS_LABEL, ACTIONS_LABEL)]
             parts.append(f'<h2 id="platforms">{html.escape(_(PLATFORMS_HEADING))}</h2>')
             parts.append(self.table(headings, rows) if rows else f"<p>{html.escape(_(NONE_REGISTERED))}</p>")
+            parts.append(self.add_platform_html())
         if consumers is not None:
             parts.append(f'<h2 id="consumers">{html.escape(_(CONSUMERS_HEADING))}</h2>')
             parts.append(f"<p>{html.escape(_(CONSUMERS_INTRO))}</p>")
@@ -264,6 +298,17 @@ class LTI13RegistrationsHandler(BaseHandler):  # type: ignore[misc]
             f'<body><main class="lti-registrations"><h1>{html.escape(_(TITLE))}</h1>'
             f"{''.join(parts)}</main></body></html>"
         )
+
+    def add_platform_html(self) -> str:
+        _ = self.gettext
+        fields = "".join(
+            f'<p><label>{html.escape(_(label))} <input name="{name}" '
+            f'{"" if name == "deployment_ids" else "required "}maxlength="{admin.MAX_URL_LENGTH}"></label></p>'
+            for name, label in MANUAL_FIELDS
+        )
+        form = self.form({}, fields + self.button("add_platform", ADD_PLATFORM_LABEL))
+        heading = f'<h2 id="add-platform">{html.escape(_(ADD_PLATFORM_HEADING))}</h2>'
+        return heading + f"<p>{html.escape(_(ADD_PLATFORM_INTRO))}</p>" + form
 
     def row_html(self, registration: Registration, from_config: bool) -> str:
         _ = self.gettext

@@ -187,6 +187,36 @@ def test_a_hub_admin_manages_deployments_on_the_page_without_a_restart(hub, mood
         assert kept.status_code == 400
 
 
+def test_a_hub_admin_registers_a_platform_by_hand_and_it_launches(hub, moodle):
+    """The page's manual registration: the fields Moodle shows, an issuer with a trailing slash kept
+    as the platform sends it; a bad URL is a reason-code page and nothing is saved."""
+    page_url = hub.hub_url + "lti13/registrations"
+    with PlatformPeer(client_id=f"manual-{secrets.token_hex(3)}") as peer, admin_session(hub, moodle) as admin:
+        peer.register_redirect_uri(hub.hub_url + "lti13/oauth_callback")
+        fields = {
+            "issuer": peer.issuer + "/",
+            "client_id": peer.client_id,
+            "auth_login_url": peer.auth_url,
+            "key_set_url": peer.jwks_url,
+            "auth_token_url": peer.token_url,
+            "deployment_ids": f" {peer.deployment_id} , ",
+        }
+
+        def post(**changes: str) -> requests.Response:
+            xsrf = xsrf_of(admin.get(page_url, timeout=30).text)
+            form = {**fields, **changes, "action": "add_platform", "_xsrf": xsrf}
+            return admin.post(page_url, data=form, allow_redirects=False, timeout=30)
+
+        assert_refused(post(key_set_url="ftp://nowhere/jwks"), "key_set_url_invalid", 400)
+        assert (peer.issuer, peer.client_id) not in registrations(hub)
+        assert post().status_code == 302
+        assert registrations(hub)[(peer.issuer, peer.client_id)] == "active"
+        assert 'id="add-platform"' in admin.get(page_url, timeout=30).text
+        peer.user_id = str(secrets.randbelow(10**9) + 1000)
+        with requests.Session() as learner:
+            assert launch13(learner, hub, peer).status_code == 302
+
+
 # Last in the module: it stops the module's hub.
 def test_registrations_survive_a_restart_and_the_config_is_saved_again_beside_them(hub, moodle):
     with PlatformPeer() as waiting:
