@@ -256,6 +256,37 @@ launch_contexts = _table(
     Index(None, "local_user_id"),
 )
 
+# The durable grade outbox (lti_core.outbox): one row per (platform, platform user, target), keyed by
+# sha256 of the three (``key_digest``): a target (a line item URL, or an outcome service URL and a
+# sourcedid) has no length limit, and would pass MySQL's index limit. Workers claim due rows by
+# (state, next_attempt_at). Added by migration 0007_grade_outbox.
+grade_outbox = _table(
+    "grade_outbox",
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key_digest", ExactString(64), nullable=False, unique=True),
+    Column("platform", ExactString(255), nullable=False),
+    Column("platform_user_id", ExactString(255), nullable=False),
+    Column("target", Text, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("score_given", Double, nullable=True),
+    Column("score_maximum", Double, nullable=True),
+    Column("activity_progress", String(32), nullable=False),
+    Column("grading_progress", String(32), nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("score_timestamp", Double, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", Double, nullable=False),
+    Column("last_status", Integer, nullable=False),
+    Column("last_error", Text, nullable=False),
+    Column("claimed_by", String(255), nullable=False),
+    Column("claim_expires_at", Double, nullable=False),
+    Column("delivered_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    Index(None, "state", "next_attempt_at"),
+)
+
 
 def _is_memory_sqlite(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and (url.database or "") in ("", ":memory:")
@@ -315,7 +346,7 @@ class SqlRows:
         self._table, self._tables = table, tables
 
     def _where(
-        self, where: Mapping[str, Any], live_at: float | None, expired_at: float | None
+        self, where: Mapping[str, Any], live_at: float | None, expired_at: float | None, due_at: float | None = None
     ) -> list[ColumnElement[bool]]:
         columns = self._table.c
         clauses = [columns[name] == value for name, value in where.items()]
@@ -323,6 +354,8 @@ class SqlRows:
             clauses.append(columns.expires_at > live_at)
         if expired_at is not None:
             clauses.append(columns.expires_at <= expired_at)
+        if due_at is not None:
+            clauses.append(columns.next_attempt_at <= due_at)
         return clauses
 
     def insert(self, row: Mapping[str, Any]) -> bool:
@@ -346,10 +379,20 @@ class SqlRows:
                 my = mysql.insert(self._table).values(row)
                 connection.execute(my.on_duplicate_key_update({k: my.inserted[k] for k in values}))
 
-    def select(self, where: Mapping[str, Any], *, live_at: float | None = None) -> list[Row]:
-        query = select(self._table).where(*self._where(where, live_at, None))
+    def select(
+        self,
+        where: Mapping[str, Any],
+        *,
+        live_at: float | None = None,
+        due_at: float | None = None,
+        limit: int | None = None,
+    ) -> list[Row]:
+        query = select(self._table).where(*self._where(where, live_at, None, due_at))
+        query = query.order_by(*self._table.primary_key.columns)
+        if limit is not None:
+            query = query.limit(limit)
         with self._tables.connection() as connection:
-            rows = connection.execute(query.order_by(*self._table.primary_key.columns)).mappings().all()
+            rows = connection.execute(query).mappings().all()
         return [dict(row) for row in rows]
 
     def update(self, where: Mapping[str, Any], values: Mapping[str, Any], *, expired_at: float | None = None) -> int:
@@ -372,6 +415,7 @@ TABLES = {
     "tool_keys": tool_keys,
     "user_links": user_links,
     "launch_contexts": launch_contexts,
+    "grade_outbox": grade_outbox,
 }
 
 

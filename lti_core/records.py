@@ -4,7 +4,8 @@ A host implements ``Tables`` (Django's ORM, SQLAlchemy Core, or the in-memory ``
 gets the whole ``lti_core.store.Store`` from ``RecordStore``: the dataclass <-> row mapping, the
 single-use nonce (insert, else win back an expired record with one conditional update), the user
 link race (the first link wins, the loser reads it back), deployments replaced with their
-registration in one transaction, caches of what every launch reads, and the collation that makes
+registration in one transaction, the grade outbox's claims and merges (conditional updates of the row
+as it was read), caches of what every launch reads, and the collation that makes
 identifiers compare exactly on MySQL and MariaDB. The hosts keep only their schemas and migrations.
 
 ``TABLES`` is the schema every host's tables must have: names, columns and unique keys (a contract
@@ -21,6 +22,8 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
+from lti_core import outbox
+from lti_core.outbox import OutboxEntry, OutboxKey, OutboxState, Rng, Score, ServiceKind
 from lti_core.sealing import Sealer, open_value, seal_value
 from lti_core.store import nonce_digest
 from lti_core.types import (
@@ -61,6 +64,34 @@ TABLES: dict[str, TableSpec] = {
     "tool_keys": TableSpec(("kid", "private_pem", "public_jwk", "active", "created_at", "retires_at"), ("kid",)),
     "user_links": TableSpec(("platform", "platform_user_id", "local_user_id"), ("platform", "platform_user_id")),
     "launch_contexts": TableSpec(_CONTEXT_COLUMNS, ("platform", "platform_user_id", "resource_link_id")),
+    # Keyed by sha256(platform, platform user, target) (OutboxKey.digest): a target URL plus a
+    # sourcedid may pass MySQL's index limit. The key's values are kept in full beside it.
+    "grade_outbox": TableSpec(
+        (
+            "key_digest",
+            "platform",
+            "platform_user_id",
+            "target",
+            "kind",
+            "score_given",
+            "score_maximum",
+            "activity_progress",
+            "grading_progress",
+            "comment",
+            "score_timestamp",
+            "state",
+            "version",
+            "attempts",
+            "next_attempt_at",
+            "last_status",
+            "last_error",
+            "claimed_by",
+            "claim_expires_at",
+            "delivered_at",
+            "updated_at",
+        ),
+        ("key_digest",),
+    ),
 }
 
 
@@ -68,8 +99,9 @@ class Rows(Protocol):
     """One table, as plain rows (dicts of column values; JSON columns hold Python lists and dicts).
 
     ``where`` compares columns for equality. ``live_at`` keeps rows whose ``expires_at`` is later;
-    ``expired_at`` keeps rows whose ``expires_at`` is not. ``select`` returns rows in the order they
-    were inserted, each with its ``id`` where the table has one.
+    ``expired_at`` keeps rows whose ``expires_at`` is not; ``due_at`` keeps rows whose
+    ``next_attempt_at`` is not later. ``select`` returns rows in the order they were inserted, each
+    with its ``id`` where the table has one, the first ``limit`` of them when given.
     """
 
     def insert(self, row: Mapping[str, Any]) -> bool:
@@ -80,7 +112,14 @@ class Rows(Protocol):
         """Insert the row ``key`` identifies, or update ``values`` on it, atomically."""
         ...
 
-    def select(self, where: Mapping[str, Any], *, live_at: float | None = None) -> list[Row]: ...
+    def select(
+        self,
+        where: Mapping[str, Any],
+        *,
+        live_at: float | None = None,
+        due_at: float | None = None,
+        limit: int | None = None,
+    ) -> list[Row]: ...
     def update(
         self, where: Mapping[str, Any], values: Mapping[str, Any], *, expired_at: float | None = None
     ) -> int: ...
@@ -412,6 +451,187 @@ class RecordStore:
         rows = list(reversed(self._rows("launch_contexts").select({"local_user_id": local_user_id})))
         return sorted((self._launch_context(r) for r in rows), key=lambda c: -c.updated_at)
 
+    # grade outbox ----------------------------------------------------------------------------
+    #: Conditional updates lost to other writers before a write gives up (each loss means the row
+    #: changed in between: a handful of concurrent writers of one row at most).
+    OUTBOX_WRITE_TRIES = 20
+
+    def get_outbox_entry(self, key: OutboxKey) -> OutboxEntry | None:
+        found = self._rows("grade_outbox").select({"key_digest": key.digest})
+        return _outbox_entry(found[0]) if found else None
+
+    def _write_outbox(self, read: OutboxEntry, written: OutboxEntry) -> bool:
+        """Write ``written`` over the row if it is still as ``read``: False if someone changed it since."""
+        values = {c: v for c, v in _outbox_row(written).items() if c != "key_digest"}
+        return self._rows("grade_outbox").update(_as_read(read), values) == 1
+
+    def _change_outbox(
+        self, key: OutboxKey, change: Callable[[OutboxEntry], OutboxEntry]
+    ) -> tuple[OutboxEntry, OutboxEntry] | None:
+        """Apply ``change`` to the key's row with conditional updates, re-reading it after each
+        lost race: (the row as read, as written), or None if there is no row. ``change`` raises
+        ``OutboxError`` to leave the row alone."""
+        for _ in range(self.OUTBOX_WRITE_TRIES):
+            current = self.get_outbox_entry(key)
+            if current is None:
+                return None
+            changed = change(current)
+            if changed is current or self._write_outbox(current, changed):
+                return current, changed
+        raise RuntimeError(
+            f"the outbox entry {key.digest} kept changing: gave up after {self.OUTBOX_WRITE_TRIES} tries"
+        )
+
+    def enqueue_score(
+        self, key: OutboxKey, kind: ServiceKind, score: Score, score_timestamp: float, now: float
+    ) -> OutboxEntry:
+        incoming = OutboxEntry.new(key, kind, score, score_timestamp, now)
+        for _ in range(self.OUTBOX_WRITE_TRIES):
+            if self._rows("grade_outbox").insert(_outbox_row(incoming)):
+                return incoming
+            changed = self._change_outbox(key, lambda current: outbox.enqueue(current, incoming, now))
+            if changed is not None:
+                return changed[1]
+            # The row that refused the insert was deleted in between: insert again.
+        raise RuntimeError(
+            f"the outbox entry {key.digest} kept changing: gave up after {self.OUTBOX_WRITE_TRIES} tries"
+        )
+
+    def claim_due(self, now: float, limit: int, worker: str, lease: float) -> list[OutboxEntry]:
+        if limit <= 0:
+            return []
+        table = self._rows("grade_outbox")
+        claimed: list[OutboxEntry] = []
+        claim = outbox.Claim(worker, lease)
+        for state in (OutboxState.IN_FLIGHT, OutboxState.RETRYING, OutboxState.PENDING):
+            # More candidates than wanted: a racing worker may win some of them first.
+            candidates = table.select({"state": state.value}, due_at=now, limit=2 * (limit - len(claimed)) + 4)
+            for row in candidates:
+                entry = _outbox_entry(row)
+                try:
+                    taken = outbox.transition(entry, claim, now, outbox.NO_DRAW)
+                except outbox.OutboxError:
+                    continue
+                if self._write_outbox(entry, taken):  # else another worker, or a new score, came first
+                    claimed.append(taken)
+                    if len(claimed) == limit:
+                        return claimed
+        return claimed
+
+    def _settle(self, key: OutboxKey, event: outbox.Event, now: float, rng: Rng) -> OutboxEntry | None:
+        def change(current: OutboxEntry) -> OutboxEntry:
+            return outbox.transition(current, event, now, rng)
+
+        try:
+            changed = self._change_outbox(key, change)
+        except outbox.OutboxError:
+            return None
+        return None if changed is None else changed[1]
+
+    def complete(self, key: OutboxKey, version: int, now: float, status: int = 200) -> bool:
+        return self._settle(key, outbox.Delivered(version, status), now, outbox.NO_DRAW) is not None
+
+    def fail(
+        self,
+        key: OutboxKey,
+        version: int,
+        now: float,
+        *,
+        retryable: bool,
+        status: int = 0,
+        error: str = "",
+        rng: Rng,
+    ) -> OutboxEntry | None:
+        event: outbox.Event = (
+            outbox.RetryableFailure(version, status, error)
+            if retryable
+            else outbox.PermanentFailure(version, status, error)
+        )
+        return self._settle(key, event, now, rng)
+
+    def retry_now(self, key: OutboxKey, now: float) -> bool:
+        return self._settle(key, outbox.RetryNow(), now, outbox.NO_DRAW) is not None
+
+    def list_outbox(self, state: OutboxState | None = None) -> list[OutboxEntry]:
+        rows = self._rows("grade_outbox").select({"state": state.value} if state is not None else {})
+        return [_outbox_entry(row) for row in rows]
+
+    def outbox_counts(self) -> dict[OutboxState, int]:
+        counts = dict.fromkeys(OutboxState, 0)
+        for entry in self.list_outbox():
+            counts[entry.state] += 1
+        return counts
+
+
+def _outbox_row(entry: OutboxEntry) -> Row:
+    return {
+        "key_digest": entry.key.digest,
+        "platform": entry.key.platform,
+        "platform_user_id": entry.key.platform_user_id,
+        "target": entry.key.target,
+        "kind": entry.kind.value,
+        "score_given": entry.score.given,
+        "score_maximum": entry.score.maximum,
+        "activity_progress": entry.score.activity_progress,
+        "grading_progress": entry.score.grading_progress,
+        "comment": entry.score.comment,
+        "score_timestamp": entry.score_timestamp,
+        "state": entry.state.value,
+        "version": entry.version,
+        "attempts": entry.attempts,
+        "next_attempt_at": entry.next_attempt_at,
+        "last_status": entry.last_status,
+        "last_error": entry.last_error,
+        "claimed_by": entry.claimed_by,
+        "claim_expires_at": entry.claim_expires_at,
+        "delivered_at": entry.delivered_at,
+        "updated_at": entry.updated_at,
+    }
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _outbox_entry(row: Row) -> OutboxEntry:
+    return OutboxEntry(
+        key=OutboxKey(row["platform"], row["platform_user_id"], row["target"]),
+        kind=ServiceKind(row["kind"]),
+        score=Score(
+            _optional_float(row["score_given"]),
+            _optional_float(row["score_maximum"]),
+            row["activity_progress"],
+            row["grading_progress"],
+            row["comment"],
+        ),
+        score_timestamp=float(row["score_timestamp"]),
+        state=OutboxState(row["state"]),
+        version=int(row["version"]),
+        attempts=int(row["attempts"]),
+        next_attempt_at=float(row["next_attempt_at"]),
+        last_status=int(row["last_status"]),
+        last_error=row["last_error"],
+        claimed_by=row["claimed_by"],
+        claim_expires_at=float(row["claim_expires_at"]),
+        delivered_at=float(row["delivered_at"]),
+        updated_at=float(row["updated_at"]),
+    )
+
+
+def _as_read(entry: OutboxEntry) -> dict[str, Any]:
+    """The columns a conditional update matches: the row as it was read, if no one changed it since.
+
+    (state, version, attempts) never repeats in a row's life: ``version`` only grows, ``attempts``
+    grows with each claim of a version, and a state is only ever left for another (or, in flight,
+    for a new claim, which counts an attempt).
+    """
+    return {
+        "key_digest": entry.key.digest,
+        "state": entry.state.value,
+        "version": entry.version,
+        "attempts": entry.attempts,
+    }
+
 
 class _MemoryRows:
     """A table in a dict by unique key (insertion ordered, as row ids), under the tables' lock."""
@@ -423,7 +643,11 @@ class _MemoryRows:
         self._next_id = 1
 
     def _find(
-        self, where: Mapping[str, Any], live_at: float | None = None, expired_at: float | None = None
+        self,
+        where: Mapping[str, Any],
+        live_at: float | None = None,
+        expired_at: float | None = None,
+        due_at: float | None = None,
     ) -> list[Row]:
         if where.keys() == self._key_set:  # the unique key: no scan (every launch asks by key)
             found = self._rows.get(tuple([where[k] for k in self._key]))
@@ -434,6 +658,8 @@ class _MemoryRows:
             candidates = [r for r in candidates if r["expires_at"] > live_at]
         if expired_at is not None:
             candidates = [r for r in candidates if r["expires_at"] <= expired_at]
+        if due_at is not None:
+            candidates = [r for r in candidates if r["next_attempt_at"] <= due_at]
         return candidates
 
     def insert(self, row: Mapping[str, Any]) -> bool:
@@ -450,9 +676,17 @@ class _MemoryRows:
             if not self.update(key, values):
                 self.insert({**key, **values})
 
-    def select(self, where: Mapping[str, Any], *, live_at: float | None = None) -> list[Row]:
+    def select(
+        self,
+        where: Mapping[str, Any],
+        *,
+        live_at: float | None = None,
+        due_at: float | None = None,
+        limit: int | None = None,
+    ) -> list[Row]:
         with self._lock:
-            return [dict(row) for row in self._find(where, live_at)]
+            found = self._find(where, live_at, due_at=due_at)
+            return [dict(row) for row in (found if limit is None else found[:limit])]
 
     def update(self, where: Mapping[str, Any], values: Mapping[str, Any], *, expired_at: float | None = None) -> int:
         with self._lock:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Protocol
 
+from lti_core.outbox import OutboxEntry, OutboxKey, OutboxState, Rng, Score, ServiceKind
 from lti_core.types import Consumer, LaunchContext, OidcState, Registration, ToolKey, UserLink
 
 
@@ -107,6 +108,60 @@ class LaunchContextStore(Protocol):
         ...
 
 
+class OutboxStore(Protocol):
+    """The durable grade outbox (``lti_core.outbox``): one row per (platform, platform user, target).
+
+    Every write is a conditional update of the row as it was read, so concurrent workers and
+    enqueuers never overwrite each other's changes; ``claim_due`` never gives a row to two workers.
+    """
+
+    def enqueue_score(
+        self, key: OutboxKey, kind: ServiceKind, score: Score, score_timestamp: float, now: float
+    ) -> OutboxEntry:
+        """Merge the score into the key's row (``lti_core.outbox.enqueue``: the latest score wins, an
+        older one is ignored); the row as it now stands."""
+        ...
+
+    def claim_due(self, now: float, limit: int, worker: str, lease: float) -> list[OutboxEntry]:
+        """Claim up to ``limit`` due entries (pending; retrying past their backoff; in flight past
+        their lease) for ``worker``, for ``lease`` seconds: the claimed entries, IN_FLIGHT."""
+        ...
+
+    def complete(self, key: OutboxKey, version: int, now: float, status: int = 200) -> bool:
+        """Record the delivery of ``version``: True if the entry is now DELIVERED; False (the entry
+        unchanged) if a newer score replaced that version meanwhile, or the entry is not in flight."""
+        ...
+
+    def fail(
+        self,
+        key: OutboxKey,
+        version: int,
+        now: float,
+        *,
+        retryable: bool,
+        status: int = 0,
+        error: str = "",
+        rng: Rng,
+    ) -> OutboxEntry | None:
+        """Record a failed delivery of ``version``: RETRYING after a backoff, or FAILED when not
+        ``retryable``. The entry as it now stands; None if there is none or the failure is stale (a
+        newer score replaced that version, or the entry is not in flight)."""
+        ...
+
+    def retry_now(self, key: OutboxKey, now: float) -> bool:
+        """An admin's "retry now": a FAILED or RETRYING entry back to PENDING. False if none was."""
+        ...
+
+    def get_outbox_entry(self, key: OutboxKey) -> OutboxEntry | None: ...
+    def list_outbox(self, state: OutboxState | None = None) -> list[OutboxEntry]:
+        """Every entry (in ``state`` only, when given), oldest row first (for the admins' lists)."""
+        ...
+
+    def outbox_counts(self) -> dict[OutboxState, int]:
+        """How many entries are in each state (every state, 0 included)."""
+        ...
+
+
 class Lti11Store(ConsumerStore, NonceStore, Protocol):
     """What LTI 1.1 verification needs."""
 
@@ -123,6 +178,7 @@ class Store(
     ToolKeyStore,
     UserLinkStore,
     LaunchContextStore,
+    OutboxStore,
     Protocol,
 ):
     """Everything a host's store provides."""

@@ -30,6 +30,7 @@ from urllib.request import urlopen
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from lti_peer import DELETE, apply_overrides, tokens
+from lti_peer.ags import gradebook, is_gradebook_path
 from lti_peer.claims import (
     CLAIM_ALIASES,
     CLAIM_DEPLOYMENT_ID,
@@ -44,6 +45,7 @@ from lti_peer.claims import (
 )
 from lti_peer.forms import autosubmit_form, parse_autosubmit_form
 from lti_peer.keys import attacker_key, new_kid, pool_key, public_jwk, public_pem
+from lti_peer.outcomes import OUTCOME_SERVICE_PATH, OutcomeService
 from lti_peer.registration import CONFIGURATION_PATH, REGISTRATION_PATH, DynamicRegistrar
 from lti_peer.token import token_endpoint
 from lti_peer.tokens import b64url
@@ -111,6 +113,8 @@ class PlatformPeer:
         self.rotate_key(keep_old=False)
         #: LTI Dynamic Registration, Moodle's way (``lti_peer.registration``).
         self.registrar = DynamicRegistrar(self)
+        #: LTI 1.1 Basic Outcomes, Moodle's mod/lti/service.php (``lti_peer.outcomes``).
+        self.outcomes = OutcomeService(self)
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -524,7 +528,31 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length).decode("utf-8") if length else ""
         return dict(parse_qsl(raw, keep_blank_values=True))
 
+    def _gradebook(self, method: str) -> bool:
+        """An AGS request (``lti_peer.ags``): answered (or left unanswered) here, True; else False."""
+        if not is_gradebook_path(urlsplit(self.path).path):
+            return False
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        answer = gradebook(self.peer).handle(method, self.path, self.headers, body)
+        if answer is None:
+            self.close_connection = True  # stopped answering: drop the connection without a response
+        else:
+            status, content_type, data, headers = answer
+            self._send(status, data, content_type, headers)
+        return True
+
+    def do_PUT(self) -> None:  # noqa: N802 - stdlib naming
+        if not self._gradebook("PUT"):
+            self._send(404, "not found", "text/plain")
+
+    def do_DELETE(self) -> None:  # noqa: N802 - stdlib naming
+        if not self._gradebook("DELETE"):
+            self._send(404, "not found", "text/plain")
+
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        if self._gradebook("GET"):
+            return
         parts = urlsplit(self.path)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         if parts.path == "/jwks":
@@ -549,11 +577,18 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(document), "application/json; charset=utf-8")
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+        if self._gradebook("POST"):
+            return
         parts = urlsplit(self.path)
         if parts.path == REGISTRATION_PATH:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             self._json(*self.peer.registrar.handle_registration(self.headers, body))
+            return
+        if parts.path == OUTCOME_SERVICE_PATH:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            self._send(*self.peer.outcomes.handle(self.path, dict(self.headers.items()), raw))
             return
         params = self._form_params()
         if parts.path == "/auth":

@@ -167,3 +167,36 @@ class LtiContentEnrollment(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "content_id"], name="lti_enrollment_unique")]
+
+
+class LtiGradeOutbox(models.Model):
+    """The durable grade outbox (lti_core.outbox): one row per (platform, platform user, target).
+
+    Keyed by ``key_digest``, sha256 of the three (``OutboxKey.digest``): a target (a line item URL,
+    or an outcome service URL and a sourcedid) has no length limit and would pass MySQL's index
+    limit. Times are epoch seconds; workers claim due rows by (state, next_attempt_at)."""
+
+    key_digest = ExactCharField(max_length=64, unique=True)
+    platform = ExactCharField(max_length=255)
+    platform_user_id = ExactCharField(max_length=255)
+    target = models.TextField()
+    kind = models.CharField(max_length=16)  # lti_core.outbox.ServiceKind
+    score_given = models.FloatField(null=True)
+    score_maximum = models.FloatField(null=True)
+    activity_progress = models.CharField(max_length=32)
+    grading_progress = models.CharField(max_length=32)
+    comment = models.TextField(blank=True, default="")
+    score_timestamp = models.FloatField()
+    state = models.CharField(max_length=16)  # lti_core.outbox.OutboxState
+    version = models.IntegerField()
+    attempts = models.IntegerField(default=0)
+    next_attempt_at = models.FloatField()
+    last_status = models.IntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    claimed_by = models.CharField(max_length=255, blank=True, default="")
+    claim_expires_at = models.FloatField(default=0.0)
+    delivered_at = models.FloatField(default=0.0)
+    updated_at = models.FloatField()
+
+    class Meta:
+        indexes = [models.Index(fields=["state", "next_attempt_at"], name="lti_grade_outbox_due")]

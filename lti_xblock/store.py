@@ -24,6 +24,7 @@ MODELS: dict[str, type[models.Model]] = {
     "tool_keys": m.LtiToolKey,
     "user_links": m.LtiUserLink,
     "launch_contexts": m.LtiLaunchContext,
+    "grade_outbox": m.LtiGradeOutbox,
 }
 # The local user is a foreign key to Django's users here.
 _COLUMN = {"local_user_id": "user_id"}
@@ -41,13 +42,19 @@ class ModelRows:
         self._model, self._using = model, using
 
     def _query(
-        self, where: Mapping[str, Any], live_at: float | None = None, expired_at: float | None = None
+        self,
+        where: Mapping[str, Any],
+        live_at: float | None = None,
+        expired_at: float | None = None,
+        due_at: float | None = None,
     ) -> models.QuerySet[Any]:
         query = self._model._default_manager.using(self._using).filter(**_to_db(where))
         if live_at is not None:
             query = query.filter(expires_at__gt=live_at)
         if expired_at is not None:
             query = query.filter(expires_at__lte=expired_at)
+        if due_at is not None:
+            query = query.filter(next_attempt_at__lte=due_at)
         return query
 
     def insert(self, row: Mapping[str, Any]) -> bool:
@@ -63,8 +70,17 @@ class ModelRows:
         if not self.insert({**key, **values}):
             self._query(key).update(**_to_db(values))
 
-    def select(self, where: Mapping[str, Any], *, live_at: float | None = None) -> list[Row]:
-        rows = self._query(where, live_at).order_by("pk").values()
+    def select(
+        self,
+        where: Mapping[str, Any],
+        *,
+        live_at: float | None = None,
+        due_at: float | None = None,
+        limit: int | None = None,
+    ) -> list[Row]:
+        rows = self._query(where, live_at, due_at=due_at).order_by("pk").values()
+        if limit is not None:
+            rows = rows[:limit]
         return [{_FIELD.get(name, name): value for name, value in row.items()} for row in rows]
 
     def update(self, where: Mapping[str, Any], values: Mapping[str, Any], *, expired_at: float | None = None) -> int:

@@ -36,6 +36,7 @@ STORE_TABLES = {
     "lti_publish_tool_keys",
     "lti_publish_user_links",
     "lti_publish_launch_contexts",
+    "lti_publish_grade_outbox",
 }
 BIN = Path(sys.executable).parent
 REGISTRATION = Registration(

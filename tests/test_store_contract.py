@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import random
 import threading
 import time
 import uuid
@@ -21,6 +22,7 @@ from sqlalchemy.pool import NullPool
 from jupyter_lti.store import SqlAlchemyStore
 from lti_core.lti13.tool_keys import generate_tool_key
 from lti_core.memory import MemoryStore
+from lti_core.outbox import OutboxEntry, OutboxKey, OutboxState, Score, ServiceKind, lti11_target
 from lti_core.records import TABLES
 from lti_core.store import Store
 from lti_core.types import (
@@ -604,3 +606,164 @@ def test_hub_tables_have_the_core_schema(name: str) -> None:
     unique = [tuple(c.name for c in constraint.columns) for constraint in table.constraints if constraint.columns]
     unique += [(c.name,) for c in table.columns if c.unique]
     assert TABLES[name].key in unique  # a unique constraint or the primary key
+
+
+# The grade outbox (lti_core.outbox) --------------------------------------------------------------
+OUTBOX_NOW = 1_760_000_000.0
+LONG_LINEITEM = "https://moodle.example/mod/lti/services.php/2/lineitems/5/lineitem?type_id=1&" + "x" * 3000
+
+
+def outbox_key(user: str = "2", target: str = LONG_LINEITEM) -> OutboxKey:
+    return OutboxKey("https://moodle.example", user, target)
+
+
+def _in_thread(sut: StoreUnderTest, work: Callable[[], None]) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            work()
+        finally:
+            if sut.django:
+                from django.db import connections
+
+                connections.close_all()
+
+    return run
+
+
+def test_outbox_enqueue_merges_the_latest_score(sut: StoreUnderTest) -> None:
+    store, now = sut.store, OUTBOX_NOW
+    key = outbox_key()
+    assert store.get_outbox_entry(key) is None and store.list_outbox() == []
+    first = store.enqueue_score(key, ServiceKind.AGS, Score(7.0, 10.0, comment="ünïcode 🙂"), now - 100, now)
+    assert (first.state, first.version, first.next_attempt_at) == (OutboxState.PENDING, 1, now)
+    assert store.get_outbox_entry(key) == first
+    # An older score is ignored; the same one again changes nothing.
+    assert store.enqueue_score(key, ServiceKind.AGS, Score(1.0, 10.0), now - 200, now + 1) == first
+    assert (
+        store.enqueue_score(key, ServiceKind.AGS, Score(7.0, 10.0, comment="ünïcode 🙂"), now - 100, now + 1) == first
+    )
+    newer = store.enqueue_score(key, ServiceKind.AGS, Score(None, None, "Started", "NotReady"), now - 10, now + 2)
+    assert (newer.version, newer.score, newer.score_timestamp) == (
+        2,
+        Score(None, None, "Started", "NotReady"),
+        now - 10,
+    )
+    assert store.get_outbox_entry(key) == newer
+    # Other users, targets and look-alikes are other rows; the key's values are kept in full.
+    lti11 = outbox_key(target=lti11_target("https://moodle.example/mod/lti/service.php", '{"data":"5"}'))
+    store.enqueue_score(lti11, ServiceKind.LTI11_OUTCOME, Score(0.5, 1.0), now, now)
+    store.enqueue_score(outbox_key("2 "), ServiceKind.AGS, Score(1.0, 10.0), now, now)
+    listed = store.list_outbox()
+    assert [e.key for e in listed] == [key, lti11, outbox_key("2 ")]
+    assert listed[1].kind is ServiceKind.LTI11_OUTCOME and listed[0].key.target == LONG_LINEITEM
+    assert store.outbox_counts() == {**dict.fromkeys(OutboxState, 0), OutboxState.PENDING: 3}
+
+
+def test_outbox_claim_complete_and_stale_versions(sut: StoreUnderTest) -> None:
+    store, now = sut.store, OUTBOX_NOW
+    key, other = outbox_key("2"), outbox_key("3")
+    store.enqueue_score(key, ServiceKind.AGS, Score(7.0, 10.0), now - 100, now)
+    store.enqueue_score(other, ServiceKind.AGS, Score(5.0, 10.0), now - 100, now)
+    claimed = store.claim_due(now + 1, 10, "w1", 60.0)
+    assert [(e.key, e.state, e.claimed_by, e.attempts) for e in claimed] == [
+        (key, OutboxState.IN_FLIGHT, "w1", 1),
+        (other, OutboxState.IN_FLIGHT, "w1", 1),
+    ]
+    assert claimed[0].claim_expires_at == now + 61
+    assert store.claim_due(now + 2, 10, "w2", 60.0) == []  # leases held
+    assert store.get_outbox_entry(key) == claimed[0]
+    # A newer score arrives while the old one is in flight: the old delivery does not settle it.
+    newer = store.enqueue_score(key, ServiceKind.AGS, Score(9.0, 10.0), now - 5, now + 3)
+    assert (newer.state, newer.version) == (OutboxState.PENDING, 2)
+    assert store.complete(key, claimed[0].version, now + 4) is False
+    assert store.fail(key, claimed[0].version, now + 4, retryable=True, rng=random.Random(1)) is None
+    assert store.get_outbox_entry(key) == newer
+    assert store.complete(other, claimed[1].version, now + 4, 204) is True
+    done = store.get_outbox_entry(other)
+    assert done is not None and (done.state, done.delivered_at, done.last_status) == (
+        OutboxState.DELIVERED,
+        now + 4,
+        204,
+    )
+    assert store.complete(other, claimed[1].version, now + 5) is False  # twice: harmless, unchanged
+    again = store.claim_due(now + 5, 10, "w2", 60.0)
+    assert [(e.key, e.version, e.claimed_by) for e in again] == [(key, 2, "w2")]
+    assert store.complete(key, 2, now + 6) is True
+    assert store.outbox_counts()[OutboxState.DELIVERED] == 2
+    assert store.complete(outbox_key("nobody"), 1, now) is False
+
+
+def test_outbox_failures_and_retry_now(sut: StoreUnderTest) -> None:
+    store, now = sut.store, OUTBOX_NOW
+    key, other = outbox_key("2"), outbox_key("3")
+    store.enqueue_score(key, ServiceKind.AGS, Score(7.0, 10.0), now, now)
+    store.enqueue_score(other, ServiceKind.AGS, Score(5.0, 10.0), now, now)
+    first, second = store.claim_due(now, 2, "w1", 60.0)
+    retrying = store.fail(key, first.version, now + 1, retryable=True, status=503, error="busy", rng=random.Random(3))
+    assert retrying is not None and retrying.state is OutboxState.RETRYING
+    assert now + 1 <= retrying.next_attempt_at < now + 1 + 30 and retrying.last_status == 503
+    token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIyIn0.c2ln"
+    failed = store.fail(
+        other, second.version, now + 1, retryable=False, status=400, error=f"bad score {token}", rng=random.Random(3)
+    )
+    assert failed is not None and (failed.state, failed.last_status) == (OutboxState.FAILED, 400)
+    assert failed.last_error.startswith("bad score") and token not in failed.last_error
+    assert store.get_outbox_entry(other) == failed
+    assert store.list_outbox(OutboxState.FAILED) == [failed]
+    # Not due before its backoff ends; FAILED never by itself.
+    assert store.claim_due(retrying.next_attempt_at - 0.5, 10, "w2", 60.0) == []
+    assert [e.key for e in store.claim_due(retrying.next_attempt_at, 10, "w2", 60.0)] == [key]
+    # Much later: the retried entry's lease expired, it is claimed again; the FAILED one is not.
+    assert [(e.key, e.claimed_by, e.attempts) for e in store.claim_due(now + 10_000, 10, "w3", 60.0)] == [
+        (key, "w3", 3)
+    ]
+    assert store.get_outbox_entry(other) == failed
+    assert store.retry_now(other, now + 2) is True
+    assert store.retry_now(other, now + 2) is False  # pending already
+    assert store.retry_now(outbox_key("nobody"), now) is False
+    pending = store.get_outbox_entry(other)
+    assert pending is not None and (pending.state, pending.last_status) == (OutboxState.PENDING, 400)
+    assert [e.key for e in store.claim_due(now + 3, 10, "w4", 60.0)] == [other]
+
+
+def test_outbox_expired_leases_are_claimed_again(sut: StoreUnderTest) -> None:
+    store, now = sut.store, OUTBOX_NOW
+    key = outbox_key()
+    store.enqueue_score(key, ServiceKind.AGS, Score(7.0, 10.0), now, now)
+    (claimed,) = store.claim_due(now, 5, "killed-worker", 30.0)
+    assert store.claim_due(now + 29.5, 5, "w2", 30.0) == []
+    (reclaimed,) = store.claim_due(now + 30, 5, "w2", 30.0)
+    assert (reclaimed.claimed_by, reclaimed.attempts, reclaimed.version) == ("w2", 2, claimed.version)
+    assert store.complete(key, reclaimed.version, now + 31) is True
+
+
+def test_outbox_claims_respect_the_limit_and_racing_workers_get_disjoint_rows(sut: StoreUnderTest) -> None:
+    store, now = sut.store, OUTBOX_NOW
+    keys = [outbox_key(str(n), f"https://moodle.example/lineitems/{n}") for n in range(12)]
+    for key in keys:
+        store.enqueue_score(key, ServiceKind.AGS, Score(1.0, 1.0), now, now)
+    assert len(store.claim_due(now, 0, "w0", 60.0)) == 0
+    claims: dict[str, list[OutboxEntry]] = {}
+    barrier = threading.Barrier(4)
+
+    def worker(name: str) -> Callable[[], None]:
+        def claim() -> None:
+            barrier.wait()
+            claims[name] = store.claim_due(now, 5, name, 60.0)
+
+        return _in_thread(sut, claim)
+
+    threads = [threading.Thread(target=worker(f"w{n}")) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    claimed = [(e.key, name) for name, entries in claims.items() for e in entries]
+    assert all(len(entries) <= 5 for entries in claims.values())
+    assert len({key for key, _ in claimed}) == len(claimed)  # never one row for two workers
+    in_flight = {e.key: e.claimed_by for e in store.list_outbox(OutboxState.IN_FLIGHT)}
+    assert in_flight == dict(claimed)
+    # What no worker won is still there for the next one.
+    rest = store.claim_due(now, 20, "late", 60.0)
+    assert {e.key for e in rest} | set(in_flight) == set(keys)
+    assert store.outbox_counts()[OutboxState.IN_FLIGHT] == 12
