@@ -64,9 +64,16 @@ class OutboxError(LtiError):
 _LTI11_SEPARATOR = "\n"
 
 
-def ags_target(lineitem_url: str) -> str:
-    """The target of an AGS score: its line item's URL."""
-    return lineitem_url
+def ags_target(lineitem_url: str, client_id: str = "") -> str:
+    """The target of an AGS score: its line item's URL, and the client_id of the registration whose
+    token posts it (an issuer may register the tool more than once), after the same separator."""
+    return f"{lineitem_url}{_LTI11_SEPARATOR}{client_id}" if client_id else lineitem_url
+
+
+def split_ags_target(target: str) -> tuple[str, str]:
+    """``ags_target``'s (line item URL, client_id; "" when it names none)."""
+    url, _, client_id = target.partition(_LTI11_SEPARATOR)
+    return url, client_id
 
 
 def lti11_target(outcome_service_url: str, sourcedid: str) -> str:

@@ -649,9 +649,9 @@ class _MemoryRows:
         expired_at: float | None = None,
         due_at: float | None = None,
     ) -> list[Row]:
-        if where.keys() == self._key_set:  # the unique key: no scan (every launch asks by key)
+        if self._key_set <= where.keys():  # the unique key, maybe with conditions: no scan
             found = self._rows.get(tuple([where[k] for k in self._key]))
-            candidates = [found] if found is not None else []
+            candidates = [found] if found is not None and all(found.get(c) == v for c, v in where.items()) else []
         else:
             candidates = [r for r in self._rows.values() if all(r.get(c) == v for c, v in where.items())]
         if live_at is not None:
