@@ -20,12 +20,10 @@ HTTP server does not share this process's GIL. Measured here, in the same run ag
 from __future__ import annotations
 
 import http.client
-import json
 import multiprocessing
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,6 +33,7 @@ from lti_core.lti13.tool_keys import ToolKeySet
 from lti_core.memory import MemoryStore
 from lti_core.outbox import OutboxState
 from lti_core.types import AgsEndpoint, Deployment, LaunchContext, LaunchServices, Registration
+from lti_peer.tool_jwks import serve_tool_jwks
 from lti_xblock.http import UrllibTransport
 
 DELAY_MS = 20
@@ -100,24 +99,6 @@ class KeepAlive(SyncDriver):
         raise AssertionError("unreachable")
 
 
-def jwks_server(keys: ToolKeySet) -> tuple[ThreadingHTTPServer, str]:
-    class Jwks(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            data = json.dumps(keys.jwks()).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/jwks"
-
-
 def run_worker(
     registration: Registration, keys: ToolKeySet, lineitem: str, n: int, concurrency: int, transport: Any
 ) -> float:
@@ -181,7 +162,12 @@ def main() -> None:
     concurrency = int(sys.argv[2]) if len(sys.argv) > 2 else 32
     keys = ToolKeySet(MemoryStore())
     keys.ensure_key()
-    server, jwks_url = jwks_server(keys)
+    with serve_tool_jwks(keys.jwks) as jwks_url:
+        rows = measure(keys, jwks_url, n, concurrency)
+    report(rows, n)
+
+
+def measure(keys: ToolKeySet, jwks_url: str, n: int, concurrency: int) -> list[tuple[str, int, float, bool, int]]:
     parent, child = multiprocessing.Pipe()
     process = multiprocessing.Process(target=_serve_peer, args=(child, jwks_url), daemon=True)
     process.start()
@@ -210,8 +196,10 @@ def main() -> None:
     rows.append(("pylti1p3 put_grade loop (requests.Session)", pylti_sample, elapsed, True, kept(item)))
     parent.send("stop")
     process.join(5)
-    server.shutdown()
+    return rows
 
+
+def report(rows: list[tuple[str, int, float, bool, int]], n: int) -> None:
     print(f"\n{n} scores, AGS peer adding {DELAY_MS} ms per request (peer in a child process)\n")
     print(f"{'implementation':<58} {'scores run':>10} {'seconds':>9} {'scores/s':>9} {'kept':>6} {'time for N':>11}")
     for name, count, seconds, _extrapolated, stored in rows:

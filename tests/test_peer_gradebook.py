@@ -8,10 +8,8 @@ are the core's builders, sent by ``lti_xblock.http.UrllibTransport``.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,6 +23,7 @@ from lti_core.memory import MemoryStore
 from lti_peer.ags import Gradebook, gradebook
 from lti_peer.platform import PlatformPeer
 from lti_peer.token import token_endpoint
+from lti_peer.tool_jwks import serve_tool_jwks
 from lti_xblock.http import UrllibTransport
 from tests.conftest import registration_of
 
@@ -38,23 +37,8 @@ def tool_keys() -> Iterator[tuple[ToolKeySet, str]]:
     keys = ToolKeySet(MemoryStore())
     keys.ensure_key()
 
-    class Jwks(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            data = json.dumps(keys.jwks()).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield keys, f"http://127.0.0.1:{server.server_address[1]}/jwks"
-    server.shutdown()
-    server.server_close()
+    with serve_tool_jwks(keys.jwks) as url:
+        yield keys, url
 
 
 @pytest.fixture
