@@ -29,14 +29,8 @@ from lti_core.lti13.binding import BrowserCheckRequired, BrowserEvidence
 from lti_publish_assets import TRANSLATIONS_DIR, page_html
 
 
-class LtiHandler(BaseHandler):  # type: ignore[misc]
-    """Base of the platform-facing endpoints."""
-
-    lti_launch: Any = None
-
-    def check_xsrf_cookie(self) -> None:
-        """LTI messages are cross-site form POSTs from the platform: no ``_xsrf`` can be in them."""
-        return None
+class LtiPages(BaseHandler):  # type: ignore[misc]
+    """lti_core's pages in the reader's language: for the platform-facing endpoints and the admin page."""
 
     def gettext(self, message: str) -> str:
         return translation(str(TRANSLATIONS_DIR), self.language).gettext(message)
@@ -52,6 +46,16 @@ class LtiHandler(BaseHandler):  # type: ignore[misc]
         for name, value in pages.HEADERS:
             self.set_header(name, value)
         self.finish(page_html(page, lang=self.language, translate=self.gettext))
+
+
+class LtiHandler(LtiPages):
+    """Base of the platform-facing endpoints."""
+
+    lti_launch: Any = None
+
+    def check_xsrf_cookie(self) -> None:
+        """LTI messages are cross-site form POSTs from the platform: no ``_xsrf`` can be in them."""
+        return None
 
     @property
     def login_url(self) -> str:

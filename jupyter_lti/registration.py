@@ -20,14 +20,13 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from jupyterhub.handlers import BaseHandler
 from tornado import web
 
-from jupyter_lti.handlers import LtiHandler
+from jupyter_lti.handlers import LtiHandler, LtiPages
 from jupyter_lti.http import TornadoTransport
 from lti_core import admin, pages
 from lti_core.errors import LtiError
-from lti_core.i18n import N_, preferred_language, translation
+from lti_core.i18n import N_
 from lti_core.registration import (
     build_configuration_request,
     build_registration_request,
@@ -39,7 +38,7 @@ from lti_core.registration import (
     set_registration_status,
 )
 from lti_core.types import Registration, RegistrationStatus
-from lti_publish_assets import TRANSLATIONS_DIR, page_html, static_text
+from lti_publish_assets import static_text
 
 
 class LTI13RegistrationHandler(LtiHandler):
@@ -141,16 +140,10 @@ def lti_versions(authenticator: Any) -> tuple[str, ...]:
     return tuple(getattr(authenticator, "lti_versions", ("1.3",)))
 
 
-class LTI13RegistrationsHandler(BaseHandler):  # type: ignore[misc]
+class LTI13RegistrationsHandler(LtiPages):
     """Hub admins approve or disable the platforms' registrations here, add and remove their
-    deployments, and turn LTI 1.1 consumers on and off: in the store, so without a restart."""
-
-    @property
-    def language(self) -> str:
-        return preferred_language(self.request.headers.get("Accept-Language", ""))
-
-    def gettext(self, message: str) -> str:
-        return translation(str(TRANSLATIONS_DIR), self.language).gettext(message)
+    deployments, and turn LTI 1.1 consumers on and off: in the store, so without a restart.
+    Its forms keep the hub's ``_xsrf`` check (``LtiPages``, unlike ``LtiHandler``, leaves it on)."""
 
     def require_admin(self) -> None:
         if not getattr(self.current_user, "admin", False):
@@ -247,12 +240,7 @@ class LTI13RegistrationsHandler(BaseHandler):  # type: ignore[misc]
         """The page's refusal: lti_core's page, with the reason code, in the admin's language."""
         self.log.info("LTI admin change refused: %s %s", error.reason, error.detail)
         login_url = self.authenticator.hub_url(self, "lti13", "oauth_login")
-        page = pages.refusal_page(error, login_url, pages.ADMIN)
-        self.set_status(page.status)
-        self.set_header("Content-Type", "text/html; charset=utf-8")
-        for name, value in pages.HEADERS:
-            self.set_header(name, value)
-        self.finish(page_html(page, lang=self.language, translate=self.gettext))
+        self.finish_page(pages.refusal_page(error, login_url, pages.ADMIN))
 
     # -- the page ------------------------------------------------------------------------------
 

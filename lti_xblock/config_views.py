@@ -13,34 +13,13 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from lti_core.admin import ToolUrls
 from lti_core.errors import InvalidRequest, NotFound
 from lti_core.i18n import N_
 from lti_core.tool_config import build_lti11_cartridge, build_lti13_tool_config
 from lti_xblock import compat
-from lti_xblock.launch_details import URL_PREFIX, launch_details, lti13_redirect_uri, lti13_registration_url
+from lti_xblock.launch_details import launch_details, tool_urls
 from lti_xblock.registration import TOOL_DESCRIPTION, TOOL_NAME
 from lti_xblock.views import base_url, lti_endpoint
-
-#: How the content's place in the URL patterns is shown to admins.
-CONTENT_PLACEHOLDER = "<content_id>"
-_SENTINEL = "CONTENTID"
-
-
-def tool_urls(base: str) -> ToolUrls:
-    """Every URL of the tool served at ``base``; ``<content_id>`` stands for each content's id."""
-    details = launch_details(base, _SENTINEL)
-    root = f"{base.rstrip('/')}/{URL_PREFIX}"
-    return ToolUrls(
-        lti11_tool_url=details.lti11_tool_url.replace(_SENTINEL, CONTENT_PLACEHOLDER),
-        lti13_target_link_uri=details.lti13_target_link_uri.replace(_SENTINEL, CONTENT_PLACEHOLDER),
-        lti13_login_url=details.lti13_login_url,
-        lti13_redirect_uri=lti13_redirect_uri(base),
-        lti13_jwks_url=details.lti13_jwks_url,
-        # What dynamic registration offers platforms for deep linking requests (the tool's root).
-        deep_linking_url=f"{root}/",
-        registration_url=lti13_registration_url(base),
-    )
 
 
 def content_title(content_id: str) -> str:

@@ -7,6 +7,8 @@ from urllib.parse import quote
 
 from django.conf import settings
 
+from lti_core.admin import ToolUrls
+
 URL_PREFIX = "lti_publish"
 
 
@@ -58,4 +60,25 @@ def launch_details(base_url: str, content_id: str) -> LaunchDetails:
         lti13_redirect_uri=lti13_redirect_uri(base_url),
         lti13_jwks_url=f"{root}/lti13/jwks",
         lti13_registration_url=lti13_registration_url(base_url),
+    )
+
+
+#: How the content's place in the URL patterns is shown to admins.
+CONTENT_PLACEHOLDER = "<content_id>"
+_SENTINEL = "CONTENTID"
+
+
+def tool_urls(base: str) -> ToolUrls:
+    """Every URL of the tool served at ``base``; ``<content_id>`` stands for each content's id."""
+    details = launch_details(base, _SENTINEL)
+    root = f"{base.rstrip('/')}/{URL_PREFIX}"
+    return ToolUrls(
+        lti11_tool_url=details.lti11_tool_url.replace(_SENTINEL, CONTENT_PLACEHOLDER),
+        lti13_target_link_uri=details.lti13_target_link_uri.replace(_SENTINEL, CONTENT_PLACEHOLDER),
+        lti13_login_url=details.lti13_login_url,
+        lti13_redirect_uri=details.lti13_redirect_uri,
+        lti13_jwks_url=details.lti13_jwks_url,
+        # What dynamic registration offers platforms for deep linking requests (the tool's root).
+        deep_linking_url=f"{root}/",
+        registration_url=details.lti13_registration_url,
     )

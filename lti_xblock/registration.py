@@ -23,7 +23,7 @@ from lti_core.registration import (
     save_dynamic_registration,
 )
 from lti_xblock.http import UrllibTransport
-from lti_xblock.launch_details import URL_PREFIX, approve_registrations, lti13_redirect_uri
+from lti_xblock.launch_details import approve_registrations, tool_urls
 from lti_xblock.views import base_url, lti_endpoint, page, store
 
 TOOL_NAME = "Open edX"
@@ -32,15 +32,15 @@ TOOL_DESCRIPTION = "Published Open edX content"
 
 def tool_description(base: str) -> ToolDescription:
     """This tool, as it registers itself with a platform: its URLs under ``base``."""
-    root = f"{base}/{URL_PREFIX}"
+    urls = tool_urls(base)
     return ToolDescription(
         name=TOOL_NAME,
         description=TOOL_DESCRIPTION,
-        initiate_login_uri=f"{root}/lti13/login",
-        redirect_uri=lti13_redirect_uri(base),
+        initiate_login_uri=urls.lti13_login_url,
+        redirect_uri=urls.lti13_redirect_uri,
         # Each activity names its content's URL; the registration's own is the tool's root.
-        target_link_uri=f"{root}/",
-        jwks_uri=f"{root}/lti13/jwks",
+        target_link_uri=urls.deep_linking_url,
+        jwks_uri=urls.lti13_jwks_url,
     )
 
 

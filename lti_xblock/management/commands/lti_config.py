@@ -29,7 +29,8 @@ class Command(AdminCommand):
         what.add_argument("--cartridge", default="", metavar="CONTENT_ID", help="The LTI 1.1 cartridge of one content")
 
     def run(self, **options: Any) -> None:
-        from lti_xblock.config_views import canvas_config, cartridge, tool_urls
+        from lti_xblock.config_views import canvas_config, cartridge
+        from lti_xblock.launch_details import tool_urls
 
         configured = getattr(settings, "LTI_PUBLISH", {}).get("TOOL_BASE_URLS") or []
         given = options["base_url"] or (configured[0] if configured else "")
