@@ -534,7 +534,7 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
         commit()
         if not plan.linked:
             model["name"] = AccountLinker(self.store).link(launch, model["name"]).local_user_id
-        self.store.save_launch_context(launch_context(launch, model["name"], time.time()))
+        self.store.save_launch_context(launch_context(launch, model["name"], time.time(), launch.target_link_uri))
 
     async def admit(self, handler: Any, launch: Launch) -> tuple[dict[str, Any], NamePlan]:
         """The auth model of a verified launch (and what the links said), or the ``user_not_allowed`` refusal.

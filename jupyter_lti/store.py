@@ -252,8 +252,12 @@ launch_contexts = _table(
     Column("message_type", String(255), nullable=False),
     Column("services", JsonText, nullable=False),
     Column("updated_at", Double, nullable=False),
+    # The launch's target_link_uri (the notebook or assignment it opens); added by 0008.
+    Column("content_id", ExactString(255), nullable=False, default="", server_default=""),
+    Column("resource_link_title", String(255), nullable=False, default="", server_default=""),
     UniqueConstraint("platform", "platform_user_id", "resource_link_id", name="lti_publish_launch_contexts_launch_key"),
     Index(None, "local_user_id"),
+    Index(None, "content_id"),
 )
 
 # The durable grade outbox (lti_core.outbox): one row per (platform, platform user, target), keyed by

@@ -446,9 +446,12 @@ class RecordStore:
         found = self._rows("launch_contexts").select(key)
         return self._launch_context(found[0]) if found else None
 
-    def find_launch_contexts(self, local_user_id: str) -> list[LaunchContext]:
+    def find_launch_contexts(self, local_user_id: str = "", *, content_id: str = "") -> list[LaunchContext]:
+        where = {name: value for name, value in (("local_user_id", local_user_id), ("content_id", content_id)) if value}
+        if not where:
+            raise ValueError("find_launch_contexts needs a local user, a content or both")
         # Newest first; among equal times, the row inserted last first.
-        rows = list(reversed(self._rows("launch_contexts").select({"local_user_id": local_user_id})))
+        rows = list(reversed(self._rows("launch_contexts").select(where)))
         return sorted((self._launch_context(r) for r in rows), key=lambda c: -c.updated_at)
 
     # grade outbox ----------------------------------------------------------------------------

@@ -103,8 +103,9 @@ class LaunchContextStore(Protocol):
         self, platform: str, platform_user_id: str, resource_link_id: str
     ) -> LaunchContext | None: ...
 
-    def find_launch_contexts(self, local_user_id: str) -> list[LaunchContext]:
-        """The contexts of a local user's launches, the most recently updated first."""
+    def find_launch_contexts(self, local_user_id: str = "", *, content_id: str = "") -> list[LaunchContext]:
+        """The contexts of a local user's launches, or of the launches into a content, or both
+        (the non-empty filters hold together), the most recently updated first."""
         ...
 
 

@@ -264,7 +264,9 @@ class LaunchContext:
     """What a launch said about one user in one resource link, kept for the jobs that run later
     without a browser (grade passback, roster sync): the latest launch of (platform,
     platform_user_id, resource_link_id) wins. ``local_user_id`` is the host's user it signed in as;
-    ``updated_at`` is when (epoch seconds)."""
+    ``content_id`` the host's content the link opens (an XBlock usage id; on the hub, the launch's
+    target_link_uri), so a score given for that content finds the links it goes to; ``updated_at``
+    is when (epoch seconds)."""
 
     platform: str
     platform_user_id: str
@@ -279,10 +281,13 @@ class LaunchContext:
     message_type: str = "LtiResourceLinkRequest"
     services: LaunchServices = LaunchServices()
     updated_at: float = 0.0
+    content_id: str = ""
+    resource_link_title: str = ""
 
 
-def launch_context(launch: Launch, local_user_id: str, now: float) -> LaunchContext:
-    """The context to keep for ``launch``, which signed in as ``local_user_id`` at ``now``."""
+def launch_context(launch: Launch, local_user_id: str, now: float, content_id: str = "") -> LaunchContext:
+    """The context to keep for ``launch``, which signed in as ``local_user_id`` at ``now`` to open
+    the host's ``content_id``."""
     return LaunchContext(
         platform=launch.platform,
         platform_user_id=launch.platform_user_id,
@@ -297,4 +302,6 @@ def launch_context(launch: Launch, local_user_id: str, now: float) -> LaunchCont
         message_type=launch.message_type,
         services=launch.services,
         updated_at=now,
+        content_id=content_id,
+        resource_link_title=launch.resource_link_title,
     )

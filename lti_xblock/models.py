@@ -146,6 +146,9 @@ class LtiLaunchContext(models.Model):
     message_type = models.CharField(max_length=255)
     services = models.JSONField(default=dict)
     updated_at = models.FloatField()
+    # The published content the link opens (its usage id), so a score finds its links; added by 0009.
+    content_id = ExactCharField(max_length=255, blank=True, default="")
+    resource_link_title = models.CharField(max_length=255, blank=True, default="")
 
     class Meta:
         constraints = [
@@ -153,6 +156,7 @@ class LtiLaunchContext(models.Model):
                 fields=["platform", "platform_user_id", "resource_link_id"], name="lti_launch_context_unique"
             )
         ]
+        indexes = [models.Index(fields=["content_id"], name="lti_launch_context_content")]
 
 
 class LtiContentEnrollment(models.Model):

@@ -178,7 +178,7 @@ def sign_in(request: HttpRequest, launch: Launch, content_id: str) -> HttpRespon
             )
         host.enroll(user, content_id, launch.role)
         # For grade and roster jobs later, without a browser: the latest launch of this user and link.
-        store.save_launch_context(launch_context(launch, str(user.pk), time.time()))
+        store.save_launch_context(launch_context(launch, str(user.pk), time.time(), content_id))
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     log.info(
         "LTI %s launch: %s user %s -> %s as %s",

@@ -767,3 +767,24 @@ def test_outbox_claims_respect_the_limit_and_racing_workers_get_disjoint_rows(su
     rest = store.claim_due(now, 20, "late", 60.0)
     assert {e.key for e in rest} | set(in_flight) == set(keys)
     assert store.outbox_counts()[OutboxState.IN_FLIGHT] == 12
+
+
+def test_find_launch_contexts_by_content(sut: StoreUnderTest) -> None:
+    store = sut.store
+    alice, mallory = sut.make_user("alice"), sut.make_user("mallory")
+    block = "block-v1:Org+Course+Run+type@lti_publish+block@" + "é" * 40
+    contexts = [
+        context(alice, resource_link_id="5", content_id=block, resource_link_title="Quiz 1", updated_at=100.0),
+        context(alice, resource_link_id="6", content_id="other", updated_at=200.0),
+        context(mallory, platform_user_id="3", content_id=block, updated_at=300.0),
+        context(mallory, platform_user_id="3", resource_link_id="7", content_id=block.upper(), updated_at=400.0),
+    ]
+    for saved in contexts:
+        store.save_launch_context(saved)
+    assert store.find_launch_contexts(content_id=block) == [contexts[2], contexts[0]]  # exact, newest first
+    assert store.find_launch_contexts(alice, content_id=block) == [contexts[0]]
+    assert store.find_launch_contexts(alice, content_id="other") == [contexts[1]]
+    assert store.find_launch_contexts(content_id="nothing") == []
+    assert store.get_launch_context(contexts[0].platform, "2", "5") == contexts[0]  # the title comes back
+    with pytest.raises(ValueError):
+        store.find_launch_contexts()
