@@ -14,8 +14,8 @@ for the hub) then claims due entries, sends each and records the platform's answ
 
 The score sent carries the time it was given (``OutboxEntry.score_timestamp``), so a platform that
 keeps the latest score by timestamp (AGS) ignores an older delivery that lands late. LTI 1.1
-replaceResult carries no timestamp: an older delivery whose answer timed out, but which the consumer
-still processes after a newer one, overwrites it (a known limit, not handled here).
+replaceResult carries no timestamp, so the outbox never lets two sends of one LTI 1.1 key overlap
+(``ServiceKind.ordered``: a newer score waits while an older send may still land).
 
 The delivery of one entry is written once, as a generator that yields what it needs (an
 ``HttpRequest`` to send, or a ``TokenWanted``) and is sent back the answer: the synchronous and the

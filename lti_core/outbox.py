@@ -22,6 +22,14 @@ version then completes without marking the entry delivered (``Delivered.version`
 stays PENDING for the newer score. Sending a score twice is harmless: platforms keep the latest by
 timestamp.
 
+LTI 1.1 replaceResult carries no timestamp: the platform keeps whatever it processes last. A send the
+worker gave up on (no answer: a timeout, a dropped connection, a killed worker) may still be
+processed after a newer score's send, and overwrite it. So for a service without timestamps
+(``ServiceKind.ordered``) a newer score is never sent while an older send may still land: a score
+enqueued while the older one is in flight waits for that send's lease; after a send that got no
+answer, the next send of the key waits ``Backoff.unanswered`` (longer than the time a platform
+spends on a request: PHP stops a request after 30 s by default).
+
 Pure: no I/O, times are passed in (epoch seconds), randomness too (``rng``).
 """
 
@@ -50,6 +58,12 @@ class ServiceKind(enum.StrEnum):
 
     AGS = "ags"
     LTI11_OUTCOME = "lti11_outcome"
+
+    @property
+    def ordered(self) -> bool:
+        """Whether the platform keeps the score it processes last, not the latest by timestamp:
+        sends of one key must then never overlap (LTI 1.1 replaceResult has no timestamp)."""
+        return self is ServiceKind.LTI11_OUTCOME
 
 
 class OutboxError(LtiError):
@@ -227,6 +241,8 @@ class Backoff:
 
     base: float = 30.0
     cap: float = 3600.0
+    #: Seconds after a send that got no answer before an ordered service's key is sent again.
+    unanswered: float = 90.0
 
     def ceiling(self, attempts: int) -> float:
         return min(self.cap, self.base * 2.0 ** min(max(attempts - 1, 0), 64))
@@ -270,7 +286,7 @@ def transition(entry: OutboxEntry, event: Event, now: float, rng: Rng, backoff: 
     if isinstance(event, Enqueue):
         if event.score_timestamp < entry.score_timestamp:
             raise _refuse(entry, event, "stale_score")
-        return replace(
+        merged = replace(
             entry,
             kind=event.kind,
             score=event.score,
@@ -283,6 +299,7 @@ def transition(entry: OutboxEntry, event: Event, now: float, rng: Rng, backoff: 
             claim_expires_at=0.0,
             updated_at=now,
         )
+        return _after_older_send(entry, merged, now, backoff)
     if isinstance(event, Claim):
         if entry.state is S.RETRYING and entry.next_attempt_at > now:
             raise _refuse(entry, event, "not_due")
@@ -310,8 +327,28 @@ def transition(entry: OutboxEntry, event: Event, now: float, rng: Rng, backoff: 
         return replace(settled, last_error="", delivered_at=now)
     settled = replace(settled, last_error=excerpt(event.error))
     if isinstance(event, RetryableFailure):
-        return replace(settled, next_attempt_at=now + backoff.delay(entry.attempts, rng))
+        wait = backoff.delay(entry.attempts, rng)
+        if entry.kind.ordered and event.status == 0:  # no answer: the send may still land
+            wait = max(wait, backoff.unanswered)
+        return replace(settled, next_attempt_at=now + wait)
     return settled
+
+
+def _after_older_send(entry: OutboxEntry, merged: OutboxEntry, now: float, backoff: Backoff) -> OutboxEntry:
+    """``merged`` (a newer score for ``entry``), not due while ``entry``'s send may still land, for
+    a service that keeps the score it processes last (see the module's docstring)."""
+    if not entry.kind.ordered:
+        return merged
+    if entry.state is S.IN_FLIGHT:  # the older send runs on: keep its lease, wait for it
+        return replace(
+            merged,
+            claimed_by=entry.claimed_by,
+            claim_expires_at=entry.claim_expires_at,
+            next_attempt_at=max(now, entry.claim_expires_at),
+        )
+    if entry.state is S.RETRYING and entry.last_status == 0:  # its last send got no answer
+        return replace(merged, next_attempt_at=max(now, entry.updated_at + backoff.unanswered))
+    return merged
 
 
 def enqueue(existing: OutboxEntry | None, incoming: OutboxEntry, now: float) -> OutboxEntry:

@@ -236,3 +236,50 @@ def test_lti11_targets_round_trip_and_keys_digest_exactly() -> None:
         OutboxKey("p\x002", "", target).digest,
     }
     assert len(digests) == 5 and all(len(d) == 64 for d in digests)
+
+
+# LTI 1.1 replaceResult has no timestamp: the platform keeps what it processes last, so a newer
+# score is never sent while an older send of the same key may still land.
+LTI11_KEY = OutboxKey("moodle-key", "2", outbox.lti11_target("https://moodle.example/mod/lti/service.php", "{}"))
+
+
+def lti11_entry(state: OutboxState = S.PENDING, **changes: Any) -> OutboxEntry:
+    base = OutboxEntry.new(LTI11_KEY, ServiceKind.LTI11_OUTCOME, Score(0.5, 1.0), NOW - 100, NOW - 50)
+    return replace(base, state=state, **changes)
+
+
+def test_lti11_a_newer_score_waits_for_the_older_send_in_flight() -> None:
+    claimed = outbox.transition(lti11_entry(), Claim("w1", 60.0), NOW, outbox.NO_DRAW)
+    newer = OutboxEntry.new(LTI11_KEY, ServiceKind.LTI11_OUTCOME, Score(0.9, 1.0), NOW, NOW + 1)
+    merged = outbox.enqueue(claimed, newer, NOW + 1)
+    assert (merged.state, merged.version, merged.score.given) == (S.PENDING, 2, 0.9)
+    assert not outbox.claimable(merged, NOW + 59)  # the older send's lease still runs
+    assert outbox.claimable(merged, NOW + 60)
+    # The older send's late answer is still stale: it settles nothing.
+    with pytest.raises(OutboxError):
+        outbox.transition(merged, Delivered(claimed.version), NOW + 2, outbox.NO_DRAW)
+
+
+def test_lti11_after_a_send_without_answer_the_key_waits_before_any_send() -> None:
+    claimed = outbox.transition(lti11_entry(), Claim("w1", 60.0), NOW, outbox.NO_DRAW)
+    backoff = Backoff(base=1.0, cap=1.0, unanswered=90.0)
+    timed_out = outbox.transition(
+        claimed, RetryableFailure(claimed.version, 0, "timed out"), NOW + 5, random.Random(0), backoff
+    )
+    assert timed_out.next_attempt_at == NOW + 5 + 90.0
+    answered = outbox.transition(
+        claimed, RetryableFailure(claimed.version, 503, "busy"), NOW + 5, random.Random(0), backoff
+    )
+    assert answered.next_attempt_at < NOW + 6  # a 503 is an answer: the send will not land later
+    newer = OutboxEntry.new(LTI11_KEY, ServiceKind.LTI11_OUTCOME, Score(0.9, 1.0), NOW + 10, NOW + 10)
+    merged = outbox.enqueue(timed_out, newer, NOW + 10)
+    assert (merged.state, merged.version) == (S.PENDING, 2)
+    assert not outbox.claimable(merged, NOW + 94) and outbox.claimable(merged, NOW + 95)
+    assert outbox.claimable(outbox.enqueue(answered, newer, NOW + 10), NOW + 10)
+
+
+def test_ags_sends_a_newer_score_at_once_whatever_the_older_send_became() -> None:
+    claimed = outbox.transition(entry(), Claim("w1", 60.0), NOW, outbox.NO_DRAW)
+    timed_out = outbox.transition(claimed, RetryableFailure(claimed.version, 0, "timed out"), NOW + 5, random.Random(0))
+    newer = OutboxEntry.new(KEY, ServiceKind.AGS, Score(10.0, 10.0), NOW + 10, NOW + 10)
+    assert outbox.claimable(outbox.enqueue(timed_out, newer, NOW + 10), NOW + 10)  # AGS scores carry timestamps
