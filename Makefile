@@ -52,7 +52,7 @@ lint: $(STAMP)
 
 # The demo's hub modules too: the tests' hub (tests/hub.py) runs on demo/hubprocess.py.
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict lti_core jupyter_lti lti_xblock demo/hubprocess.py demo/demohub.py
+	$(BIN)/mypy --strict lti_core jupyter_lti lti_xblock demo/hubprocess.py demo/demohub.py demo/grade_loop.py
 
 # Starts throwaway PostgreSQL and MariaDB servers for the run and stops them afterwards, also on
 # failure or ^C. Without a server, the tests needing it skip (fail when CI=true).

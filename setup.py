@@ -81,6 +81,8 @@ setup(
             "mypy>=1.10",
             "types-oauthlib",
             "django-stubs>=5.2,<5.3",  # lti_xblock under mypy --strict
+            "celery>=5.3,<6",  # a real worker runs the grade delivery task (edx-platform pins 5.5)
+            "celery-types>=0.22",  # lti_xblock.tasks under mypy --strict
             "build>=1",
             "Babel>=2.14",
             "hypothesis>=6.100",
@@ -91,7 +93,10 @@ setup(
         "xblock.v1": ["lti_publish = lti_xblock.block:LtiPublishBlock"],
         "lms.djangoapp": ["lti_xblock = lti_xblock.apps:LtiXBlockConfig"],
         "cms.djangoapp": ["lti_xblock = lti_xblock.apps:LtiXBlockConfig"],
-        "console_scripts": ["lti-publish = lti_xblock.cli:main"],
+        "console_scripts": [
+            "lti-publish = lti_xblock.cli:main",
+            "jupyter-lti-score = jupyter_lti.score_cli:main",
+        ],
         "jupyterhub.authenticators": [
             "lti = jupyter_lti.lti:LTIAuthenticator",
             "lti11 = jupyter_lti.lti11:LTI11Authenticator",

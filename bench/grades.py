@@ -6,9 +6,10 @@ The platform peer (``lti_peer``, Moodle-shaped AGS, ``delay_ms=20``) runs in a c
 HTTP server does not share this process's GIL. Measured here, in the same run against the same peer:
 
 * lti_core's ``GradeWorker`` (thread pool of ``concurrency``): the outbox filled with N scores, then
-  ``deliver_due`` until all are delivered; one token for all (``TokenCache``). The driver is a small
-  keep-alive ``SyncDriver`` (one ``http.client`` connection per thread): keep-alive is the driver's
-  business, and ``UrllibTransport`` (one connection per request) is also measured, on a sample.
+  ``deliver_due`` until all are delivered; one token for all (``TokenCache``). The driver is the
+  Django host's ``PooledTransport`` (keep-alive ``http.client`` connections, pooled across the
+  threads), what its grade delivery uses; ``UrllibTransport`` (one connection per request) is also
+  measured, on a sample.
   The store is lti_core's ``MemoryStore`` (its rows found by their unique key, conditions or not).
 * pylti1p3 2.0: ``AssignmentsGradesService.put_grade`` built directly on its ``ServiceConnector``
   (requests.Session, so keep-alive too; the token fetched once and cached by the connector), called
@@ -19,22 +20,18 @@ HTTP server does not share this process's GIL. Measured here, in the same run ag
 
 from __future__ import annotations
 
-import http.client
 import multiprocessing
 import sys
-import threading
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 from lti_core.grades import GradeWorker, enqueue_grade
-from lti_core.http import HttpRequest, HttpResponse, SyncDriver, TransportError
 from lti_core.lti13.tool_keys import ToolKeySet
 from lti_core.memory import MemoryStore
 from lti_core.outbox import OutboxState
 from lti_core.types import AgsEndpoint, Deployment, LaunchContext, LaunchServices, Registration
 from lti_peer.tool_jwks import serve_tool_jwks
-from lti_xblock.http import UrllibTransport
+from lti_xblock.http import PooledTransport, UrllibTransport
 
 DELAY_MS = 20
 
@@ -73,32 +70,6 @@ def _serve_peer(conn: Any, tool_jwks_url: str) -> None:
 # -- the tool's side -------------------------------------------------------------------------------
 
 
-class KeepAlive(SyncDriver):
-    """A keep-alive driver: one ``http.client`` connection per thread and host."""
-
-    def __init__(self) -> None:
-        self._local = threading.local()
-
-    def exchange(self, request: HttpRequest) -> HttpResponse:
-        parts = urlsplit(request.url)
-        connections = self._local.__dict__.setdefault("c", {})
-        for attempt in (1, 2):
-            conn = connections.get(parts.netloc)
-            if conn is None:
-                conn = connections[parts.netloc] = http.client.HTTPConnection(parts.netloc, timeout=request.timeout)
-            try:
-                path = parts.path + (f"?{parts.query}" if parts.query else "")
-                conn.request(request.method, path, body=request.body or None, headers=dict(request.headers))
-                response = conn.getresponse()
-                return HttpResponse(response.status, tuple(response.getheaders()), response.read())
-            except (OSError, http.client.HTTPException) as exc:
-                conn.close()
-                connections.pop(parts.netloc, None)
-                if attempt == 2:
-                    raise TransportError(detail=repr(exc)[:200]) from exc
-        raise AssertionError("unreachable")
-
-
 def run_worker(
     registration: Registration, keys: ToolKeySet, lineitem: str, n: int, concurrency: int, transport: Any
 ) -> float:
@@ -118,7 +89,7 @@ def run_worker(
     started = time.perf_counter()
     with GradeWorker(store, transport, keys, allow_private=True, concurrency=concurrency, lease=120) as worker:
         while True:
-            summary = worker.deliver_due(limit=concurrency * 16)
+            summary = worker.deliver_due(limit=concurrency * 64)
             if summary.claimed == 0:
                 break
     elapsed = time.perf_counter() - started
@@ -183,9 +154,10 @@ def measure(keys: ToolKeySet, jwks_url: str, n: int, concurrency: int) -> list[t
         return int(parent.recv())
 
     rows: list[tuple[str, int, float, bool, int]] = []
-    item = lineitem("GradeWorker keep-alive")
-    elapsed = run_worker(registration, keys, item, n, concurrency, KeepAlive())
-    rows.append((f"lti_core GradeWorker, {concurrency} threads, keep-alive driver", n, elapsed, False, kept(item)))
+    item = lineitem("GradeWorker PooledTransport")
+    with PooledTransport(max_idle=concurrency) as pooled:
+        elapsed = run_worker(registration, keys, item, n, concurrency, pooled)
+    rows.append((f"lti_core GradeWorker, {concurrency} threads, PooledTransport", n, elapsed, False, kept(item)))
     sample = min(n, 2_000)
     item = lineitem("GradeWorker urllib")
     elapsed = run_worker(registration, keys, item, sample, concurrency, UrllibTransport())
@@ -208,7 +180,7 @@ def report(rows: list[tuple[str, int, float, bool, int]], n: int) -> None:
         print(f"{name:<58} {count:>10} {seconds:>9.2f} {rate:>9.0f} {stored:>6} {label:>11}")
     ours = rows[0][1] / rows[0][2]
     theirs = rows[-1][1] / rows[-1][2]
-    print(f"\nGradeWorker (keep-alive) / pylti1p3 put_grade loop: {ours / theirs:.1f}x")
+    print(f"\nGradeWorker (PooledTransport) / pylti1p3 put_grade loop: {ours / theirs:.1f}x")
 
 
 if __name__ == "__main__":

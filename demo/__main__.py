@@ -1,5 +1,6 @@
-"""`make demo` (`python -m demo`): migrate, set up a demo platform, start the demo JupyterHub, serve the tool
-on 127.0.0.1, print what to paste. Ctrl-C or SIGTERM stops everything, the hub's proxy and users' servers too.
+"""`make demo` (`python -m demo`): migrate, set up a demo platform, start the demo JupyterHub and the grade
+delivery loop, serve the tool on 127.0.0.1, print what to paste. Ctrl-C or SIGTERM stops everything, the
+hub's proxy and users' servers too.
 
 `python -m demo lti-publish COMMAND ...` runs the admin command line (lti_xblock.cli) on the demo's
 database: `lti-publish` itself needs a site's settings and never falls back to the demo's.
@@ -50,6 +51,7 @@ def main() -> None:
     from django.conf import settings
     from django.core.management import call_command
 
+    from demo import grade_loop
     from demo import hub as demo_hub
     from demo.prepare import prepare
 
@@ -58,6 +60,7 @@ def main() -> None:
     print(prepare(base))
     sys.stdout.flush()
     signal.signal(signal.SIGTERM, _interrupt)
+    stop_grades = grade_loop.start()  # no Celery in the demo: this thread sends the scores to the platform
     hub = None
     try:
         hub, text = demo_hub.start(base, host, settings.VAR_DIR)
@@ -67,6 +70,7 @@ def main() -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        stop_grades()
         # Stopping takes a few seconds: a second Ctrl-C must not leave the hub's processes behind.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -6,20 +6,32 @@ RSA key and published at its own JWKS URL). It launches the same way (LTI 1.3) i
 JupyterHub that `make demo` runs beside it (demo/hub.py). It is demo code: it trusts
 whoever opens the page.
 
-Its key, its claims and its signatures are the project's platform peer's (`lti_peer`: pyjwt and
-oauthlib, not the tool's libraries); what is its own are the Django views, its people and its course.
+Like Moodle, it offers the tools its grade services: LTI 1.3 launches carry the AGS claim (a line
+item per link, made at the first launch), LTI 1.1 launches an outcome service URL and sourcedid; its
+token endpoint trades a tool's client assertion (checked against the tool's key set URL) for a token
+to them. Its gradebook page shows the scores received.
+
+Its key, its claims, its signatures, its gradebook (``lti_peer.ags``), outcome service
+(``lti_peer.outcomes``) and token endpoint (``lti_peer.token``) are the project's platform peer's
+(pyjwt and oauthlib, not the tool's libraries). What they received is kept in var/ with the platform's
+key (``demo-gradebook.json``): after a restart of the demo, the tool's launch contexts still name
+line items and sourcedids the platform knows. What is its own are the Django views, its people and
+its course.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import secrets
+import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from functools import cache
+from pathlib import Path
 from typing import Any
 
+import jwt
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import render
@@ -30,7 +42,12 @@ from demo.demohub import NEXT as HUB_NEXT
 from demo.demohub import HubLti13Urls
 from lti_core.i18n import N_
 from lti_peer import tokens
+from lti_peer.ags import Gradebook, StoredLineItem, StoredScore, gradebook
 from lti_peer.claims import (
+    AGS_LINEITEM,
+    AGS_RESULT_READONLY,
+    AGS_SCORE,
+    CLAIM_AGS,
     COURSE_OFFERING,
     INSTRUCTOR_ROLES,
     LEARNER_ROLES,
@@ -41,15 +58,29 @@ from lti_peer.claims import (
 )
 from lti_peer.keys import PlatformKey, load_or_create_key
 from lti_peer.lti11 import sign_lti11_launch
+from lti_peer.outcomes import OutcomeService
+from lti_peer.token import token_endpoint
 from lti_publish_assets import static_text
 from lti_xblock.i18n import gettext as _
-from lti_xblock.launch_details import launch_details, lti13_redirect_uri, tool_base_url
+from lti_xblock.launch_details import launch_details, lti13_redirect_uri, tool_base_url, tool_urls
 
 CLIENT_ID = "demo-client"
 DEPLOYMENT_ID = "1"
 CONSUMER_KEY = "demo-consumer"
+#: Where this platform serves, below the tool's base URL (its issuer is ``{base}{PLATFORM_PATH}``).
+PLATFORM_PATH = "/demo/platform"
 # The demo JupyterHub (demo/hub.py): its registration with this platform, and whether it runs.
 HUB_CLIENT_ID = "demo-jupyterhub"
+#: Moodle's tool type ids, in the AGS URLs (``?type_id=``): which tool's gradebook a request is for.
+TYPE_IDS = {CLIENT_ID: "1", HUB_CLIENT_ID: "2"}
+#: The course's number in the AGS URLs (Moodle's course id).
+COURSE_NUMBER = "2"
+#: What the tools may do with the gradebook, as Moodle grants it with "grade sync and column management".
+AGS_SCOPES = (AGS_LINEITEM, AGS_RESULT_READONLY, AGS_SCORE)
+#: The maximum of a line item the platform makes for a link (Moodle's default maximum grade).
+LINEITEM_MAXIMUM = 100.0
+#: The demo JupyterHub's one link (its welcome notebook).
+HUB_LINK_ID = "demo-jupyterhub"
 HUB_URL_ENV = "LTI_PUBLISH_DEMO_HUB_URL"  # set by `make demo` once the hub answers
 HUB_ERROR_ENV = "LTI_PUBLISH_DEMO_HUB_ERROR"  # why it does not run
 #: Who can launch, by role: as LTI 1.3 users, and their LTI 1.1 role.
@@ -79,7 +110,7 @@ def base_url(request: HttpRequest) -> str:
 
 
 def issuer(base: str) -> str:
-    return f"{base}/demo/platform"
+    return f"{base}{PLATFORM_PATH}"
 
 
 def demo_hub() -> HubLti13Urls | None:
@@ -90,19 +121,128 @@ def demo_hub() -> HubLti13Urls | None:
 
 @dataclass(frozen=True)
 class ToolRegistration:
-    """A tool as this platform knows it: where id_tokens may go, and the custom claim of its links."""
+    """A tool as this platform knows it: where id_tokens may go, where its keys are (for its client
+    assertions), and the custom claim of its links."""
 
     redirect_uri: str
+    jwks_url: str
     custom: dict[str, str] = field(default_factory=dict)
 
 
 def registered_tools(base: str) -> dict[str, ToolRegistration]:
     """The tools registered with this platform, by client_id: this tool, and the demo hub if it runs."""
-    tools = {CLIENT_ID: ToolRegistration(lti13_redirect_uri(base))}
+    tools = {CLIENT_ID: ToolRegistration(lti13_redirect_uri(base), tool_urls(base).lti13_jwks_url)}
     hub = demo_hub()
     if hub is not None:
-        tools[HUB_CLIENT_ID] = ToolRegistration(hub.launch, {"next": HUB_NEXT})
+        tools[HUB_CLIENT_ID] = ToolRegistration(hub.launch, hub.jwks, {"next": HUB_NEXT})
     return tools
+
+
+class GradeServices:
+    """This platform's grade services for one tool (an ``lti_peer.PlatformSite``): the peer's gradebook
+    (AGS) and token endpoint, and its LTI 1.1 outcome service."""
+
+    def __init__(self, issuer: str, client_id: str) -> None:
+        self.issuer = issuer
+        self.client_id = client_id
+        self.token_url = f"{issuer}/token"
+        self.type_id = TYPE_IDS[client_id]
+        self.outcomes = OutcomeService(self)
+        #: resource link id -> its title, for the LTI 1.1 rows of the gradebook page.
+        self.link_titles: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def book(self) -> Gradebook:
+        return gradebook(self)
+
+    def lineitem_of(self, link_id: str, title: str) -> str:
+        """The URL of the line item of the link ``link_id``, made at its first launch (as Moodle makes
+        the grade item of an LTI activity)."""
+        with self._lock:
+            self.link_titles[link_id] = title
+            for item in list(self.book.items.values()):
+                if item.resource_link_id == link_id:
+                    return self.book.item_url(item)
+            return self.book.add_lineitem(
+                title, LINEITEM_MAXIMUM, course=COURSE_NUMBER, type_id=self.type_id, resource_link_id=link_id
+            )
+
+    def state(self) -> dict[str, Any]:
+        """What to keep of these services (JSON-ready), ``restore``'s argument."""
+        book, outcomes = self.book, self.outcomes
+        scores = dict(book.scores)
+        return {
+            "items": [asdict(item) for item in dict(book.items).values()],
+            "next_number": book.next_number,
+            "scores": [{**asdict(score), "at": score.at.isoformat()} for score in scores.values()],
+            "score_items": [number for number, _user in scores],
+            "sourcedids": sorted(outcomes.sourcedids),
+            "outcomes": dict(outcomes.gradebook),
+            "outcomes_received_at": dict(outcomes.received_at),
+            "link_titles": dict(self.link_titles),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take back what ``state`` kept (after a restart of the demo)."""
+        scores = {
+            (number, str(score["user_id"])): StoredScore(**{**score, "at": datetime.fromisoformat(score["at"])})
+            for number, score in zip(state["score_items"], state["scores"], strict=True)
+        }
+        self.book.restore([StoredLineItem(**item) for item in state["items"]], scores, state["next_number"])
+        self.outcomes.sourcedids = set(state["sourcedids"])
+        self.outcomes.gradebook = dict(state["outcomes"])
+        self.outcomes.received_at = dict(state["outcomes_received_at"])
+        self.link_titles = dict(state["link_titles"])
+
+    def ags_claim(self, link_id: str, title: str) -> dict[str, Any]:
+        return {
+            "scope": list(AGS_SCOPES),
+            "lineitems": self.book.lineitems_url(COURSE_NUMBER, self.type_id),
+            "lineitem": self.lineitem_of(link_id, title),
+        }
+
+
+_SERVICES: dict[tuple[str, str], GradeServices] = {}
+_SERVICES_LOCK = threading.Lock()
+
+
+def grades_file() -> Path:
+    return Path(settings.VAR_DIR) / "demo-gradebook.json"
+
+
+def _kept_states() -> dict[str, Any]:
+    path = grades_file()
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def grade_services(base: str, client_id: str) -> GradeServices | None:
+    """The grade services of the registered tool ``client_id`` (None: no such tool), made at first use
+    from what ``keep_grades`` kept. The tool's key set URL is set at every call: the hub's moves when
+    the demo restarts it elsewhere."""
+    tool = registered_tools(base).get(client_id)
+    if tool is None:
+        return None
+    with _SERVICES_LOCK:
+        services = _SERVICES.get((base, client_id))
+        if services is None:
+            services = _SERVICES[(base, client_id)] = GradeServices(issuer(base), client_id)
+            kept = _kept_states().get(f"{services.issuer} {client_id}")
+            if kept is not None:
+                services.restore(kept)
+    token_endpoint(services).tool_jwks_url = tool.jwks_url
+    return services
+
+
+def keep_grades() -> None:
+    """Write every tool's grade services' state to ``grades_file()`` (whole, then renamed into place)."""
+    with _SERVICES_LOCK:
+        states = _kept_states()
+        states |= {f"{s.issuer} {s.client_id}": s.state() for s in _SERVICES.values()}
+        path = grades_file()
+        partial = path.with_suffix(".partial")
+        partial.write_text(json.dumps(states))
+        partial.replace(path)
 
 
 @cache
@@ -151,6 +291,7 @@ def launch_page(request: HttpRequest) -> HttpResponse:
                 "lti13_redirect_uri": _(N_("Redirection URI")),
                 "lti13_jwks_url": _(N_("Public keyset URL")),
                 "empty": _(N_("No published content.")),
+                "gradebook": _(N_("Gradebook: the scores the tools sent this platform")),
             },
             "hub": hub_section(),
             "css": static_text("css/lti_publish.css"),
@@ -195,15 +336,18 @@ def start_launch(request: HttpRequest) -> HttpResponse:
     if person is None or not content_id:
         return HttpResponseBadRequest("role and content_id are required")
     details = launch_details(base, content_id)
+    link_id, title = f"demo-{content_id}", dict(published_content()).get(content_id, content_id)
     if request.POST.get("version") == "1.1":
         consumer = store.get_consumer(CONSUMER_KEY)
-        if consumer is None:
+        services = grade_services(base, CLIENT_ID)
+        if consumer is None or services is None:
             return HttpResponseBadRequest("run `make demo` (or the demo's setup) first: no demo consumer")
+        outcome_url, sourcedid = services.outcomes.issue(person.id, link_id, type_id=services.type_id)
         params = {
             "lti_message_type": "basic-lti-launch-request",
             "lti_version": "LTI-1p0",
-            "resource_link_id": f"demo-{content_id}",
-            "resource_link_title": "Demo link",
+            "resource_link_id": link_id,
+            "resource_link_title": title,
             "user_id": person.id,
             "roles": ROLES11[request.POST["role"]],
             "lis_person_name_given": person.given_name,
@@ -214,17 +358,33 @@ def start_launch(request: HttpRequest) -> HttpResponse:
             "context_title": "Demo course",
             "launch_presentation_locale": request.LANGUAGE_CODE,
             "tool_consumer_info_product_family_code": "lti-publish-demo",
+            # Grade services, as Moodle offers them to an LTI 1.1 tool: Basic Outcomes, and the line
+            # item's AGS URLs as custom parameters ("LTI Advantage services for 1.1 tools").
+            "lis_outcome_service_url": outcome_url,
+            "lis_result_sourcedid": sourcedid,
+            "custom_lineitems_url": services.book.lineitems_url(COURSE_NUMBER, services.type_id),
+            "custom_lineitem_url": services.lineitem_of(link_id, title),
         }
+        keep_grades()
         form = sign_lti11_launch(details.lti11_tool_url, CONSUMER_KEY, consumer.secret, params)
         return autosubmit(request, details.lti11_tool_url, form)
-    return login_initiation(request, base, person, details.lti13_login_url, details.lti13_target_link_uri, CLIENT_ID)
+    link = (link_id, title)
+    return login_initiation(
+        request, base, person, details.lti13_login_url, details.lti13_target_link_uri, CLIENT_ID, link
+    )
 
 
 def login_initiation(
-    request: HttpRequest, base: str, person: MoodleUser, login_url: str, target: str, client_id: str
+    request: HttpRequest,
+    base: str,
+    person: MoodleUser,
+    login_url: str,
+    target: str,
+    client_id: str,
+    link: tuple[str, str],
 ) -> HttpResponse:
-    """The LTI 1.3 login initiation form Moodle POSTs to a tool's login URL."""
-    hint = json.dumps({"role": request.POST["role"], "target": target})
+    """The LTI 1.3 login initiation form Moodle POSTs to a tool's login URL; ``link``: (id, title)."""
+    hint = json.dumps({"role": request.POST["role"], "target": target, "link": link[0], "title": link[1]})
     fields = login_initiation_params(
         issuer=issuer(base),
         target_link_uri=target,
@@ -243,7 +403,8 @@ def start_hub_launch(request: HttpRequest, base: str, person: MoodleUser | None)
         return HttpResponseBadRequest("role is required")
     if hub is None:
         return HttpResponseBadRequest("the demo JupyterHub is not running")
-    return login_initiation(request, base, person, hub.login, hub.launch, HUB_CLIENT_ID)
+    link = (HUB_LINK_ID, _(N_("JupyterHub: welcome notebook")))
+    return login_initiation(request, base, person, hub.login, hub.launch, HUB_CLIENT_ID, link)
 
 
 @csrf_exempt
@@ -261,8 +422,12 @@ def authorize(request: HttpRequest) -> HttpResponse:
     try:
         hint = json.loads(params.get("lti_message_hint", ""))
         person = PEOPLE[hint["role"]]
+        link_id, title = str(hint["link"]), str(hint["title"])
     except (ValueError, KeyError, TypeError):
         return HttpResponseBadRequest("bad lti_message_hint")
+    services = grade_services(base, client_id)
+    if services is None:  # the hub stopped since the tool's request was checked
+        return HttpResponseBadRequest("unregistered client_id")
     claims = launch_claims(
         issuer=issuer(base),
         client_id=client_id,
@@ -271,9 +436,11 @@ def authorize(request: HttpRequest) -> HttpResponse:
         iat=int(time.time()),
         target_link_uri=hint["target"],
         user=replace(person, id=params.get("login_hint", ""), locale=request.LANGUAGE_CODE),
-        activity=replace(DEMO_LINK, link_id="demo-" + secrets.token_hex(4), custom=dict(tool.custom)),
+        activity=replace(DEMO_LINK, link_id=link_id, link_title=title, custom=dict(tool.custom)),
         site=None,
     )
+    claims[CLAIM_AGS] = services.ags_claim(link_id, title)
+    keep_grades()
     key = platform_key()
     token = tokens.sign(claims, key.private, kid=key.kid)
     return autosubmit(request, params["redirect_uri"], {"id_token": token, "state": params.get("state", "")})
@@ -282,3 +449,159 @@ def authorize(request: HttpRequest) -> HttpResponse:
 @require_GET
 def jwks(_request: HttpRequest) -> JsonResponse:
     return JsonResponse(platform_key().jwks)
+
+
+# -- grade services --------------------------------------------------------------------------------
+
+
+@csrf_exempt
+@require_POST
+def token(request: HttpRequest) -> JsonResponse:
+    """The token endpoint (Moodle's mod/lti/token.php): the peer's, for the tool the assertion names."""
+    services = grade_services(base_url(request), _assertion_issuer(request.POST.get("client_assertion", "")))
+    if services is None:
+        document = {"error": "invalid_client", "error_description": "the client assertion names no registered tool"}
+        return JsonResponse(document, status=401, headers={"Cache-Control": "no-store"})
+    status, answer = token_endpoint(services).handle("POST", request.POST.dict())
+    return JsonResponse(answer, status=status, headers={"Cache-Control": "no-store"})
+
+
+def _assertion_issuer(assertion: str) -> str:
+    """Which tool a client assertion says it comes from, before it is verified (the endpoint verifies it)."""
+    try:
+        claims = jwt.decode(assertion, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return ""
+    return str(claims.get("iss", ""))
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST", "PUT", "DELETE"])
+def ags_services(request: HttpRequest) -> HttpResponse:
+    """Moodle's mod/lti/services.php: the line items and scores of the tool the ``type_id`` names."""
+    client_id = {type_id: client for client, type_id in TYPE_IDS.items()}.get(request.GET.get("type_id", ""), "")
+    services = grade_services(base_url(request), client_id)
+    if services is None:
+        return JsonResponse({"status": 404, "reason": "no such tool type"}, status=404)
+    target = request.get_full_path().removeprefix(PLATFORM_PATH)
+    answer = services.book.handle(request.method or "GET", target, request.headers, request.body)
+    if answer is None:  # the peer's "stop answering" fault knob, never turned on here
+        return JsonResponse({"status": 503, "reason": "not answering"}, status=503)
+    status, content_type, body, headers = answer
+    if request.method != "GET":
+        keep_grades()
+    return HttpResponse(body, status=status, content_type=content_type, headers=headers)
+
+
+@csrf_exempt
+@require_POST
+def outcome_service(request: HttpRequest) -> HttpResponse:
+    """Moodle's mod/lti/service.php: LTI 1.1 Basic Outcomes, signed with the demo consumer's secret."""
+    from lti_xblock.views import store
+
+    services = grade_services(base_url(request), CLIENT_ID)
+    consumer = store.get_consumer(CONSUMER_KEY)
+    if services is None or consumer is None:
+        return HttpResponseBadRequest("run `make demo` (or the demo's setup) first: no demo consumer")
+    services.outcomes.add_consumer(consumer.key, consumer.secret)  # as it is now, if an admin changed it
+    path = request.get_full_path().removeprefix(PLATFORM_PATH)
+    status, body, content_type = services.outcomes.handle(path, dict(request.headers), request.body)
+    keep_grades()
+    return HttpResponse(body, status=status, content_type=content_type)
+
+
+# -- the gradebook page ----------------------------------------------------------------------------
+
+#: How often the gradebook page reloads itself, in seconds.
+GRADEBOOK_REFRESH = 5
+
+
+@dataclass(frozen=True)
+class GradebookRow:
+    """One learner's latest score in one activity, as the gradebook page shows it."""
+
+    activity: str
+    learner: str
+    score: str
+    maximum: str
+    activity_progress: str
+    grading_progress: str
+    received: datetime
+    service: str
+
+
+def number_text(value: float | None) -> str:
+    """A score as the page shows it: 0.7, 87.5, 100 (empty: none given)."""
+    return "" if value is None else format(round(value, 4), "g")
+
+
+def learner_name(user_id: str) -> str:
+    person = next((p for p in PEOPLE.values() if p.id == user_id), None)
+    return user_id if person is None else f"{person.name} ({user_id})"
+
+
+def gradebook_rows(services: GradeServices) -> list[GradebookRow]:
+    """The scores this tool's services received: by AGS per line item, by LTI 1.1 per sourcedid."""
+    book = services.book
+    items = dict(book.items)
+    rows = [
+        GradebookRow(
+            items[number].label,
+            learner_name(user_id),
+            number_text(score.score_given),
+            number_text(score.score_maximum),
+            score.activity_progress,
+            score.grading_progress,
+            datetime.fromtimestamp(score.received_at, UTC),
+            "AGS",
+        )
+        for (number, user_id), score in sorted(dict(book.scores).items())
+        if number in items
+    ]
+    outcomes = services.outcomes
+    for sourcedid, score in sorted(dict(outcomes.gradebook).items()):
+        data = json.loads(sourcedid)["data"]  # the peer's own sourcedids: {"data": {...}, "hash": ...}
+        link_id = str(data["instanceid"])
+        received = datetime.fromtimestamp(outcomes.received_at.get(sourcedid, 0.0), UTC)
+        title = services.link_titles.get(link_id, link_id)
+        learner = learner_name(str(data["userid"]))
+        rows.append(GradebookRow(title, learner, number_text(score), "1", "", "", received, "LTI 1.1"))
+    return sorted(rows, key=lambda row: (row.activity, row.learner, row.service))
+
+
+@require_GET
+def gradebook_page(request: HttpRequest) -> HttpResponse:
+    """What the tools sent this platform: each learner's latest score per activity."""
+    base = base_url(request)
+    rows = [row for client_id in TYPE_IDS if (s := grade_services(base, client_id)) for row in gradebook_rows(s)]
+    return render(
+        request,
+        "demo/gradebook.html",
+        {
+            "title": _(N_("lti-publish: demo platform gradebook")),
+            "intro": _(
+                N_(
+                    "The latest score each learner's activity received from the tool, by LTI Assignment and "
+                    "Grade Services (AGS) or LTI 1.1 Basic Outcomes. This page reloads every %(seconds)s seconds."
+                )
+            )
+            % {"seconds": GRADEBOOK_REFRESH},
+            "refresh_seconds": GRADEBOOK_REFRESH,
+            "rows": rows,
+            "labels": {
+                "activity": _(N_("Activity")),
+                "learner": _(N_("Learner")),
+                "score": _(N_("Score")),
+                "maximum": _(N_("Maximum")),
+                "activity_progress": _(N_("Activity progress")),
+                "grading_progress": _(N_("Grading progress")),
+                "received": _(N_("Received")),
+                "service": _(N_("Service")),
+                "empty": _(N_("No scores received yet.")),
+                "refresh": _(N_("Refresh")),
+                "back": _(N_("Back to the launch page")),
+                "none": _(N_("(none)")),
+            },
+            "css": static_text("css/lti_publish.css"),
+        },
+    )

@@ -125,6 +125,9 @@ LTI_PUBLISH = {
     # Reverse proxies (IP addresses or CIDR networks) whose X-Forwarded-For/-Proto/-Host are believed, e.g.
     # "127.0.0.1" for a TLS-terminating proxy on this machine. Empty (default): none, a client's are ignored.
     "TRUSTED_PROXIES": _env_list("LTI_PUBLISH_TRUSTED_PROXIES"),
+    # The demo platform and the tests' platforms serve their grade services on loopback, over http: a
+    # site's tool sends scores to public https addresses only (the default, False).
+    "ALLOW_PRIVATE_SERVICE_URLS": True,
 }
 
 LOGGING = {

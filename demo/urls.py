@@ -72,7 +72,8 @@ def handler(request: HttpRequest, usage_id: str, handler_slug: str, suffix: str 
         result = block.runtime.handle(block, handler_slug, webob_request, suffix or "")
     except NoSuchHandlerError as error:
         raise Http404 from error
-    return webob_to_django_response(result)
+    response: HttpResponse = webob_to_django_response(result)
+    return response
 
 
 urlpatterns = [
@@ -83,6 +84,11 @@ urlpatterns = [
     path("demo/launch", platform.start_launch, name="demo_start_launch"),
     path("demo/platform/auth", platform.authorize, name="demo_platform_auth"),
     path("demo/platform/jwks", platform.jwks, name="demo_platform_jwks"),
+    # Its grade services (Moodle's paths below the issuer) and the page showing what they received.
+    path("demo/platform/token", platform.token, name="demo_platform_token"),
+    re_path(r"^demo/platform/mod/lti/services\.php/", platform.ags_services, name="demo_platform_ags"),
+    path("demo/platform/mod/lti/service.php", platform.outcome_service, name="demo_platform_outcomes"),
+    path("demo/gradebook", platform.gradebook_page, name="demo_gradebook"),
     # The workbench's URL names that the content page and the workbench runtime reverse. The index
     # (the content page's base for handler URLs) sends visitors to the launch page.
     path("", RedirectView.as_view(pattern_name="demo_launch_page"), name="workbench_index"),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable
@@ -27,10 +28,13 @@ from jupyterhub.auth import Authenticator
 from jupyterhub.utils import maybe_future, url_path_join
 from tornado.httputil import HTTPServerRequest
 from tornado.web import RequestHandler
-from traitlets import Bool, CaselessStrEnum, List, TraitError, Unicode, default, observe, validate
+from traitlets import Bool, CaselessStrEnum, Float, Integer, List, TraitError, Unicode, default, observe, validate
 
 from jupyter_lti import frames
 from jupyter_lti.handlers import LtiInfoHandler
+from jupyter_lti.http import TornadoTransport
+from jupyter_lti.outbox_admin import OutboxAdminHandler
+from jupyter_lti.scores import SCORE_SCOPE, GradeSync, ScoresAPIHandler, define_score_scope
 from jupyter_lti.store import SqlAlchemyStore, default_store_url, describe_url
 from lti_core import frames as core_frames
 from lti_core.errors import Forbidden
@@ -41,9 +45,11 @@ from lti_core.forwarded import (
     public_origin,
     trusted_networks,
 )
+from lti_core.grades import AsyncGradeWorker
 from lti_core.i18n import N_
 from lti_core.landing import landing
 from lti_core.linking import AccountLinker, NamePlan, choose_username, safe_username
+from lti_core.lti13.tool_keys import ToolKeySet
 from lti_core.sealing import FernetSealer, fernet_key
 from lti_core.types import Launch, Registration, RegistrationStatus, Role, launch_context
 
@@ -276,6 +282,44 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
         """,
     )
 
+    grade_sync_interval = Float(
+        1800.0,
+        config=True,
+        help=f"""Seconds between two deliveries of the grade outbox to the platforms (default 30 minutes).
+
+        Graders submit scores to `/hub/api/lti/scores` (or with `jupyter-lti-score`), with a token that
+        has the scope `{SCORE_SCOPE}`; each score is saved in the outbox of the LTI store first, then sent
+        to the platform's gradebook (LTI 1.3 Assignment and Grade Services, or LTI 1.1 Basic Outcomes)
+        a moment after it is accepted. Scores the platform did not take (it was down, it answered an
+        error) are sent again after a backoff that grows up to an hour, and at each of these passes;
+        a hub admin sees them, and retries them at once, on `/hub/lti/grades`. Grant the scope with a
+        role, e.g. `c.JupyterHub.load_roles = [{{"name": "lti-graders", "scopes": ["{SCORE_SCOPE}"],
+        "groups": ["instructors"]}}]` (then a grader's token, made on /hub/token, asks for that scope
+        only); the authenticator defines the scope itself.
+        """,
+    )
+
+    grade_sync_concurrency = Integer(
+        8,
+        config=True,
+        help="""Scores sent to the platforms at the same time, at most (each one an HTTP request the hub awaits).
+
+        Connections are kept open between requests when pycurl is installed (JupyterHub then makes
+        tornado use curl's client); tornado's own client opens one connection per request.
+        """,
+    )
+
+    allow_private_service_urls = Bool(
+        False,
+        config=True,
+        help="""Send scores to platform services on private, loopback or link-local addresses, and over http.
+
+        Off (default): a grade service URL from a launch must be https and name a public host of the
+        platform, so a launch cannot make the hub send a platform's token or signed scores inside its
+        own network. On: only for a platform on the hub's own machine or network (a demo, a test).
+        """,
+    )
+
     @default("allow_all")
     def _allow_all_default(self) -> bool:
         # Whoever a registered platform vouches for may use the hub, unless allow lists are configured.
@@ -320,6 +364,11 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
         """The proxies whose X-Forwarded-* headers are believed."""
         return trusted_networks([*self.trusted_proxies, *(_LOOPBACK if self.trust_forwarded_headers else ())])
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Before the hub loads its roles (it makes the authenticator first), so they may grant it.
+        define_score_scope(self.parent)
+
     # -- the store -----------------------------------------------------------------------------
 
     _store: SqlAlchemyStore | None = None
@@ -356,6 +405,33 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
     def save_configured_platforms(self) -> None:
         """Write the platforms (1.3) or consumers (1.1) of the hub config into the store."""
 
+    _tool_keys: ToolKeySet | None = None
+
+    @property
+    def tool_keys(self) -> ToolKeySet:
+        """The tool's signing keys (LTI 1.3 messages, AGS access token requests), in the store."""
+        if self._tool_keys is None:
+            self._tool_keys = ToolKeySet(self.store)
+        return self._tool_keys
+
+    # -- grade passback ------------------------------------------------------------------------
+
+    _grade_sync: GradeSync | None = None
+
+    @property
+    def grade_sync(self) -> GradeSync:
+        """The hub's grade delivery loop (``jupyter_lti.scores``), made at first use."""
+        if self._grade_sync is None:
+            worker = AsyncGradeWorker(
+                self.store,
+                TornadoTransport(),
+                self.tool_keys,
+                concurrency=self.grade_sync_concurrency,
+                allow_private=self.allow_private_service_urls,
+            )
+            self._grade_sync = GradeSync(worker, self.grade_sync_interval, logger=self.log)
+        return self._grade_sync
+
     # -- the hub's routes ----------------------------------------------------------------------
 
     def login_url(self, base_url: str) -> str:
@@ -370,7 +446,21 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
         self._hub_db_url = str(getattr(app, "db_url", "") or self._hub_db_url)
         _ = self.store
         self.frame_hub(app)
-        return [("/lti/login", LtiInfoHandler), *self.protocol_handlers()]
+        self.log_lti_core_to_hub()
+        self.grade_sync.start()  # on the hub's loop, which runs JupyterHub's start-up
+        return [
+            ("/lti/login", LtiInfoHandler),
+            ("/api/lti/scores", ScoresAPIHandler),
+            ("/lti/grades", OutboxAdminHandler),
+            *self.protocol_handlers(),
+        ]
+
+    def log_lti_core_to_hub(self) -> None:
+        """lti_core's records (a grade not delivered, a key set not fetched) in the hub's log:
+        JupyterHub shows its own logger's records only, and parents tornado's loggers to it likewise."""
+        core_log = logging.getLogger("lti_core")
+        if isinstance(self.log, logging.Logger) and core_log.parent is logging.root and not core_log.handlers:
+            core_log.parent = self.log
 
     # -- in a platform's frame -----------------------------------------------------------------
 

@@ -33,7 +33,6 @@ from lti_core.lti13.binding import BrowserEvidence
 from lti_core.lti13.jwks import PlatformKeyCache
 from lti_core.lti13.launch import SIGNING_ALGORITHM, LaunchValidator
 from lti_core.lti13.login import LoginRedirect, OidcLogin
-from lti_core.lti13.tool_keys import ToolKeySet
 from lti_core.registration import ToolDescription
 from lti_core.tool_config import build_lti13_tool_config
 from lti_core.types import Deployment, Registration
@@ -195,7 +194,6 @@ class LTI13Authenticator(LtiAuthenticator):
 
     # -- wiring ----------------------------------------------------------------------------------
 
-    _tool_keys: ToolKeySet | None = None
     _key_loader: PlatformKeyLoader | None = None
 
     def callback_url(self, base_url: str) -> str:
@@ -263,12 +261,6 @@ class LTI13Authenticator(LtiAuthenticator):
                     registration.issuer,
                     registration.client_id,
                 )
-
-    @property
-    def tool_keys(self) -> ToolKeySet:
-        if self._tool_keys is None:
-            self._tool_keys = ToolKeySet(self.store)
-        return self._tool_keys
 
     @property
     def key_loader(self) -> PlatformKeyLoader:

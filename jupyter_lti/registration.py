@@ -24,6 +24,7 @@ from tornado import web
 
 from jupyter_lti.handlers import LtiHandler, LtiPages
 from jupyter_lti.http import TornadoTransport
+from jupyter_lti.outbox_admin import TITLE as OUTBOX_TITLE
 from lti_core import admin, pages
 from lti_core.errors import LtiError
 from lti_core.i18n import N_
@@ -267,6 +268,7 @@ class LTI13RegistrationsHandler(LtiPages):
     def page_html(self, registrations: list[Registration] | None, consumers: list[Any] | None) -> str:
         _ = self.gettext
         parts = [f"<p>{html.escape(_(INTRO))}</p>"] if registrations is not None else []
+        parts.append(f'<p><a href="{html.escape(self.hub.base_url)}lti/grades">{html.escape(_(OUTBOX_TITLE))}</a></p>')
         if registrations is not None:
             configured = self.configured()
             rows = [self.row_html(r, (r.issuer, r.client_id) in configured) for r in registrations]

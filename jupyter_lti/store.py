@@ -173,6 +173,8 @@ consumers = _table(
     Column("created", Double, nullable=False, default=time.time),
     # Added by migration 0005_consumer_enabled_key_times.
     Column("enabled", Boolean, nullable=False, default=True, server_default=true()),
+    # The LTI 1.3 issuer its platform moved to (lti_core.lti13.migration); added by 0009.
+    Column("migrated_to", String(255), nullable=False, default="", server_default=""),
 )
 
 # A used nonce, keyed by sha256(scope, nonce): LTI 1.1 nonces have no length limit, a digest always
@@ -410,6 +412,24 @@ class SqlRows:
             return int(connection.execute(statement).rowcount)
 
 
+# A first launch waiting for the person's choice (lti_core.prompt); ``launch`` is Launch.as_record().
+# Digests of the browser's secrets only, never the secrets. Added by migration 0009.
+pending_launches = _table(
+    "pending_launches",
+    Column("pending_id", ExactString(64), primary_key=True),
+    Column("launch", JsonText, nullable=False),
+    Column("content_id", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("may_create", Boolean, nullable=False),
+    Column("binding", ExactString(64), nullable=False),
+    Column("handover", ExactString(64), nullable=False),
+    Column("form_token_digest", ExactString(64), nullable=False),
+    Column("expires_at", Double, nullable=False),
+    Column("account", ExactString(255), nullable=False, default=""),
+    Column("suggested_username", String(255), nullable=False, default=""),
+    Index(None, "expires_at"),
+)
+
 TABLES = {
     "registrations": registrations,
     "deployments": deployments,
@@ -420,6 +440,7 @@ TABLES = {
     "user_links": user_links,
     "launch_contexts": launch_contexts,
     "grade_outbox": grade_outbox,
+    "pending_launches": pending_launches,
 }
 
 

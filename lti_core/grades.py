@@ -37,6 +37,7 @@ import time
 from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Protocol, TypedDict, TypeVar, Unpack
 from urllib.parse import urlsplit
 
@@ -121,12 +122,20 @@ def _is_lti11(context: LaunchContext) -> bool:
     return context.lti_version.startswith("1.") and not context.lti_version.startswith("1.3")
 
 
-def _checked_score(score_given: float, score_maximum: float) -> tuple[float, float]:
+class ScoreInvalid(ScoreOutOfRange):
+    """A score a host was given that no platform would take (400): nothing is enqueued."""
+
+    message = N_("A score must be a number from 0 to its maximum, and the maximum a number above 0.")
+
+
+def check_score(score_given: float, score_maximum: float) -> tuple[float, float]:
+    """``(given, maximum)`` as floats, if they make a score: finite, the maximum above 0, the score
+    from 0 to it; ``ScoreInvalid`` otherwise. Hosts check what they are given before anything else."""
     given, maximum = ags._number(score_given), ags._number(score_maximum)  # noqa: SLF001 - the AGS number rule
     if maximum is None or maximum <= 0:
-        raise ScoreOutOfRange(detail=f"score_maximum must be a finite number above 0: {score_maximum!r}")
+        raise ScoreInvalid(detail=f"score_maximum must be a finite number above 0: {score_maximum!r}")
     if given is None or not 0 <= given <= maximum:
-        raise ScoreOutOfRange(detail=f"score_given must be a finite number from 0 to score_maximum: {score_given!r}")
+        raise ScoreInvalid(detail=f"score_given must be a finite number from 0 to score_maximum: {score_given!r}")
     return given, maximum
 
 
@@ -138,9 +147,9 @@ def score_entry_for(
     AGS when the launch (LTI 1.3) offered a line item for the link (with the score scope, when it
     listed scopes); else LTI 1.1 Basic Outcomes when it gave an outcome service URL and sourcedid
     (the score normalised to [0, 1]: ``score_given / score_maximum``); else ``GradeServiceUnavailable``.
-    A score below 0 or above its maximum is ``ScoreOutOfRange``.
+    A score below 0 or above its maximum is ``ScoreInvalid``.
     """
-    given, maximum = _checked_score(score_given, score_maximum)
+    given, maximum = check_score(score_given, score_maximum)
     activity, grading = ("Completed", "FullyGraded") if final else ("InProgress", "Pending")
     offered = context.services.ags
     if (
@@ -184,6 +193,11 @@ def _host(url: str) -> str:
 def platform_hosts(registration: Registration) -> frozenset[str]:
     """The hosts a registration names: its issuer's, login, token and key set URLs'."""
     urls = (registration.issuer, registration.auth_login_url, registration.auth_token_url, registration.key_set_url)
+    return _hosts_of(urls)
+
+
+@lru_cache(maxsize=256)  # the same few registrations, at every score sent
+def _hosts_of(urls: tuple[str, ...]) -> frozenset[str]:
     return frozenset(host for host in map(_host, urls) if host)
 
 
@@ -217,9 +231,28 @@ def validate_service_url(
 
     Ports are not compared: a platform may serve its services on another port than its issuer's.
     """
-    parts = urlsplit(url) if isinstance(url, str) else None
-    scheme = parts.scheme.lower() if parts is not None else ""
-    if parts is None or scheme not in ("http", "https") or not parts.netloc:
+    if isinstance(registration_or_platform_origins, Registration):
+        allowed = platform_hosts(registration_or_platform_origins)
+    else:
+        allowed = frozenset(
+            (_host(origin) if "://" in origin else origin.lower().rstrip("."))
+            for origin in registration_or_platform_origins
+        )
+    if not isinstance(url, str):
+        raise ServiceUrlRefused(detail=f"not an http(s) URL: {str(url)[:80]}")
+    _check_service_url(url, allowed, allow_private)
+    return url
+
+
+@lru_cache(maxsize=4096)  # a pure check of the same line item URLs score after score (a refusal is not kept)
+def _check_service_url(url: str, allowed: frozenset[str], allow_private: bool) -> None:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a bad port raises here, not later in a driver
+    except ValueError:
+        raise ServiceUrlRefused(detail=f"not a URL: {url[:80]}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.netloc:
         raise ServiceUrlRefused(detail=f"not an http(s) URL: {str(url)[:80]}")
     if scheme == "http" and not allow_private:
         raise ServiceUrlRefused("service_url_not_https", detail=f"not https: {url[:80]}")
@@ -230,16 +263,8 @@ def validate_service_url(
         raise ServiceUrlRefused(detail=f"no host: {url[:80]}")
     if _private_ip(host) and not allow_private:
         raise ServiceUrlRefused("service_url_private_address", detail=f"a private address: {host[:80]}")
-    if isinstance(registration_or_platform_origins, Registration):
-        allowed = platform_hosts(registration_or_platform_origins)
-    else:
-        allowed = frozenset(
-            (_host(origin) if "://" in origin else origin.lower().rstrip("."))
-            for origin in registration_or_platform_origins
-        )
     if not any(host == ok or host.endswith("." + ok) for ok in allowed if ok):
         raise ServiceUrlRefused("service_url_other_host", detail=f"{host[:80]} is not the platform's")
-    return url
 
 
 # -- the delivery of one entry, sans-IO ------------------------------------------------------------
@@ -675,7 +700,8 @@ class AsyncGradeWorker(_WorkerBase):
             now = self.clock()
             plan = _token_plan(wanted.registration, self.tool_keys, self.allow_private, self.timeout, now)
             try:
-                request = next(plan)
+                # Signing the assertion reads the tool's keys from the store: off the event loop.
+                request = await self._call(next, plan)
                 plan.send(await _exchange_async(self.transport, request))
             except StopIteration as done:
                 token: AccessToken = done.value
@@ -694,6 +720,8 @@ __all__ = [
     "GradeWorker",
     "Outcome",
     "ScoreEntry",
+    "ScoreInvalid",
+    "check_score",
     "ServiceUrlRefused",
     "TokenWanted",
     "deliver_plan",

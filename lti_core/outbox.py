@@ -40,6 +40,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Protocol
 
 from lti_core.errors import LtiError
@@ -109,7 +110,7 @@ class OutboxKey:
     platform_user_id: str
     target: str
 
-    @property
+    @cached_property  # read at every store call of a delivery: hashed once per key
     def digest(self) -> str:
         """sha256 of the key: what stores index (a target URL may pass MySQL's index limit)."""
         encoded = json.dumps([self.platform, self.platform_user_id, self.target], ensure_ascii=False)

@@ -14,6 +14,7 @@ from lti_core.errors import LtiError
 from lti_core.i18n import N_
 from lti_core.lti13 import binding
 from lti_core.lti13.login import LoginRedirect
+from lti_core.prompt import CHOICE_CONFIRM, CHOICE_EXISTING, CHOICE_NEW, PromptState
 from lti_core.registration import CLOSE_SUBJECT
 from lti_core.types import Registration, RegistrationStatus
 from lti_core.urls import add_query
@@ -132,7 +133,75 @@ def registration_complete_page(registration: Registration) -> RegistrationComple
     return RegistrationCompletePage(registration, binding.origin_of(registration.issuer))
 
 
-Page = RefusalPage | BrowserCheckPage | StorageLoginPage | RegistrationCompletePage
+PROMPT_CHOOSE_TITLE = N_("How do you want to continue?")
+PROMPT_CHOOSE_MESSAGE = N_(
+    "This is your first visit from %(platform)s. You can get a new account here, or link an account you "
+    "already have here: from then on, every launch from %(platform)s signs you in to it."
+)
+PROMPT_EXISTING_ONLY_MESSAGE = N_(
+    "This is your first visit from %(platform)s. Sign in to your account here to link it: from then on, "
+    "every launch from %(platform)s signs you in to it."
+)
+PROMPT_NEW_LABEL = N_("Create a new account")
+PROMPT_EXISTING_LABEL = N_("Sign in to an existing account and link it")
+PROMPT_CONFIRM_TITLE = N_("Link your account")
+PROMPT_CONFIRM_MESSAGE = N_(
+    "You are signed in as %(account)s. Link this account to your user on %(platform)s? Every later launch "
+    "from %(platform)s will sign you in as %(account)s."
+)
+PROMPT_CONFIRM_LABEL = N_("Link my account")
+PROMPT_OTHER_LABEL = N_("Use another account")
+PROMPT_NEW_WINDOW_MESSAGE = N_(
+    "Your browser does not allow this step inside the course page. Please continue in a new window."
+)
+PROMPT_NEW_WINDOW_LABEL = N_("Continue in a new window")
+
+
+@dataclass(frozen=True)
+class LinkPromptPage:
+    """The linking prompt (``lti_core.prompt``): the choice, or the confirmation of the signed-in
+    account. Its forms POST ``choice`` (``prompt.CHOICE_*``) and ``form_token`` to ``step_url``, with
+    the host's own CSRF field (``csrf``: name, value) when it has one. ``new_window_url``, when set:
+    this browser is not bound here (a platform's frame that drops the tool's cookies), so the page
+    only offers to continue in a new window, where the prompt is handed over."""
+
+    state: PromptState
+    may_create: bool
+    platform: str
+    step_url: str
+    form_token: str
+    account: str = ""
+    csrf: tuple[str, str] | None = None
+    new_window_url: str = ""
+    status: int = 200
+
+    @property
+    def title(self) -> str:
+        return PROMPT_CONFIRM_TITLE if self.state is PromptState.CONFIRMING else PROMPT_CHOOSE_TITLE
+
+    def message(self, translate: Callable[[str], str]) -> str:
+        """What the page says, translated, its names filled in."""
+        if self.new_window_url:
+            return translate(PROMPT_NEW_WINDOW_MESSAGE)
+        if self.state is PromptState.CONFIRMING:
+            return translate(PROMPT_CONFIRM_MESSAGE) % {"account": self.account, "platform": self.platform}
+        text = PROMPT_CHOOSE_MESSAGE if self.may_create else PROMPT_EXISTING_ONLY_MESSAGE
+        return translate(text) % {"platform": self.platform}
+
+    def choices(self) -> tuple[tuple[str, str], ...]:
+        """The buttons, in order: (choice, label message id)."""
+        if self.new_window_url:
+            return ()
+        if self.state is PromptState.CONFIRMING:
+            shown = [(CHOICE_CONFIRM, PROMPT_CONFIRM_LABEL), (CHOICE_EXISTING, PROMPT_OTHER_LABEL)]
+        else:
+            shown = [(CHOICE_EXISTING, PROMPT_EXISTING_LABEL)]
+        if self.may_create:
+            shown.append((CHOICE_NEW, PROMPT_NEW_LABEL))
+        return tuple(shown)
+
+
+Page = RefusalPage | BrowserCheckPage | StorageLoginPage | RegistrationCompletePage | LinkPromptPage
 
 
 def refusal_page(error: LtiError, login_url: str, flow: Flow = LAUNCH) -> RefusalPage:

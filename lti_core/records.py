@@ -24,12 +24,14 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from lti_core import outbox
 from lti_core.outbox import OutboxEntry, OutboxKey, OutboxState, Rng, Score, ServiceKind
+from lti_core.prompt import PendingLaunch, PromptState
 from lti_core.sealing import Sealer, open_value, seal_value
 from lti_core.store import nonce_digest
 from lti_core.types import (
     STATE_FIELDS,
     Consumer,
     Deployment,
+    Launch,
     LaunchContext,
     LaunchServices,
     OidcState,
@@ -58,7 +60,7 @@ TABLES: dict[str, TableSpec] = {
         ("issuer", "client_id"),
     ),
     "deployments": TableSpec(("registration_id", "deployment_id", "label"), ("registration_id", "deployment_id")),
-    "consumers": TableSpec(("key", "secret", "name", "enabled"), ("key",)),
+    "consumers": TableSpec(("key", "secret", "name", "enabled", "migrated_to"), ("key",)),
     "nonces": TableSpec(("digest", "expires_at"), ("digest",)),
     "states": TableSpec(STATE_FIELDS, ("state",)),
     "tool_keys": TableSpec(("kid", "private_pem", "public_jwk", "active", "created_at", "retires_at"), ("kid",)),
@@ -91,6 +93,24 @@ TABLES: dict[str, TableSpec] = {
             "updated_at",
         ),
         ("key_digest",),
+    ),
+    # lti_core.prompt.PendingLaunch; ``launch`` is Launch.as_record() (JSON); ``account`` its
+    # local_user_id (a plain text column: the Django host maps local_user_id to its users' foreign key).
+    "pending_launches": TableSpec(
+        (
+            "pending_id",
+            "launch",
+            "content_id",
+            "state",
+            "may_create",
+            "binding",
+            "handover",
+            "form_token_digest",
+            "expires_at",
+            "account",
+            "suggested_username",
+        ),
+        ("pending_id",),
     ),
 }
 
@@ -324,7 +344,8 @@ class RecordStore:
         return self._consumer(found[0]) if found else None
 
     def _consumer(self, row: Row) -> Consumer:
-        return Consumer(row["key"], open_value(self.sealer, row["secret"]), row["name"], bool(row["enabled"]))
+        secret = open_value(self.sealer, row["secret"])
+        return Consumer(row["key"], secret, row["name"], bool(row["enabled"]), row["migrated_to"])
 
     def list_consumers(self) -> list[Consumer]:
         return sorted((self._consumer(row) for row in self._rows("consumers").select({})), key=lambda c: c.key)
@@ -334,6 +355,7 @@ class RecordStore:
             "secret": seal_value(self.sealer, consumer.secret),
             "name": consumer.name,
             "enabled": consumer.enabled,
+            "migrated_to": consumer.migrated_to,
         }
         self._rows("consumers").upsert({"key": consumer.key}, values)
 
@@ -364,7 +386,51 @@ class RecordStore:
 
     def purge_expired(self, now: float) -> int:
         with self.tables.atomic():
-            return sum(self._rows(table).delete({}, expired_at=now) for table in ("states", "nonces"))
+            expiring = ("states", "nonces", "pending_launches")
+            return sum(self._rows(table).delete({}, expired_at=now) for table in expiring)
+
+    # pending launches (the linking prompt) ---------------------------------------------------
+    _PENDING_RENAMED = ("pending_id", "account")
+
+    @classmethod
+    def _pending(cls, row: Row) -> PendingLaunch:
+        values = {name: row[name] for name in TABLES["pending_launches"].columns if name not in cls._PENDING_RENAMED}
+        values.update(
+            launch=Launch.from_record(row["launch"]),
+            state=PromptState(row["state"]),
+            may_create=bool(row["may_create"]),
+        )
+        return PendingLaunch(id=row["pending_id"], local_user_id=str(row["account"]), **values)
+
+    @classmethod
+    def _pending_row(cls, pending: PendingLaunch) -> Row:
+        columns = TABLES["pending_launches"].columns
+        row = {name: getattr(pending, name) for name in columns if name not in cls._PENDING_RENAMED}
+        row.update(
+            pending_id=pending.id,
+            account=pending.local_user_id,
+            launch=pending.launch.as_record(),
+            state=pending.state.value,
+        )
+        return row
+
+    def save_pending_launch(self, pending: PendingLaunch) -> None:
+        self._rows("pending_launches").insert(self._pending_row(pending))
+
+    def get_pending_launch(self, pending_id: str, now: float) -> PendingLaunch | None:
+        found = self._rows("pending_launches").select({"pending_id": pending_id}, live_at=now)
+        return self._pending(found[0]) if found else None
+
+    def replace_pending_launch(self, read: PendingLaunch, written: PendingLaunch) -> bool:
+        # Conditional on what a step decides by: a replay that read the same row loses the race.
+        decisive = ("state", "account", "binding", "handover")
+        before, after = self._pending_row(read), self._pending_row(written)
+        where = {"pending_id": read.id, **{name: before[name] for name in decisive}}
+        changed = {name: after[name] for name in decisive}
+        return self._rows("pending_launches").update(where, changed) == 1
+
+    def delete_pending_launch(self, pending_id: str) -> bool:
+        return self._rows("pending_launches").delete({"pending_id": pending_id}) == 1
 
     # tool keys -------------------------------------------------------------------------------
     def list_tool_keys(self) -> list[ToolKey]:
@@ -412,6 +478,11 @@ class RecordStore:
             if existing is None:  # the row that refused us was deleted in between: nothing to keep
                 raise LookupError(f"the link of {link.platform_user_id!r} on {link.platform!r} vanished; retry")
             return existing
+
+    def delete_user_link(self, platform: str, platform_user_id: str) -> bool:
+        with self._invalidating(self._link_cache, (platform, platform_user_id)):
+            where = {"platform": platform, "platform_user_id": platform_user_id}
+            return self._rows("user_links").delete(where) > 0
 
     def find_user_links(self, local_user_id: str) -> list[UserLink]:
         rows = self._rows("user_links").select({"local_user_id": local_user_id})

@@ -9,8 +9,9 @@ made in one place.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
-from lti_core.types import Role
+from lti_core.types import Launch, Role
 
 MEMBERSHIP = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
 INSTITUTION = "http://purl.imsglobal.org/vocab/lis/v2/institution/person#"
@@ -174,15 +175,58 @@ def parse_lti11_roles(value: str) -> tuple[str, ...]:
     return normalise_roles(value.split(","))
 
 
-def local_role(roles: Iterable[str]) -> Role:
-    """Staff only for a staff context role, or for a platform administrator who is not a learner here.
+def _is_context_role(role: str) -> bool:
+    return role.startswith(MEMBERSHIP) or role.startswith("http://purl.imsglobal.org/vocab/lis/v2/membership/")
 
-    A learner can never gain staff rights: a Learner context role always wins over an
-    institution-wide administrator role, since it is this context that the launch is about.
+
+@dataclass(frozen=True)
+class RoleTable:
+    """Which roles give staff rights on the published content (the XBlock host) or the instructor
+    group (the hub); every other role gives learner rights.
+
+    ``staff_context_roles``: context roles of this launch's context (instructors, teaching
+    assistants, content developers, context administrators). ``admin_roles``: institution or system
+    administrators, who get staff rights only when they are not a learner in this context. Admins
+    extend the first with ``extended`` (e.g. Moodle's non-editing teacher, sent as ``Mentor``).
     """
-    normalised = set(normalise_roles(roles))
-    if normalised & _STAFF_CONTEXT_ROLES:
-        return Role.STAFF
-    if LEARNER not in normalised and normalised & _ADMIN_ROLES:
-        return Role.STAFF
-    return Role.LEARNER
+
+    staff_context_roles: frozenset[str] = frozenset(_STAFF_CONTEXT_ROLES)
+    admin_roles: frozenset[str] = frozenset(_ADMIN_ROLES)
+
+    def extended(self, staff_roles: Iterable[str]) -> RoleTable:
+        """This table with more context roles that give staff rights (names, URNs or URIs).
+
+        Only context roles: an institution or system role says nothing of this course, and the
+        Learner role never gives staff rights (``ValueError`` for either).
+        """
+        added = normalise_roles(staff_roles)
+        wrong = [role for role in added if not _is_context_role(role) or role == LEARNER]
+        if wrong:
+            raise ValueError(f"only context roles other than Learner can give staff rights: {', '.join(wrong)}")
+        return replace(self, staff_context_roles=self.staff_context_roles | frozenset(added))
+
+    def local_role(self, roles: Iterable[str]) -> Role:
+        """Staff only for a staff context role, or for a platform administrator who is not a learner here.
+
+        A learner can never gain staff rights: a Learner context role always wins over an
+        institution-wide administrator role, since it is this context that the launch is about.
+        """
+        normalised = set(normalise_roles(roles))
+        if normalised & self.staff_context_roles:
+            return Role.STAFF
+        if LEARNER not in normalised and normalised & self.admin_roles:
+            return Role.STAFF
+        return Role.LEARNER
+
+    def apply(self, launch: Launch) -> Launch:
+        """``launch`` with the local role this table gives its (normalised) roles."""
+        role = self.local_role(launch.roles)
+        return launch if role is launch.role else replace(launch, role=role)
+
+
+DEFAULT_ROLES = RoleTable()
+
+
+def local_role(roles: Iterable[str]) -> Role:
+    """The local role ``DEFAULT_ROLES`` gives (what every launch is first given; see ``RoleTable``)."""
+    return DEFAULT_ROLES.local_role(roles)

@@ -81,6 +81,11 @@ class UserLinkStore(Protocol):
         """Create the link; if one already exists for the identity, keep it and return it (links are permanent)."""
         ...
 
+    def delete_user_link(self, platform: str, platform_user_id: str) -> bool:
+        """Remove the link (the user unlinks, or an admin does); False if there was none. The next
+        launch of the identity is a first launch again."""
+        ...
+
     def find_user_links(self, local_user_id: str) -> list[UserLink]:
         """The platform identities linked to a local user (hosts that name users check a name is free)."""
         ...

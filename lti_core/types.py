@@ -54,6 +54,9 @@ class Consumer:
     name: str = ""
     #: False once an admin disables it: its launches are refused, its links kept.
     enabled: bool = True
+    #: The LTI 1.3 issuer this consumer's platform moved to, set by an admin: a 1.3 launch from it
+    #: signs in the user linked to this consumer's same user id (``lti_core.lti13.migration``).
+    migrated_to: str = ""
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,42 @@ class LaunchServices:
 
 
 @dataclass(frozen=True)
+class DeepLinkingSettings:
+    """What a platform's request to pick content allows (LTI Deep Linking 2.0 ``deep_linking_settings``;
+    LTI 1.1 ContentItemSelectionRequest's parameters): where the answer goes, what it may hold, and
+    ``data`` to echo."""
+
+    return_url: str
+    accept_types: tuple[str, ...] = ()
+    accept_presentation_document_targets: tuple[str, ...] = ()
+    accept_multiple: bool = True
+    accept_lineitem: bool = True
+    auto_create: bool = False
+    title: str = ""
+    text: str = ""
+    data: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(
+            accept_types=list(self.accept_types),
+            accept_presentation_document_targets=list(self.accept_presentation_document_targets),
+        )
+        return values
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> DeepLinkingSettings | None:
+        if not data:
+            return None
+        values = dict(data)
+        values.update(
+            accept_types=tuple(data.get("accept_types", ())),
+            accept_presentation_document_targets=tuple(data.get("accept_presentation_document_targets", ())),
+        )
+        return cls(**values)
+
+
+@dataclass(frozen=True)
 class Launch:
     """A verified launch, the same shape for LTI 1.1 and LTI 1.3, ready for the host to act on."""
 
@@ -215,6 +254,8 @@ class Launch:
     #: The message type (LTI 1.3's names; LTI 1.1 basic launches are LtiResourceLinkRequest too).
     message_type: str = "LtiResourceLinkRequest"
     services: LaunchServices = LaunchServices()
+    #: A request to pick content (LtiDeepLinkingRequest, ContentItemSelectionRequest): its settings.
+    deep_linking: DeepLinkingSettings | None = None
     # Everything else the platform sent (claims or parameters), for later services.
     raw: dict[str, Any] = field(default_factory=dict, hash=False, repr=False)
 
@@ -257,6 +298,33 @@ class Launch:
             "message_type": self.message_type,
             "services": self.services.as_dict(),
         }
+
+    def as_record(self) -> dict[str, Any]:
+        """Every field as JSON-able data, for a launch kept server-side a while (a pending prompt):
+        ``raw`` less what only served to verify it (``platform_data``). ``from_record`` reads it back."""
+        skipped = ("raw", "services", "deep_linking")
+        record = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skipped}
+        record.update(
+            roles=list(self.roles),
+            role=self.role.value,
+            custom=dict(self.custom),
+            services=self.services.as_dict(),
+            deep_linking=None if self.deep_linking is None else self.deep_linking.as_dict(),
+            raw=self.platform_data(),
+        )
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Launch:
+        """The launch ``as_record`` wrote."""
+        values = dict(record)
+        values.update(
+            roles=tuple(record["roles"]),
+            role=Role(record["role"]),
+            services=LaunchServices.from_dict(record.get("services")),
+            deep_linking=DeepLinkingSettings.from_dict(record.get("deep_linking")),
+        )
+        return cls(**values)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ It is checkout-only code (like demo/, tests/ and bench/): setup.py keeps it out 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 
 class _Delete:
@@ -38,6 +38,20 @@ class _Delete:
 DELETE = _Delete()
 
 
+class PlatformSite(Protocol):
+    """What the gradebook, the outcome service and the token endpoint need of their platform: a
+    ``PlatformPeer``, or another host that serves them (the demo's launch page platform, in Django)."""
+
+    @property
+    def issuer(self) -> str: ...
+
+    @property
+    def client_id(self) -> str: ...
+
+    @property
+    def token_url(self) -> str: ...
+
+
 def apply_overrides(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
     """``base`` updated with ``overrides``; keys whose override is ``DELETE`` are removed."""
     result = dict(base)
@@ -49,4 +63,4 @@ def apply_overrides(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> di
     return result
 
 
-__all__ = ["DELETE", "apply_overrides"]
+__all__ = ["DELETE", "PlatformSite", "apply_overrides"]

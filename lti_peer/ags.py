@@ -22,7 +22,7 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -31,7 +31,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from lti_peer.token import token_endpoint
 
 if TYPE_CHECKING:
-    from lti_peer.platform import PlatformPeer
+    from lti_peer import PlatformSite
 
 SERVICES_PATH = "/mod/lti/services.php/"
 _SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/"
@@ -84,13 +84,15 @@ class StoredScore:
     timestamp: str
     at: datetime
     comment: str = ""
+    #: When the gradebook received it (``at`` is the tool's timestamp).
+    received_at: float = field(default_factory=time.time)
 
 
 @dataclass
 class Gradebook:
     """The AGS endpoints of one peer (see the module's docstring)."""
 
-    peer_ref: weakref.ref[PlatformPeer]
+    peer_ref: weakref.ref[PlatformSite]
     #: Line items per container page when the request names no ``limit``.
     page_size: int = 10
     #: Milliseconds each AGS request waits before it is handled.
@@ -132,7 +134,7 @@ class Gradebook:
 
     # -- state ---------------------------------------------------------------------------------------
 
-    def _peer(self) -> PlatformPeer:
+    def _peer(self) -> PlatformSite:
         peer = self.peer_ref()
         if peer is None:
             raise RuntimeError("the platform peer is gone")
@@ -154,6 +156,20 @@ class Gradebook:
             self.items[item.number] = item
             self._next_number += 1
             return self.item_url(item)
+
+    @property
+    def next_number(self) -> int:
+        """The number of the next line item made (numbers are not reused)."""
+        return self._next_number
+
+    def restore(
+        self, items: Iterable[StoredLineItem], scores: Mapping[tuple[int, str], StoredScore], next_number: int
+    ) -> None:
+        """Take back the line items and scores a host kept (the demo platform keeps them in a file)."""
+        with self._lock:
+            self.items = {item.number: item for item in items}
+            self.scores = dict(scores)
+            self._next_number = max(next_number, max(self.items, default=0) + 1)
 
     def score_of(self, lineitem_url: str, user_id: str) -> StoredScore | None:
         match = _ITEM.match(urlsplit(lineitem_url).path)
@@ -402,11 +418,11 @@ def is_gradebook_path(path: str) -> bool:
     return path.startswith(SERVICES_PATH) and (_CONTAINER.match(path) or _ITEM.match(path)) is not None
 
 
-_BOOKS: weakref.WeakKeyDictionary[PlatformPeer, Gradebook] = weakref.WeakKeyDictionary()
+_BOOKS: weakref.WeakKeyDictionary[PlatformSite, Gradebook] = weakref.WeakKeyDictionary()
 _BOOKS_LOCK = threading.Lock()
 
 
-def gradebook(peer: PlatformPeer) -> Gradebook:
+def gradebook(peer: PlatformSite) -> Gradebook:
     """The gradebook of ``peer`` (made at first use)."""
     with _BOOKS_LOCK:
         book = _BOOKS.get(peer)

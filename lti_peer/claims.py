@@ -9,6 +9,9 @@ for platforms that do not send it.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -232,3 +235,22 @@ __all__ = [
     "launch_claims",
     "login_initiation_params",
 ]
+
+
+CLAIM_LTI1P1 = "https://purl.imsglobal.org/spec/lti/claim/lti1p1"
+
+
+def add_lti1p1_claim(body: dict[str, Any], *, consumer_key: str, secret: str, user_id: str) -> dict[str, Any]:
+    """``body`` (an id_token's claims) with the LTI 1.1 migration claim a platform that moved a course
+    from LTI 1.1 sends: the 1.1 ``user_id`` and consumer key, and ``oauth_consumer_key_sign``, the
+    HMAC-SHA256 with the 1.1 secret of ``key&deployment_id&iss&client_id&exp&nonce`` (1EdTech's LTI
+    1.3 migration guide). Call it last: the signature covers ``exp`` and ``nonce`` as they are."""
+    audience = body["aud"] if isinstance(body["aud"], str) else body["aud"][0]
+    parts = [consumer_key, body[CLAIM_DEPLOYMENT_ID], body["iss"], audience, str(body["exp"]), body["nonce"]]
+    mac = hmac.new(secret.encode(), "&".join(parts).encode(), hashlib.sha256).digest()
+    body[CLAIM_LTI1P1] = {
+        "user_id": user_id,
+        "oauth_consumer_key": consumer_key,
+        "oauth_consumer_key_sign": base64.b64encode(mac).decode(),
+    }
+    return body

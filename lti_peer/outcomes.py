@@ -36,7 +36,7 @@ from oauthlib.common import Request as OAuthRequest
 from oauthlib.oauth1.rfc5849 import signature, utils
 
 if TYPE_CHECKING:
-    from lti_peer.platform import PlatformPeer
+    from lti_peer import PlatformSite
 
 #: Where Moodle serves Basic Outcomes (its ``lis_outcome_service_url``).
 OUTCOME_SERVICE_PATH = "/mod/lti/service.php"
@@ -94,9 +94,9 @@ def response_xml(
 
 
 class OutcomeService:
-    """mod/lti/service.php for one ``PlatformPeer``: a gradebook {sourcedid: score}."""
+    """mod/lti/service.php for one platform (a ``PlatformPeer``...): a gradebook {sourcedid: score}."""
 
-    def __init__(self, peer: PlatformPeer) -> None:
+    def __init__(self, peer: PlatformSite) -> None:
         self._peer = peer
         self._lock = threading.Lock()
         #: consumer key -> shared secret (Moodle: the tool type's key and secret).
@@ -105,6 +105,8 @@ class OutcomeService:
         self.sourcedids: set[str] = set()
         #: sourcedid -> score from 0.0 to 1.0; no entry: no grade (never set, or deleted).
         self.gradebook: dict[str, float] = {}
+        #: sourcedid -> when (epoch seconds) its score in ``gradebook`` was received.
+        self.received_at: dict[str, float] = {}
         #: Fault knobs: the next ``fail_next`` requests answer 500; every answer waits ``delay_ms``.
         self.fail_next = 0
         self.delay_ms = 0
@@ -234,6 +236,7 @@ class OutcomeService:
                 raise _Refused("Score not between 0.0 and 1.0")
             with self._lock:
                 self.gradebook[sourcedid] = score
+                self.received_at[sourcedid] = time.time()
             return self._answer(operation, sourcedid, "success", "Grade replace response", message_id, response_type)
         if operation == "readResult":
             with self._lock:
@@ -245,6 +248,7 @@ class OutcomeService:
             return self._answer(operation, sourcedid, "success", "Result read", message_id, response_type, extra)
         with self._lock:
             self.gradebook.pop(sourcedid, None)
+            self.received_at.pop(sourcedid, None)
         return self._answer(operation, sourcedid, "success", "Grade delete request", message_id, response_type)
 
 

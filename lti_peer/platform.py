@@ -51,6 +51,13 @@ from lti_peer.token import token_endpoint
 from lti_peer.tokens import b64url
 
 
+class _Server(ThreadingHTTPServer):
+    """A platform's server: a listen backlog for many tools' connections at once (a grade worker
+    opens dozens; the default of 5 resets some of them)."""
+
+    request_queue_size = 128
+
+
 @dataclass
 class _PendingLaunch:
     """What the platform remembers between the login initiation it sent and the tool's auth request."""
@@ -121,14 +128,14 @@ class PlatformPeer:
     def start(self) -> PlatformPeer:
         if self._server is not None:
             return self
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        server = _Server(("127.0.0.1", 0), _Handler)
         server.daemon_threads = True
         server.peer = self  # type: ignore[attr-defined]
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, name="PlatformPeer", daemon=True)
         self._thread.start()
         if self._browser_tls is not None:
-            front = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+            front = _Server(("127.0.0.1", 0), _Handler)
             front.daemon_threads = True
             front.peer = self  # type: ignore[attr-defined]
             front.socket = self._browser_tls.wrap_socket(front.socket, server_side=True)

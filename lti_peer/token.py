@@ -27,7 +27,7 @@ from urllib.request import Request, urlopen
 import jwt
 
 if TYPE_CHECKING:
-    from lti_peer.platform import PlatformPeer
+    from lti_peer import PlatformSite
 
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #: Seconds of clock skew allowed on exp and iat.
@@ -155,11 +155,11 @@ def _error(status: int, error: str, description: str) -> Answer:
     return status, {"error": error, "error_description": description}
 
 
-_ENDPOINTS: weakref.WeakKeyDictionary[PlatformPeer, TokenEndpoint] = weakref.WeakKeyDictionary()
+_ENDPOINTS: weakref.WeakKeyDictionary[PlatformSite, TokenEndpoint] = weakref.WeakKeyDictionary()
 _ENDPOINTS_LOCK = threading.Lock()
 
 
-def token_endpoint(peer: PlatformPeer) -> TokenEndpoint:
+def token_endpoint(peer: PlatformSite) -> TokenEndpoint:
     """The token endpoint of ``peer`` (made at first use; set its ``tool_jwks_url``)."""
     with _ENDPOINTS_LOCK:
         endpoint = _ENDPOINTS.get(peer)

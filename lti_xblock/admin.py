@@ -1,6 +1,6 @@
 """Django admin pages for the tool's records (Open edX's /admin, the demo's): LTI 1.3 registrations
-with their deployments, LTI 1.1 consumers, and, read-only, the tool's keys, user links and launch
-contexts.
+with their deployments, LTI 1.1 consumers, and, read-only, the tool's keys, user links, launch
+contexts and the grade outbox (whose failed scores an admin may send again).
 
 What an admin types is checked by lti_core's rules (``lti_core.admin``): issuers and URLs normalised,
 identifiers checked. Secrets never reach a page: a consumer's secret is only ever replaced (a new one
@@ -9,13 +9,14 @@ typed in a password field that renders empty), and a tool key's private key is n
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.http import HttpRequest
 from django.utils.functional import lazy
 
@@ -28,6 +29,7 @@ from lti_core.admin import (
 )
 from lti_core.errors import LtiError
 from lti_core.i18n import N_
+from lti_core.outbox import OutboxKey, OutboxState, excerpt, split_ags_target
 from lti_core.types import Consumer, RegistrationStatus
 from lti_xblock import models as m
 from lti_xblock.i18n import gettext
@@ -259,3 +261,126 @@ class LaunchContextAdmin(ReadOnlyAdmin):
     @admin.display(description=_lazy(N_("Updated")))
     def updated(self, obj: m.LtiLaunchContext) -> str:
         return _when(obj.updated_at)
+
+
+# -- the grade outbox: read-only, with "retry now" -------------------------------------------------
+
+OUTBOX_STATE_LABELS = {
+    OutboxState.PENDING: N_("pending"),
+    OutboxState.IN_FLIGHT: N_("being sent"),
+    OutboxState.DELIVERED: N_("delivered"),
+    OutboxState.RETRYING: N_("retrying"),
+    OutboxState.FAILED: N_("failed"),
+}
+RETRIED = N_("%(count)d scores will be sent again now.")
+NOT_RETRIED = N_("%(count)d scores were not failed or retrying: left as they are.")
+EXCERPT = 80
+
+
+class OutboxStateFilter(admin.SimpleListFilter):
+    """The states, each with how many entries are in it (``outbox_counts``)."""
+
+    title = _lazy(N_("State"))
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        from lti_xblock.views import store
+
+        counts = store.outbox_counts()
+        return [
+            (state.value, f"{gettext(label)} ({counts.get(state, 0)})") for state, label in OUTBOX_STATE_LABELS.items()
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        return queryset.filter(state=self.value()) if self.value() else queryset
+
+
+@admin.register(m.LtiGradeOutbox)
+class GradeOutboxAdmin(ReadOnlyAdmin):
+    """Scores on their way to the platforms: where each stands and the platform's last answer. An admin
+    may send failed or retrying ones again now (through the store: the outbox's state table decides)."""
+
+    list_display = (
+        "learner",
+        "target_excerpt",
+        "state_label",
+        "score",
+        "attempts",
+        "next_attempt",
+        "last_status",
+        "last_error_excerpt",
+    )
+    list_filter = (OutboxStateFilter,)
+    search_fields = ("platform_user_id",)
+    ordering = ("-updated_at",)
+    fields = (
+        "platform",
+        "platform_user_id",
+        "target",
+        "kind",
+        "state_label",
+        "score",
+        "score_time",
+        "version",
+        "attempts",
+        "next_attempt",
+        "last_status",
+        "last_error",
+        "delivered",
+    )
+    readonly_fields = fields
+    actions = ("retry_now",)
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        # Changing what is sent is not allowed (read-only); sending it again is a change-level right.
+        return bool(request.user.has_perm("lti_xblock.change_ltigradeoutbox"))
+
+    @admin.action(description=_lazy(N_("Retry now")), permissions=["retry"])
+    def retry_now(self, request: HttpRequest, queryset: Any) -> None:
+        from lti_xblock.views import store
+
+        now = time.time()
+        retried = sum(
+            store.retry_now(OutboxKey(row.platform, row.platform_user_id, row.target), now) for row in queryset
+        )
+        if retried:
+            self.message_user(request, gettext(RETRIED) % {"count": retried}, messages.SUCCESS)
+        if len(queryset) > retried:
+            self.message_user(request, gettext(NOT_RETRIED) % {"count": len(queryset) - retried}, messages.WARNING)
+
+    @admin.display(description=_lazy(N_("Learner")), ordering="platform_user_id")
+    def learner(self, obj: m.LtiGradeOutbox) -> str:
+        return f"{obj.platform_user_id} @ {obj.platform}"
+
+    @admin.display(description=_lazy(N_("Sent to")))
+    def target_excerpt(self, obj: m.LtiGradeOutbox) -> str:
+        return excerpt(split_ags_target(obj.target)[0], EXCERPT)  # the service URL, of either kind of target
+
+    @admin.display(description=_lazy(N_("State")), ordering="state")
+    def state_label(self, obj: m.LtiGradeOutbox) -> str:
+        label = OUTBOX_STATE_LABELS.get(OutboxState(obj.state)) if obj.state in set(OutboxState) else None
+        return gettext(label) if label else obj.state
+
+    @admin.display(description=_lazy(N_("Score")))
+    def score(self, obj: m.LtiGradeOutbox) -> str:
+        if obj.score_given is None or obj.score_maximum is None:
+            return "-"
+        return f"{obj.score_given:g} / {obj.score_maximum:g}"
+
+    @admin.display(description=_lazy(N_("Given at")))
+    def score_time(self, obj: m.LtiGradeOutbox) -> str:
+        return _when(obj.score_timestamp)
+
+    @admin.display(description=_lazy(N_("Next attempt")), ordering="next_attempt_at")
+    def next_attempt(self, obj: m.LtiGradeOutbox) -> str:
+        if obj.state not in (OutboxState.PENDING, OutboxState.RETRYING, OutboxState.IN_FLIGHT):
+            return "-"
+        return _when(obj.next_attempt_at)
+
+    @admin.display(description=_lazy(N_("Platform's last answer")))
+    def last_error_excerpt(self, obj: m.LtiGradeOutbox) -> str:
+        return excerpt(obj.last_error, EXCERPT) or "-"
+
+    @admin.display(description=_lazy(N_("Delivered")))
+    def delivered(self, obj: m.LtiGradeOutbox) -> str:
+        return _when(obj.delivered_at)

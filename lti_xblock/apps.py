@@ -19,6 +19,20 @@ class LtiXBlockConfig(AppConfig):
                 "relative_path": "urls",
             }
         },
+        # The LMS's score signal (edx-platform's grades app): the published content's score follows its
+        # children's. Connected by the LMS only; Studio grades nothing.
+        "signals_config": {
+            "lms.djangoapp": {
+                "relative_path": "compat",
+                "receivers": [
+                    {
+                        "receiver_func_name": "openedx_score_changed",
+                        "signal_path": "lms.djangoapps.grades.signals.signals.PROBLEM_WEIGHTED_SCORE_CHANGED",
+                        "dispatch_uid": "lti_xblock.compat.openedx_score_changed",
+                    }
+                ],
+            }
+        },
         # Studio needs the settings too: the block's studio view shows the launch URLs.
         "settings_config": {
             app: {
@@ -28,3 +42,11 @@ class LtiXBlockConfig(AppConfig):
             for app in ("lms.djangoapp", "cms.djangoapp")
         },
     }
+
+    def ready(self) -> None:
+        # The workbench (the demo and the tests' host) only logs grade events: hook them. edx-platform
+        # has its own score signal, connected through ``signals_config`` above.
+        from lti_xblock import compat
+
+        if isinstance(compat.host(), compat.WorkbenchHost):
+            compat.install_workbench_grade_hook()

@@ -98,6 +98,12 @@ class LtiPublishBlock(XBlock):  # type: ignore[misc]  # XBlock ships no type inf
         scope=Scope.settings,
         default=False,
     )
+    require_completion = Boolean(
+        display_name=N_("Require completion before grade sync"),
+        help=N_("Send no score until the learner has answered every graded part of this content."),
+        scope=Scope.settings,
+        default=False,
+    )
     max_score = Float(
         display_name=N_("Maximum score"),
         help=N_("The score sent to the platform for full marks; must be greater than 0."),
@@ -197,9 +203,50 @@ class LtiPublishBlock(XBlock):  # type: ignore[misc]  # XBlock ships no type inf
     # -------------------------------------------------------------------- views
 
     def student_view(self, context: dict[str, Any] | None = None) -> Fragment:
-        """The children, one after the other, under the title."""
+        """The children, one after the other, under the title; for the course team, the learners'
+        grade sync status too."""
         children = self._children_fragments(context, lambda child: "student_view")
-        return self._render("student.html", {"title": self.shown_title()}, children)
+        panel = self.grade_sync_panel() if self.user_may_author() else ""
+        return self._render("student.html", {"title": self.shown_title(), "grade_sync_panel": panel}, children)
+
+    def grade_sync_panel(self) -> SafeString:
+        """The learners launched into this content, their scores and where their delivery stands."""
+        from lti_xblock import scores  # not at module level: it loads Django models (see user_may_author)
+
+        if not self.grade_sync:
+            note = _(N_("Grade sync is off: scores stay in this tool."))
+        elif self.require_completion:
+            note = _(N_("A learner's score is sent once they have answered every graded part."))
+        else:
+            note = _(N_("Scores are sent to the platform's gradebook as learners earn them."))
+        maximum = float(self.max_score)
+        rows = [
+            {
+                "learner": status.learner,
+                "link": status.link,
+                "score": "" if status.score is None else f"{status.score:g} / {maximum:g}",
+                "state": status.state,
+                "state_label": _(scores.STATE_LABELS[status.state]),
+                "last_answer": status.last_answer,
+            }
+            for status in scores.sync_statuses(self)
+        ]
+        return render_template(
+            "grade_sync.html",
+            {
+                "heading": _(N_("Grade sync")),
+                "note": note,
+                "rows": rows,
+                "empty": _(N_("No learner has opened this content from a platform yet.")),
+                "columns": [
+                    _(N_("Learner")),
+                    _(N_("Link")),
+                    _(N_("Score")),
+                    _(N_("Sync")),
+                    _(N_("Platform's last answer")),
+                ],
+            },
+        )
 
     def author_view(self, context: dict[str, Any] | None = None) -> Fragment:
         """Studio's unit page: the launch details, then a preview of the children."""
@@ -226,6 +273,11 @@ class LtiPublishBlock(XBlock):  # type: ignore[misc]  # XBlock ships no type inf
                     "label": translate(self.fields["grade_sync"].help),
                     "help": _(N_("The platform receives the learner's score out of the maximum score.")),
                     "value": bool(self.grade_sync),
+                },
+                "require_completion": {
+                    "label": translate(self.fields["require_completion"].display_name),
+                    "help": translate(self.fields["require_completion"].help),
+                    "value": bool(self.require_completion),
                 },
                 "max_score": {
                     "label": translate(self.fields["max_score"].display_name),
@@ -267,6 +319,11 @@ class LtiPublishBlock(XBlock):  # type: ignore[misc]  # XBlock ships no type inf
                 changes["grade_sync"] = data["grade_sync"]
             else:
                 errors["grade_sync"] = _(N_("Grade sync must be on or off."))
+        if "require_completion" in data:
+            if isinstance(data["require_completion"], bool):
+                changes["require_completion"] = data["require_completion"]
+            else:
+                errors["require_completion"] = _(N_("Require completion must be on or off."))
         if "max_score" in data:
             score = _parse_max_score(data["max_score"])
             if score is None:
@@ -289,7 +346,7 @@ class LtiPublishBlock(XBlock):  # type: ignore[misc]  # XBlock ships no type inf
             (
                 "lti-publish: published content",
                 """\
-<lti_publish display_name="Published content: fractions">
+<lti_publish display_name="Published content: fractions" grade_sync="true">
     <html_demo>
         <p>Adding fractions that share a denominator: add the numerators, keep the denominator.</p>
     </html_demo>

@@ -32,6 +32,10 @@ COMMANDS = {
     ),
     "keys": ("lti_keys", "the tool's LTI 1.3 signing keys: list, rotate [--overlap HOURS], retire KID"),
     "purge": ("lti_purge", "delete expired launch states and nonces (e.g. from cron)"),
+    "sync": (
+        "lti_sync",
+        "grade delivery: grades --now [--retry-failed] sends due scores now; status lists where they stand",
+    ),
 }
 MANAGE = "manage"
 EXIT_USAGE = 2

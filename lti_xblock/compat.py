@@ -7,6 +7,9 @@ and the tests. Views never import edx-platform directly.
 
 from __future__ import annotations
 
+import logging
+import time
+from datetime import datetime
 from functools import cache
 from typing import Any, Protocol, cast
 
@@ -21,7 +24,10 @@ from lti_core.i18n import N_
 from lti_core.types import Launch, Role
 from lti_xblock.i18n import gettext
 
+log = logging.getLogger(__name__)
+
 ROLE_LABELS = {Role.LEARNER: N_("learner"), Role.STAFF: N_("staff")}
+PUBLISHED_BLOCK_TYPE = "lti_publish"
 
 # What the runtimes' "user" services say about the current user (XBlockUser.opt_attrs). edx-platform's
 # names are those of common/djangoapps/xblock_django/constants.py, read as xblock-lti-consumer reads them.
@@ -59,6 +65,14 @@ class Host(Protocol):
 
     def landing_url(self, content_id: str) -> str: ...
 
+    def published_block(self, content_id: str) -> Any:
+        """The published (lti_publish) block ``content_id`` names, with its children; None if none."""
+        ...
+
+    def is_graded(self, block: Any) -> bool:
+        """Whether ``block`` counts in its published content's score (it publishes scores)."""
+        ...
+
     def user_may_author(self, content_id: str, users: Any, studio_permissions: Any, course_key: Any) -> bool:
         """Whether the runtime's current user may change the content's settings (its course team)."""
         ...
@@ -90,11 +104,20 @@ class WorkbenchHost:
         except (NoSuchUsage, KeyError, ValueError):
             return None
 
-    def content_title(self, content_id: str) -> str | None:
+    def published_block(self, content_id: str) -> Any:
         block = self._block(content_id)
-        if block is None or block.scope_ids.block_type != "lti_publish":
-            return None
-        return str(block.display_name)
+        return block if block is not None and block.scope_ids.block_type == PUBLISHED_BLOCK_TYPE else None
+
+    def content_title(self, content_id: str) -> str | None:
+        block = self.published_block(content_id)
+        return None if block is None else str(block.display_name)
+
+    def is_graded(self, block: Any) -> bool:
+        """``has_score`` (XBlock's convention), or one of the SDK's sample checkers: they publish a
+        grade event at every check but were written before blocks declared it."""
+        from sample_xblocks.basic.problem import CheckerBlock
+
+        return bool(getattr(block, "has_score", False)) or isinstance(block, CheckerBlock)
 
     def create_user(self, username: str, launch: Launch) -> User:
         return _new_user(username, launch)
@@ -159,17 +182,30 @@ class WorkbenchHost:
 class OpenEdxHost:
     """edx-platform: modulestore content, CourseEnrollment, CourseStaffRole, jump_to URLs."""
 
-    def content_title(self, content_id: str) -> str | None:
+    def block_at(self, usage_id: str, depth: int | None = 0) -> Any:
+        """The modulestore's block ``usage_id`` names (``depth`` levels of children loaded with it)."""
         from opaque_keys import InvalidKeyError
         from opaque_keys.edx.keys import UsageKey
         from xmodule.modulestore.django import modulestore
         from xmodule.modulestore.exceptions import ItemNotFoundError
 
         try:
-            block = modulestore().get_item(UsageKey.from_string(content_id))
+            return modulestore().get_item(UsageKey.from_string(usage_id), depth=depth)
         except (InvalidKeyError, ItemNotFoundError):
             return None
-        return str(block.display_name) if block.scope_ids.block_type == "lti_publish" else None
+
+    def published_block(self, content_id: str) -> Any:
+        block = self.block_at(content_id, depth=None)
+        return block if block is not None and block.scope_ids.block_type == PUBLISHED_BLOCK_TYPE else None
+
+    def content_title(self, content_id: str) -> str | None:
+        block = self.block_at(content_id)  # without its children: a launch needs the title only
+        if block is None or block.scope_ids.block_type != PUBLISHED_BLOCK_TYPE:
+            return None
+        return str(block.display_name)
+
+    def is_graded(self, block: Any) -> bool:
+        return bool(getattr(block, "has_score", False))
 
     def create_user(self, username: str, launch: Launch) -> User:
         from common.djangoapps.student.models import UserProfile
@@ -197,6 +233,76 @@ class OpenEdxHost:
     def user_may_author(self, content_id: str, users: Any, studio_permissions: Any, course_key: Any) -> bool:
         user = users.get_current_user() if users is not None else None
         return openedx_may_author(user, studio_permissions, course_key)
+
+
+# -- grade events ------------------------------------------------------------------------------------
+
+
+def _user(user_id: Any) -> User | None:
+    from django.core.exceptions import ValidationError
+
+    try:
+        return get_user_model().objects.filter(pk=user_id).first()
+    except (ValueError, TypeError, ValidationError):  # not a user id: "student_1", an anonymous visitor
+        return None
+
+
+def openedx_score_changed(sender: Any, **kwargs: Any) -> None:
+    """edx-platform's ``PROBLEM_WEIGHTED_SCORE_CHANGED`` receiver (lms.djangoapps.grades.signals.signals;
+    connected by the plugin's ``signals_config``, in the LMS only): a learner's weighted score of a
+    block changed; the published content it is inside of gets it (lti_xblock.scores)."""
+    from lti_xblock import scores
+
+    user_id, usage_id = kwargs.get("user_id"), kwargs.get("usage_id")
+    earned, possible = kwargs.get("weighted_earned"), kwargs.get("weighted_possible")
+    if user_id is None or not usage_id:
+        return
+    modified = kwargs.get("modified")
+    scored_at = modified.timestamp() if isinstance(modified, datetime) else time.time()
+    try:
+        user, block = _user(user_id), OpenEdxHost().block_at(str(usage_id))
+        if user is None or block is None:
+            return
+        if kwargs.get("score_deleted"):
+            scores.child_score_removed(user, block)
+        elif earned is not None and possible is not None:
+            scores.child_scored(user, block, earned, possible, scored_at)
+    except Exception:  # noqa: BLE001 - the learner's answer is saved by then; failing it here would not help
+        log.exception("score of user %s for %s not recorded for published content", user_id, usage_id)
+
+
+def workbench_grade_published(runtime: Any, block: Any, event_data: Any) -> None:
+    """A block published a grade event (``{"value": .., "max_value": ..}``) in a workbench runtime
+    made for the signed-in user (demo.urls' handler view): the published content it is inside of
+    gets it (lti_xblock.scores)."""
+    from lti_xblock import scores
+
+    user = _user(runtime.user_id)
+    if user is None or not isinstance(event_data, dict):
+        return
+    try:
+        scores.child_scored(user, block, event_data.get("value"), event_data.get("max_value"), time.time())
+    except Exception:  # noqa: BLE001 - the learner's answer is saved by then; failing it here would not help
+        log.exception("score of user %s for %s not recorded", user.pk, block.scope_ids.usage_id)
+
+
+def install_workbench_grade_hook() -> None:
+    """Make the workbench runtime's ``publish`` (which only logs events) pass grade events to
+    ``workbench_grade_published``. The workbench has no event hook of its own, and its runtime is
+    made by views that are not ours (the SDK's, the demo's), so the hook is on the class; once."""
+    from workbench.runtime import WorkbenchRuntime
+
+    logged = WorkbenchRuntime.publish
+    if getattr(logged, "lti_publish_grades", False):
+        return
+
+    def publish(runtime: WorkbenchRuntime, block: Any, event_type: str, event_data: Any) -> None:
+        logged(runtime, block, event_type, event_data)
+        if event_type == "grade":
+            workbench_grade_published(runtime, block, event_data)
+
+    publish.lti_publish_grades = True  # type: ignore[attr-defined]
+    WorkbenchRuntime.publish = publish
 
 
 @cache

@@ -82,6 +82,8 @@ class LtiConsumer(models.Model):
     name = models.CharField(max_length=255, blank=True, default="")
     enabled = models.BooleanField(default=True)
     created = models.DateTimeField(auto_now_add=True)
+    # The LTI 1.3 issuer its platform moved to (lti_core.lti13.migration); added by 0011.
+    migrated_to = models.CharField(max_length=255, blank=True, default="")
 
 
 class LtiNonce(models.Model):
@@ -204,3 +206,40 @@ class LtiGradeOutbox(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["state", "next_attempt_at"], name="lti_grade_outbox_due")]
+
+
+class LtiChildScore(models.Model):
+    """A learner's latest score on one graded block inside published content (``content_id``, the
+    lti_publish block's usage id), as the block published it: what the published block's score is
+    computed from (lti_xblock.scores). ``scored_at`` epoch seconds; an older score never replaces a
+    newer one."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="lti_child_scores")
+    content_id = ExactCharField(max_length=255)
+    child_id = ExactCharField(max_length=255)
+    earned = models.FloatField()
+    possible = models.FloatField()
+    scored_at = models.FloatField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "content_id", "child_id"], name="lti_child_score_unique")
+        ]
+
+
+class LtiPendingLaunch(models.Model):
+    """A first launch waiting for the person's choice (lti_core.prompt): the launch as
+    ``Launch.as_record()``, and digests of the browser's secrets, never the secrets. ``account`` is
+    the local user signed in to confirm (text: none yet while choosing)."""
+
+    pending_id = ExactCharField(max_length=64, unique=True)
+    launch = models.JSONField()
+    content_id = models.TextField()
+    state = models.CharField(max_length=16)
+    may_create = models.BooleanField()
+    binding = ExactCharField(max_length=64)
+    handover = ExactCharField(max_length=64, blank=True, default="")
+    form_token_digest = ExactCharField(max_length=64)
+    expires_at = models.FloatField(db_index=True)
+    account = ExactCharField(max_length=255, blank=True, default="")
+    suggested_username = models.CharField(max_length=255, blank=True, default="")

@@ -25,6 +25,7 @@ MODELS: dict[str, type[models.Model]] = {
     "user_links": m.LtiUserLink,
     "launch_contexts": m.LtiLaunchContext,
     "grade_outbox": m.LtiGradeOutbox,
+    "pending_launches": m.LtiPendingLaunch,
 }
 # The local user is a foreign key to Django's users here.
 _COLUMN = {"local_user_id": "user_id"}

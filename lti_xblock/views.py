@@ -49,7 +49,7 @@ from lti_core.lti13.login import OidcLogin
 from lti_core.lti13.tool_keys import ToolKeySet
 from lti_core.types import Launch, launch_context
 from lti_publish_assets import page_html
-from lti_xblock import compat
+from lti_xblock import compat, scores
 from lti_xblock.cookies import set_cookie_header
 from lti_xblock.http import UrllibTransport
 from lti_xblock.i18n import gettext as _
@@ -178,7 +178,9 @@ def sign_in(request: HttpRequest, launch: Launch, content_id: str) -> HttpRespon
             )
         host.enroll(user, content_id, launch.role)
         # For grade and roster jobs later, without a browser: the latest launch of this user and link.
-        store.save_launch_context(launch_context(launch, str(user.pk), time.time(), content_id))
+        context = launch_context(launch, str(user.pk), time.time(), content_id)
+        store.save_launch_context(context)
+        scores.send_current_score(user, context)  # a score earned before this link existed
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     log.info(
         "LTI %s launch: %s user %s -> %s as %s",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from lti_core.lti13.binding import BrowserCheck
-    from lti_core.pages import Page, RefusalPage, RegistrationCompletePage, StorageLoginPage
+    from lti_core.pages import LinkPromptPage, Page, RefusalPage, RegistrationCompletePage, StorageLoginPage
 
 __all__ = [
     "STATIC_DIR",
@@ -55,8 +55,10 @@ def static_text(relpath: str) -> str:
 
 def page_html(page: Page, *, lang: str, translate: Callable[[str], str]) -> str:
     """The HTML of one of lti_core's pages (``lti_core.pages``), in ``lang``: every host's pages."""
-    from lti_core.pages import BrowserCheckPage, RefusalPage, RegistrationCompletePage
+    from lti_core.pages import BrowserCheckPage, LinkPromptPage, RefusalPage, RegistrationCompletePage
 
+    if isinstance(page, LinkPromptPage):
+        return _link_prompt_html(page, lang, translate)
     if isinstance(page, RefusalPage):
         return _refusal_html(page, lang, translate)
     if isinstance(page, BrowserCheckPage):
@@ -173,5 +175,33 @@ def _registration_complete_html(page: RegistrationCompletePage, lang: str, trans
         close_label=html.escape(translate(pages.CLOSE_LABEL)),
         config=_script_json(config),
         script=static_text("js/lti_registration.js"),
+        css=static_text("css/lti_publish.css"),
+    )
+
+
+def _link_prompt_html(page: LinkPromptPage, lang: str, translate: Callable[[str], str]) -> str:
+    """The linking prompt: one form per choice, each with the prompt's form token and the host's CSRF field."""
+    from lti_core import pages
+
+    hidden = [("form_token", page.form_token), *([page.csrf] if page.csrf else [])]
+    fields = "".join(
+        f'<input type="hidden" name="{html.escape(name)}" value="{html.escape(value)}">' for name, value in hidden
+    )
+    forms = "".join(
+        f'<form method="post" action="{html.escape(page.step_url)}">{fields}'
+        f'<button type="submit" name="choice" value="{html.escape(choice)}">{html.escape(translate(label))}</button>'
+        "</form>"
+        for choice, label in page.choices()
+    )
+    if page.new_window_url:
+        forms = (
+            f'<p><a class="lti-error__action" href="{html.escape(page.new_window_url)}" target="_blank" '
+            f'rel="noopener">{html.escape(translate(pages.PROMPT_NEW_WINDOW_LABEL))}</a></p>'
+        )
+    return Template(static_text("html/link_prompt.html")).substitute(
+        lang=html.escape(lang),
+        title=html.escape(translate(page.title)),
+        message=html.escape(page.message(translate)),
+        forms=forms,
         css=static_text("css/lti_publish.css"),
     )

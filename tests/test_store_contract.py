@@ -788,3 +788,83 @@ def test_find_launch_contexts_by_content(sut: StoreUnderTest) -> None:
     assert store.get_launch_context(contexts[0].platform, "2", "5") == contexts[0]  # the title comes back
     with pytest.raises(ValueError):
         store.find_launch_contexts()
+
+
+# -- account linking: unlinking, migrated consumers, the prompt's pending launches --------------------
+
+
+def test_a_link_can_be_removed_and_then_made_anew(sut: StoreUnderTest) -> None:
+    store = sut.store
+    alice, mallory = sut.make_user("alice"), sut.make_user("mallory")
+    store.save_user_link(UserLink("https://moodle.example", "2", alice))
+    assert store.get_user_link("https://moodle.example", "2") is not None  # cached now
+    assert store.delete_user_link("https://moodle.example", "2") is True
+    assert store.delete_user_link("https://moodle.example", "2") is False
+    assert store.get_user_link("https://moodle.example", "2") is None  # not served from the cache
+    assert store.save_user_link(UserLink("https://moodle.example", "2", mallory)).local_user_id == mallory
+    assert store.delete_user_link("https://MOODLE.example", "2") is False  # exact
+
+
+def test_a_consumer_keeps_the_issuer_it_moved_to(sut: StoreUnderTest) -> None:
+    store = sut.store
+    store.save_consumer(Consumer("key", "secret", "Moodle", migrated_to="https://moodle.example"))
+    assert store.get_consumer("key") == Consumer("key", "secret", "Moodle", True, "https://moodle.example")
+    store.save_consumer(Consumer("key", "secret", "Moodle"))
+    assert store.get_consumer("key").migrated_to == ""
+
+
+def pending_launch(pending_id: str = "p-1", **changes: Any) -> Any:
+    from lti_core.prompt import PendingLaunch, PromptState
+    from lti_core.types import Launch, Role
+
+    launch = Launch(
+        "1.3.0",
+        "https://moodle.example",
+        "2",
+        ("http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor",),
+        Role.STAFF,
+        "5",
+        given_name="Zoë",
+        custom={"content_id": "c1"},
+        raw={"iss": "https://moodle.example", "sub": "2"},
+    )
+    values: dict[str, Any] = {
+        "id": pending_id,
+        "launch": launch,
+        "content_id": "block-v1:Org+C+R+type@lti_publish+block@x",
+        "state": PromptState.CHOOSING,
+        "may_create": True,
+        "binding": "b" * 64,
+        "handover": "h" * 64,
+        "form_token_digest": "f" * 64,
+        "expires_at": time.time() + 600,
+        "suggested_username": "zoe_0123456789",
+    }
+    values.update(changes)
+    return PendingLaunch(**values)
+
+
+def test_pending_launches_are_single_use_and_expire(sut: StoreUnderTest) -> None:
+    from lti_core.prompt import PromptState
+
+    store, now = sut.store, time.time()
+    first = pending_launch()
+    store.save_pending_launch(first)
+    assert store.get_pending_launch("p-1", now) == first
+    assert store.get_pending_launch("P-1", now) is None  # exact
+    signing_in = dataclasses.replace(first, state=PromptState.SIGNING_IN)
+    assert store.replace_pending_launch(first, signing_in) is True
+    assert store.replace_pending_launch(first, signing_in) is False  # a replay of the same step loses
+    alice = sut.make_user("alice")
+    confirming = dataclasses.replace(signing_in, state=PromptState.CONFIRMING, local_user_id=alice)
+    assert store.replace_pending_launch(signing_in, confirming) is True
+    assert store.get_pending_launch("p-1", now) == confirming
+    rebound = dataclasses.replace(confirming, binding="c" * 64, handover="")
+    assert store.replace_pending_launch(confirming, rebound) is True
+    assert store.replace_pending_launch(confirming, rebound) is False
+    assert store.delete_pending_launch("p-1") is True
+    assert store.delete_pending_launch("p-1") is False  # single use: one deleter wins
+    store.save_pending_launch(pending_launch("p-2", expires_at=now - 1))
+    assert store.get_pending_launch("p-2", now) is None
+    assert store.purge_expired(now) >= 1
+    assert store.delete_pending_launch("p-2") is False

@@ -26,9 +26,48 @@ from lti_core.errors import (
 )
 from lti_core.i18n import N_
 from lti_core.store import Lti11Store
-from lti_core.types import AgsEndpoint, BasicOutcome, Launch, LaunchServices, NrpsEndpoint
+from lti_core.types import AgsEndpoint, BasicOutcome, DeepLinkingSettings, Launch, LaunchServices, NrpsEndpoint
 
 LTI_VERSIONS = frozenset({"LTI-1p0", "LTI-1p2"})
+BASIC_LAUNCH = "basic-lti-launch-request"
+#: LTI 1.1's deep linking (Content-Item Message 1.0): the launch is a ``LtiDeepLinkingRequest``.
+CONTENT_ITEM_REQUEST = "ContentItemSelectionRequest"
+#: The media type of an LTI link (what the tool sends back).
+LTI_LINK_MEDIA_TYPE = "application/vnd.ims.lti.v1.ltilink"
+RESOURCE_LINK_REQUEST = "LtiResourceLinkRequest"
+DEEP_LINKING_REQUEST = "LtiDeepLinkingRequest"
+
+
+def _accepts_lti_links(media_types: str) -> bool:
+    accepted = {part.strip().split(";")[0] for part in media_types.split(",")}
+    return bool(accepted & {LTI_LINK_MEDIA_TYPE, "application/*", "*/*"})
+
+
+def parse_content_item_settings(single: Mapping[str, str]) -> DeepLinkingSettings:
+    """The settings of a ContentItemSelectionRequest, as LTI 1.3's (``InvalidRequest`` if unusable)."""
+    return_url = single.get("content_item_return_url", "")
+    if not return_url.lower().startswith(("https://", "http://")):
+        raise InvalidRequest(
+            "deep_linking_return_url_invalid", N_("The request to pick content does not say where to send it.")
+        )
+    if not _accepts_lti_links(single.get("accept_media_types", "")):
+        raise InvalidRequest(
+            "deep_linking_type_unsupported", N_("The platform does not accept links to this tool's content.")
+        )
+    targets = tuple(t.strip() for t in single.get("accept_presentation_document_targets", "").split(",") if t.strip())
+    return DeepLinkingSettings(
+        return_url=return_url,
+        accept_types=("ltiResourceLink",),
+        accept_presentation_document_targets=targets,
+        accept_multiple=single.get("accept_multiple", "true").lower() != "false",
+        accept_lineitem=True,  # Content-Item 1.0 items may carry a lineItem; Moodle makes a grade item of it
+        auto_create=single.get("auto_create", "false").lower() == "true",
+        title=single.get("title", ""),
+        text=single.get("text", ""),
+        data=single.get("data", ""),
+    )
+
+
 Params = Mapping[str, str] | Sequence[tuple[str, str]]
 
 # Bounds far above what platforms send (a Moodle launch has about 40 parameters, Canvas about 80, and
@@ -60,11 +99,18 @@ class Lti11LaunchVerifier:
     """Verifies LTI 1.1 launches against the consumers in the store."""
 
     def __init__(
-        self, store: Lti11Store, *, timestamp_window: float = 300.0, now: Callable[[], float] = time.time
+        self,
+        store: Lti11Store,
+        *,
+        timestamp_window: float = 300.0,
+        now: Callable[[], float] = time.time,
+        message_types: Sequence[str] = (BASIC_LAUNCH,),
     ) -> None:
         self._store = store
         self._window = timestamp_window
         self._now = now
+        # As LTI 1.3's validator: a host without a content picker refuses ContentItemSelectionRequest.
+        self._message_types = frozenset(message_types)
 
     def verify(
         self,
@@ -87,7 +133,7 @@ class Lti11LaunchVerifier:
         pairs = _pairs(params)
         check_size(url, pairs)
         single = self._single_values(pairs)
-        self.validate_message(single)
+        self.validate_message(single, self._message_types)
         consumer_key = single.get("oauth_consumer_key", "")
         consumer = self._store.get_consumer(consumer_key) if consumer_key else None
         if consumer is None:
@@ -126,13 +172,16 @@ class Lti11LaunchVerifier:
         return single
 
     @staticmethod
-    def validate_message(single: Mapping[str, str]) -> None:
-        if single.get("lti_message_type") != "basic-lti-launch-request":
+    def validate_message(single: Mapping[str, str], message_types: frozenset[str] = frozenset({BASIC_LAUNCH})) -> None:
+        message_type = single.get("lti_message_type", "")
+        if message_type not in message_types:
             raise InvalidRequest("unsupported_message_type", N_("This kind of LTI message is not supported here."))
         if single.get("lti_version") not in LTI_VERSIONS:
             raise InvalidRequest("invalid_version", N_("The launch is not an LTI 1.1 launch."))
-        if not single.get("resource_link_id"):
+        if message_type == BASIC_LAUNCH and not single.get("resource_link_id"):
             raise InvalidRequest("resource_link_missing", N_("The launch does not say which link was followed."))
+        if message_type == CONTENT_ITEM_REQUEST:
+            parse_content_item_settings(single)
         if not single.get("user_id"):
             # Anonymous launches are not supported: the tool signs the user in.
             raise InvalidRequest("user_id_missing", N_("The launch does not identify the user."))
@@ -246,6 +295,7 @@ class _ConsumerSecret:
 
 
 def build_launch(single: Mapping[str, str]) -> Launch:
+    deep_linking = single.get("lti_message_type") == CONTENT_ITEM_REQUEST
     roles = lis.parse_lti11_roles(single.get("roles", ""))
     custom = {k[len("custom_") :]: v for k, v in single.items() if k.startswith("custom_")}
     return Launch(
@@ -254,7 +304,7 @@ def build_launch(single: Mapping[str, str]) -> Launch:
         platform_user_id=single["user_id"],
         roles=roles,
         role=lis.local_role(roles),
-        resource_link_id=single["resource_link_id"],
+        resource_link_id=single.get("resource_link_id", ""),
         resource_link_title=single.get("resource_link_title", ""),
         context_id=single.get("context_id", ""),
         context_title=single.get("context_title", ""),
@@ -265,6 +315,8 @@ def build_launch(single: Mapping[str, str]) -> Launch:
         locale=single.get("launch_presentation_locale", ""),
         custom=custom,
         services=lti11_services(single),
+        message_type=RESOURCE_LINK_REQUEST if not deep_linking else DEEP_LINKING_REQUEST,
+        deep_linking=parse_content_item_settings(single) if deep_linking else None,
         raw={k: v for k, v in single.items() if k != "oauth_signature"},
     )
 

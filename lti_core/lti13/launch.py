@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.hashes import SHA256
 
 from lti_core import roles as lis
+from lti_core.deep_linking import check_deep_linking_request, parse_deep_linking_settings
 from lti_core.errors import AuthenticationFailed, Forbidden, InvalidRequest, LtiError
 from lti_core.i18n import N_
 from lti_core.lti13 import claims as c
@@ -106,9 +107,10 @@ def check_resource_link_request(body: Mapping[str, Any], tool_base_urls: Sequenc
 
 
 #: The checks of each message type this tool accepts, after the checks every message shares.
-#: Deep linking and submission review add their rows here.
+#: Submission review adds its row here.
 MESSAGE_CHECKS: dict[str, Callable[[Mapping[str, Any], Sequence[str]], None]] = {
     c.RESOURCE_LINK_REQUEST: check_resource_link_request,
+    c.DEEP_LINKING_REQUEST: check_deep_linking_request,
 }
 
 
@@ -133,8 +135,12 @@ class LaunchValidator:
         redirect_uri: str = "",
         leeway: float = 10.0,
         now: Callable[[], float] = time.time,
+        message_types: Sequence[str] = (c.RESOURCE_LINK_REQUEST,),
     ) -> None:
         self._store = store
+        # The message types this host handles (a row of MESSAGE_CHECKS each): a host that has no
+        # content picker refuses deep-linking requests rather than treat them as resource links.
+        self._message_types = frozenset(message_types)
         # Where the browser check page re-posts a launch (the tool's redirect URI).
         self._redirect_uri = redirect_uri
         #: How the last validated launch was bound to its browser.
@@ -217,7 +223,11 @@ class LaunchValidator:
         if body.get(c.VERSION) != c.LTI_VERSION:
             raise InvalidRequest("invalid_version", N_("The launch is not an LTI 1.3 launch."))
         message_type = body.get(c.MESSAGE_TYPE)
-        message_checks = MESSAGE_CHECKS.get(message_type) if isinstance(message_type, str) else None
+        message_checks = (
+            MESSAGE_CHECKS.get(message_type)
+            if isinstance(message_type, str) and message_type in self._message_types
+            else None
+        )
         if message_checks is None:
             raise InvalidRequest("unsupported_message_type", N_("This kind of LTI message is not supported here."))
         deployment_id = body.get(c.DEPLOYMENT_ID)
@@ -314,15 +324,16 @@ def build_launch(body: Mapping[str, Any], registration: Registration) -> Launch:
     """The version-neutral Launch from validated claims."""
     roles, role = _roles_of(body[c.ROLES])
     context = body.get(c.CONTEXT)
-    link = body[c.RESOURCE_LINK]
+    link = body.get(c.RESOURCE_LINK) or {}  # a deep-linking request names no link
     custom = body.get(c.CUSTOM)
+    deep_linking = body.get(c.DEEP_LINKING_SETTINGS) if body[c.MESSAGE_TYPE] == c.DEEP_LINKING_REQUEST else None
     return Launch(
         lti_version=c.LTI_VERSION,
         platform=registration.issuer,
         platform_user_id=body["sub"],
         roles=roles,
         role=role,
-        resource_link_id=link["id"],
+        resource_link_id=_str(link, "id"),
         resource_link_title=_str(link, "title"),
         target_link_uri=body[c.TARGET_LINK_URI],
         deployment_id=body[c.DEPLOYMENT_ID],
@@ -337,6 +348,7 @@ def build_launch(body: Mapping[str, Any], registration: Registration) -> Launch:
         custom={str(k): str(v) for k, v in custom.items()} if isinstance(custom, dict) else {},
         message_type=body[c.MESSAGE_TYPE],
         services=LaunchServices(ags=parse_ags_claim(body.get(c.AGS_ENDPOINT)), nrps=parse_nrps_claim(body.get(c.NRPS))),
+        deep_linking=None if deep_linking is None else parse_deep_linking_settings(deep_linking),
         # A copy: the host may change its Launch, but never the claims the commit reads (iss, nonce, exp).
         raw=dict(body),
     )

@@ -6,6 +6,9 @@ from typing import Any
 
 # lti_xblock.proxy.MIDDLEWARE; not imported: settings hooks run before Django is set up.
 PROXY_MIDDLEWARE = "lti_xblock.proxy.TrustedProxyMiddleware"
+# lti_xblock.tasks.deliver_grades_task's name; not imported: Celery is optional.
+GRADE_TASK = "lti_xblock.deliver_grades"
+GRADE_SCHEDULE_ENTRY = "lti-publish-deliver-grades"
 
 
 def plugin_settings(settings: Any) -> None:
@@ -15,10 +18,36 @@ def plugin_settings(settings: Any) -> None:
     # plugin never does, they believe any client).
     # APPROVE_REGISTRATIONS: platforms registered by LTI Dynamic Registration wait for an admin's
     # `lti-publish registrations approve` before they can launch (False: they can launch at once).
-    defaults = {"HOST": "openedx", "TOOL_BASE_URLS": [], "TRUSTED_PROXIES": [], "APPROVE_REGISTRATIONS": True}
+    # GRADE_SYNC_INTERVAL: seconds between two periodic grade deliveries (Celery beat); a score is also
+    # sent a few seconds after it is given, when Celery is set up. GRADE_SYNC_CONCURRENCY: scores sent at
+    # once by one delivery. ALLOW_PRIVATE_SERVICE_URLS: send scores over http and to private or loopback
+    # addresses (a demo or test platform on loopback only: never in production).
+    defaults = {
+        "HOST": "openedx",
+        "TOOL_BASE_URLS": [],
+        "TRUSTED_PROXIES": [],
+        "APPROVE_REGISTRATIONS": True,
+        "GRADE_SYNC_INTERVAL": 1800,
+        "GRADE_SYNC_CONCURRENCY": 8,
+        "ALLOW_PRIVATE_SERVICE_URLS": False,
+    }
     settings.LTI_PUBLISH = {**defaults, **getattr(settings, "LTI_PUBLISH", {})}
+    schedule_grade_delivery(settings, float(settings.LTI_PUBLISH["GRADE_SYNC_INTERVAL"]))
     # First, before anything that reads the host or scheme or rewrites REMOTE_ADDR from X-Forwarded-For;
     # with an empty TRUSTED_PROXIES it changes nothing.
     middleware = list(getattr(settings, "MIDDLEWARE", []))
     if PROXY_MIDDLEWARE not in middleware:
         settings.MIDDLEWARE = [PROXY_MIDDLEWARE, *middleware]
+
+
+def schedule_grade_delivery(settings: Any, interval: float) -> None:
+    """The periodic grade delivery in Celery beat's schedule, merged with the entries already there.
+
+    Under both names: Open edX configures Celery from its settings without a namespace, so beat reads
+    ``CELERYBEAT_SCHEDULE``; a Django project using ``namespace="CELERY"`` reads ``CELERY_BEAT_SCHEDULE``.
+    Each app ignores the other name.
+    """
+    entry = {"task": GRADE_TASK, "schedule": interval}
+    for name in ("CELERYBEAT_SCHEDULE", "CELERY_BEAT_SCHEDULE"):
+        settings_schedule = getattr(settings, name, None) or {}
+        setattr(settings, name, {**settings_schedule, GRADE_SCHEDULE_ENTRY: entry})

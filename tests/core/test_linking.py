@@ -14,6 +14,7 @@ from lti_core.linking import (
     LinkOutcome,
     NamePlan,
     ProvisioningMode,
+    ProvisioningModes,
     choose_username,
     identity_digest,
     safe_username,
@@ -111,7 +112,7 @@ def test_link_then_decide_is_linked(linker, store):
 
 
 def test_linked_user_stays_linked_whatever_the_role(store):
-    linker = AccountLinker(store, instructor_mode=ProvisioningMode.EXISTING_ONLY_PROMPT)
+    linker = AccountLinker(store, ProvisioningModes(instructor=ProvisioningMode.EXISTING_ONLY_PROMPT))
     linker.link(make_launch(), "user-42")
     staff = make_launch(role=Role.STAFF)
     assert linker.decide(staff) == LinkDecision(LinkOutcome.LINKED, local_user_id="user-42")
@@ -160,7 +161,7 @@ def test_racing_link_in_threads_one_wins(linker, store):
     ],
 )
 def test_provisioning_mode_follows_the_launch_role(store, instructor_mode, learner_mode, role, outcome):
-    linker = AccountLinker(store, instructor_mode=instructor_mode, learner_mode=learner_mode)
+    linker = AccountLinker(store, ProvisioningModes(instructor_mode, learner_mode))
     decision = linker.decide(make_launch(role=role))
     assert decision.outcome is outcome
     assert decision.suggested_username == suggested_username(make_launch())

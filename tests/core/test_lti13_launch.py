@@ -810,7 +810,8 @@ def test_a_malformed_or_empty_nrps_claim_offers_no_service(claim):
 def test_the_message_type_table_is_what_decides_what_is_accepted(validator, platform, state, refused):
     from lti_core.lti13.launch import MESSAGE_CHECKS
 
-    assert set(MESSAGE_CHECKS) == {"LtiResourceLinkRequest"}
+    assert set(MESSAGE_CHECKS) == {"LtiResourceLinkRequest", "LtiDeepLinkingRequest"}
+    # A host accepts the message types it handles: by default resource links only.
     with refused("unsupported_message_type", 400):
         validator.validate(
             platform.token(state, message_type="LtiDeepLinkingRequest"), state.state, cookie(state.state)

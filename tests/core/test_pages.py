@@ -71,3 +71,26 @@ def test_a_refused_registration_says_so() -> None:
     html = page_html(page, lang="en", translate=str)
     assert pages.REGISTRATION.title in html and html_escape(pages.REGISTRATION.hint) in html
     assert pages.LAUNCH.title not in html
+
+
+# -- the linking prompt -----------------------------------------------------------------------------
+
+
+def test_the_prompt_offers_what_the_mode_allows_and_escapes_what_it_shows():
+    from lti_core.pages import LinkPromptPage
+    from lti_core.prompt import PromptState
+    from lti_publish_assets import page_html
+
+    choose = LinkPromptPage(PromptState.CHOOSING, True, "Moodle <b>", "/prompt/p1", "tok&en", csrf=("csrf", "c1"))
+    text = page_html(choose, lang="en", translate=str)
+    assert text.count("<form") == 2 and 'value="existing"' in text and 'value="new"' in text
+    assert "Moodle &lt;b&gt;" in text and 'value="tok&amp;en"' in text and 'name="csrf" value="c1"' in text
+    only = LinkPromptPage(PromptState.CHOOSING, False, "Moodle", "/prompt/p1", "t")
+    text = page_html(only, lang="en", translate=str)
+    assert text.count("<form") == 1 and 'value="new"' not in text and "Sign in to your account here" in text
+    confirm = LinkPromptPage(PromptState.CONFIRMING, True, "Moodle", "/prompt/p1", "t", account="sam")
+    text = page_html(confirm, lang="en", translate=str)
+    assert "You are signed in as sam" in text and 'value="confirm"' in text and text.count("<form") == 3
+    framed = LinkPromptPage(PromptState.CHOOSING, True, "Moodle", "/prompt/p1", "t", new_window_url="/prompt/p1?h=x")
+    text = page_html(framed, lang="en", translate=str)
+    assert "<form" not in text and 'target="_blank"' in text and "/prompt/p1?h=x" in text

@@ -205,3 +205,45 @@ def test_a_learner_context_role_wins_over_an_administrator_whatever_its_spelling
     ]
     for learner in ("Learner", "urn:lti:role:ims/lis/Learner", MEMBERSHIP + "Learner"):
         assert local_role([*admins, learner]) is Role.LEARNER
+
+
+# -- the table admins extend ------------------------------------------------------------------------
+
+
+def test_an_admin_may_give_staff_rights_to_more_context_roles_only():
+    from lti_core.roles import DEFAULT_ROLES, RoleTable
+
+    mentor = "http://purl.imsglobal.org/vocab/lis/v2/membership#Mentor"
+    assert DEFAULT_ROLES.local_role([mentor]) is Role.LEARNER
+    table = DEFAULT_ROLES.extended(["Mentor", "urn:lti:role:ims/lis/Instructor/GuestInstructor"])
+    assert table.local_role([mentor]) is Role.STAFF
+    assert (
+        table.local_role(["http://purl.imsglobal.org/vocab/lis/v2/membership/Instructor#GuestInstructor"]) is Role.STAFF
+    )
+    for wrong in (
+        ["Learner"],
+        ["urn:lti:instrole:ims/lis/Faculty"],
+        ["http://purl.imsglobal.org/vocab/lis/v2/system/person#Administrator"],
+        ["custom_role"],
+    ):
+        with pytest.raises(ValueError):
+            RoleTable().extended(wrong)
+
+
+@pytest.mark.parametrize(
+    "roles",
+    [
+        # A learner with every other kind of role that might look like rights.
+        ["Learner", "urn:lti:instrole:ims/lis/Administrator"],
+        ["Learner", "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Faculty"],
+        ["Learner", "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Instructor"],
+        ["http://purl.imsglobal.org/vocab/lis/v2/institution/person#Instructor"],  # institution role alone
+        ["http://purl.imsglobal.org/vocab/lis/v2/institution/person#Staff"],
+        ["Learner", "InstructorOfAnotherCourse", "urn:lti:role:ims/lis/Instructorx"],
+        ["Learner", "http://purl.imsglobal.org/vocab/lis/v2/membership#Mentor"],
+    ],
+)
+def test_nothing_in_a_launch_raises_a_learner_to_staff(roles):
+    from lti_core.roles import DEFAULT_ROLES
+
+    assert DEFAULT_ROLES.local_role(roles) is Role.LEARNER

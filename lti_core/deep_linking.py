@@ -1,0 +1,209 @@
+"""LTI Deep Linking 2.0: a teacher picks content in the tool, and the tool answers the platform with
+links to it (1EdTech Deep Linking 2.0; the LTI 1.1 pair, ContentItemSelectionRequest and
+ContentItemSelection, is ``lti_core.lti11.content_item``).
+
+An ``LtiDeepLinkingRequest`` is an LTI 1.3 launch of its own message type: no resource link, and a
+``deep_linking_settings`` claim saying where the answer goes (``deep_link_return_url``), what may be
+sent (``accept_types``, ``accept_multiple``, ``accept_lineitem``) and an opaque ``data`` to echo.
+``check_deep_linking_request`` is its row of the launch validator's message table; the launch then
+carries ``Launch.deep_linking``. Only instructors pick content (``validate_deep_linking_launch``).
+
+The answer, ``build_deep_linking_response``, is a JWT the tool signs with its own key, POSTed by the
+browser to the return URL (``DeepLinkingReturn``, an auto-submitting form): one ``ltiResourceLink``
+per picked item, each with custom parameters that say which content it is and, when "Add to
+gradebook" was ticked, a ``lineItem``. A teacher who cancels gets the same message with an error.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from joserfc import jwt
+
+from lti_core.errors import Forbidden, InvalidRequest
+from lti_core.i18n import N_
+from lti_core.lti13 import claims as c
+from lti_core.lti13.token import SigningKeys
+from lti_core.types import DeepLinkingSettings, Launch, Role
+from lti_core.urls import belongs_to_tool
+
+#: The only content item type the tool sends.
+RESOURCE_LINK_TYPE = "ltiResourceLink"
+#: Seconds the platform may take to receive the response (the browser posts it at once).
+RESPONSE_LIFETIME = 600
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
+
+
+def _text(claim: Mapping[str, Any], name: str) -> str:
+    value = claim.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _flag(claim: Mapping[str, Any], name: str, default: bool) -> bool:
+    value = claim.get(name)
+    return value if isinstance(value, bool) else default
+
+
+def parse_deep_linking_settings(claim: Any) -> DeepLinkingSettings:
+    """The ``deep_linking_settings`` claim; ``InvalidRequest`` when it is missing or unusable."""
+    if not isinstance(claim, Mapping):
+        raise InvalidRequest(
+            "deep_linking_settings_missing", N_("The request to pick content does not say where to send it.")
+        )
+    return_url = claim.get("deep_link_return_url")
+    if not isinstance(return_url, str) or not return_url.lower().startswith(("https://", "http://")):
+        raise InvalidRequest(
+            "deep_linking_return_url_invalid", N_("The request to pick content does not say where to send it.")
+        )
+    return DeepLinkingSettings(
+        return_url=return_url,
+        accept_types=_strings(claim.get("accept_types")),
+        accept_presentation_document_targets=_strings(claim.get("accept_presentation_document_targets")),
+        accept_multiple=_flag(claim, "accept_multiple", True),
+        accept_lineitem=_flag(claim, "accept_lineitem", True),
+        auto_create=_flag(claim, "auto_create", False),
+        title=_text(claim, "title"),
+        text=_text(claim, "text"),
+        data=_text(claim, "data"),
+    )
+
+
+def check_deep_linking_request(body: Mapping[str, Any], tool_base_urls: Sequence[str]) -> None:
+    """LtiDeepLinkingRequest: usable settings that accept resource links, and a target inside the tool."""
+    settings = parse_deep_linking_settings(body.get(c.DEEP_LINKING_SETTINGS))
+    if RESOURCE_LINK_TYPE not in settings.accept_types:
+        raise InvalidRequest(
+            "deep_linking_type_unsupported", N_("The platform does not accept links to this tool's content.")
+        )
+    target = body.get(c.TARGET_LINK_URI)
+    if not isinstance(target, str) or not belongs_to_tool(target, tool_base_urls):
+        raise Forbidden("target_link_outside_tool", N_("The launch points to an address outside this tool."))
+
+
+def validate_deep_linking_launch(launch: Launch) -> DeepLinkingSettings:
+    """The settings of a deep-linking launch, if the person may pick content: instructors only."""
+    if launch.deep_linking is None:
+        raise InvalidRequest("not_deep_linking", N_("This launch is not a request to pick content."))
+    if launch.role is not Role.STAFF:
+        raise Forbidden(
+            "deep_linking_instructors_only", N_("Only the course's teachers can add content from this tool.")
+        )
+    return launch.deep_linking
+
+
+@dataclass(frozen=True)
+class LineItem:
+    """The gradebook column a picked item gets ("Add to gradebook")."""
+
+    score_maximum: float
+    label: str
+    resource_id: str = ""
+    tag: str = ""
+
+
+@dataclass(frozen=True)
+class ContentItem:
+    """One picked item: a resource link to ``url``; ``custom`` says which content it is (the tool
+    reads it back at the link's launches)."""
+
+    title: str
+    url: str
+    text: str = ""
+    custom: Mapping[str, str] = field(default_factory=dict)
+    line_item: LineItem | None = None
+
+    def as_claim(self) -> dict[str, Any]:
+        item: dict[str, Any] = {"type": RESOURCE_LINK_TYPE, "title": self.title, "url": self.url}
+        if self.text:
+            item["text"] = self.text
+        if self.custom:
+            item["custom"] = dict(self.custom)
+        if self.line_item is not None:
+            line: dict[str, Any] = {"scoreMaximum": self.line_item.score_maximum, "label": self.line_item.label}
+            if self.line_item.resource_id:
+                line["resourceId"] = self.line_item.resource_id
+            if self.line_item.tag:
+                line["tag"] = self.line_item.tag
+            item["lineItem"] = line
+        return item
+
+
+@dataclass(frozen=True)
+class DeepLinkingReturn:
+    """The browser's POST to the platform: ``fields`` to ``url`` (an auto-submitting form)."""
+
+    url: str
+    fields: tuple[tuple[str, str], ...]
+
+
+def checked_content_items(settings: DeepLinkingSettings, items: Sequence[ContentItem]) -> list[dict[str, Any]]:
+    if len(items) > 1 and not settings.accept_multiple:
+        raise InvalidRequest("deep_linking_one_item_only", N_("The platform accepts one item at a time: pick one."))
+    if any(item.line_item is not None for item in items) and not settings.accept_lineitem:
+        raise InvalidRequest(
+            "deep_linking_no_gradebook", N_("The platform does not accept gradebook columns from this tool.")
+        )
+    return [item.as_claim() for item in items]
+
+
+def build_deep_linking_response(
+    launch: Launch,
+    items: Sequence[ContentItem],
+    tool_keys: SigningKeys,
+    now: float,
+    *,
+    message: str = "",
+    error: str = "",
+    log: str = "",
+) -> DeepLinkingReturn:
+    """The signed LtiDeepLinkingResponse for the teacher's ``items`` (none, with ``error``: cancelled).
+
+    ``message``/``error`` are shown to the teacher by the platform (``msg``/``errormsg``); ``log`` is
+    for its log (``log``, or ``errorlog`` with an error). ``data`` is echoed as the platform sent it.
+    """
+    settings = validate_deep_linking_launch(launch)
+    issued = int(now)
+    claims: dict[str, Any] = {
+        "iss": launch.client_id,
+        "aud": [launch.platform],
+        "azp": launch.platform,
+        "iat": issued,
+        "exp": issued + RESPONSE_LIFETIME,
+        "nonce": secrets.token_urlsafe(24),
+        c.DEPLOYMENT_ID: launch.deployment_id,
+        c.MESSAGE_TYPE: c.DEEP_LINKING_RESPONSE,
+        c.VERSION: c.LTI_VERSION,
+        c.DEEP_LINKING_CONTENT_ITEMS: [] if error else checked_content_items(settings, items),
+    }
+    if settings.data:
+        claims[c.DEEP_LINKING_DATA] = settings.data
+    if error:
+        claims[c.DEEP_LINKING_ERROR_MSG] = error
+        if log:
+            claims[c.DEEP_LINKING_ERROR_LOG] = log
+    else:
+        if message:
+            claims[c.DEEP_LINKING_MSG] = message
+        if log:
+            claims[c.DEEP_LINKING_LOG] = log
+    key = tool_keys.signing_key(now)
+    token = jwt.encode({"alg": "RS256", "typ": "JWT", "kid": key.kid}, claims, key, algorithms=["RS256"])
+    return DeepLinkingReturn(settings.return_url, (("JWT", token),))
+
+
+__all__ = [
+    "RESOURCE_LINK_TYPE",
+    "ContentItem",
+    "DeepLinkingReturn",
+    "LineItem",
+    "build_deep_linking_response",
+    "check_deep_linking_request",
+    "parse_deep_linking_settings",
+    "validate_deep_linking_launch",
+]
