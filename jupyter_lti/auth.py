@@ -25,19 +25,33 @@ from typing import Any, ParamSpec, TypeVar, cast
 from urllib.parse import urlsplit
 
 from jupyterhub.auth import Authenticator
+from jupyterhub.traitlets import EntryPointType
 from jupyterhub.utils import maybe_future, url_path_join
 from tornado.httputil import HTTPServerRequest
 from tornado.web import RequestHandler
-from traitlets import Bool, CaselessStrEnum, Float, Integer, List, TraitError, Unicode, default, observe, validate
+from traitlets import (
+    Bool,
+    CaselessStrEnum,
+    Dict,
+    Float,
+    Integer,
+    List,
+    TraitError,
+    Unicode,
+    default,
+    observe,
+    validate,
+)
 
 from jupyter_lti import frames
-from jupyter_lti.handlers import LtiInfoHandler
+from jupyter_lti.handlers import LinkPromptRequired, LtiInfoHandler
 from jupyter_lti.http import TornadoTransport
+from jupyter_lti.linking import linking_handlers
 from jupyter_lti.outbox_admin import OutboxAdminHandler
 from jupyter_lti.scores import SCORE_SCOPE, GradeSync, ScoresAPIHandler, define_score_scope
 from jupyter_lti.store import SqlAlchemyStore, default_store_url, describe_url
 from lti_core import frames as core_frames
-from lti_core.errors import Forbidden
+from lti_core.errors import Forbidden, NotFound
 from lti_core.forwarded import (
     ReceivedRequest,
     TrustedProxies,
@@ -48,8 +62,19 @@ from lti_core.forwarded import (
 from lti_core.grades import AsyncGradeWorker
 from lti_core.i18n import N_
 from lti_core.landing import landing
-from lti_core.linking import AccountLinker, NamePlan, choose_username, safe_username
+from lti_core.linking import (
+    AccountLinker,
+    LinkDecision,
+    LinkOutcome,
+    NamePlan,
+    ProvisioningMode,
+    ProvisioningModes,
+    choose_username,
+    safe_username,
+)
 from lti_core.lti13.tool_keys import ToolKeySet
+from lti_core.prompt import PendingLaunch, PromptAction, PromptFlow, PromptOutcome, PromptSecrets
+from lti_core.roles import DEFAULT_ROLES, RoleTable
 from lti_core.sealing import FernetSealer, fernet_key
 from lti_core.types import Launch, Registration, RegistrationStatus, Role, launch_context
 
@@ -60,9 +85,20 @@ _LOOPBACK = ("127.0.0.0/8", "::1")
 #: Threads per authenticator for the store's calls: enough for a few launches to overlap their
 #: queries, few enough that a stalled database ties up a handful of connections, not one per request.
 STORE_THREADS = 4
+#: The provisioning modes' names in the config (``lti_core.linking.ProvisioningMode``'s values).
+MODE_NAMES = tuple(mode.value for mode in ProvisioningMode)
+_MOODLE_DEFAULTS = ProvisioningModes()
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+class OptionalAuthenticatorClass(EntryPointType):  # type: ignore[misc]
+    """An authenticator class by entry point name or dotted path, or None (`--generate-config` then
+    writes None: traitlets' ``Type`` cannot say a None default)."""
+
+    def default_value_repr(self) -> str:
+        return "None" if self.default_value is None else str(super().default_value_repr())
 
 
 class HubAccounts:
@@ -320,6 +356,91 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
         """,
     )
 
+    instructor_provisioning_mode = CaselessStrEnum(
+        MODE_NAMES,
+        default_value=_MOODLE_DEFAULTS.instructor.value,
+        config=True,
+        help="""How an instructor's first launch gets a hub user (Moodle's "Publish as LTI tool" modes).
+
+        "new_only" (New accounts only, automatic): the launch creates a hub user and links it.
+        "existing_and_new_prompt" (Existing and new accounts, prompt; the default, as Moodle's): the
+        launch asks "Create a new account" or "Sign in to an existing account and link it"; linking
+        goes through `local_authenticator_class`'s sign-in and a confirmation. "existing_only_prompt"
+        (Existing accounts only, prompt): the person must sign in to an existing hub user; without one
+        they see a page saying so, and nothing is created.
+        Once made, a link is permanent: every later launch of the same platform user signs in the same
+        hub user, whatever the mode. Without `local_authenticator_class` the hub has no other sign-in:
+        the prompt modes then create a new user ("existing_and_new_prompt") or refuse
+        ("existing_only_prompt"). Per platform: `provisioning_modes_by_platform`.
+        """,
+    )
+
+    learner_provisioning_mode = CaselessStrEnum(
+        MODE_NAMES,
+        default_value=_MOODLE_DEFAULTS.learner.value,
+        config=True,
+        help="""How a learner's first launch gets a hub user: "new_only" (the default, as Moodle's),
+        "existing_and_new_prompt" or "existing_only_prompt"; see `instructor_provisioning_mode`.""",
+    )
+
+    provisioning_modes_by_platform = Dict(
+        config=True,
+        help="""Provisioning modes for some platforms, by LTI 1.3 issuer or LTI 1.1 consumer key:
+        `{"https://moodle.example.org": {"instructor": "existing_only_prompt", "learner": "new_only"}}`.
+
+        A role left out of an entry takes `instructor_provisioning_mode` or `learner_provisioning_mode`;
+        platforms not listed take both.
+        """,
+    )
+
+    local_authenticator_class = OptionalAuthenticatorClass(
+        default_value=None,
+        klass=Authenticator,
+        entry_point_group="jupyterhub.authenticators",
+        allow_none=True,
+        config=True,
+        help="""A JupyterHub authenticator used ONLY to sign in to an existing hub user when linking it to a
+        platform user (the prompt provisioning modes): "pam", "dummy", "nativeauthenticator.NativeAuthenticator"...
+
+        Its sign-in form (username and password) is shown at `/hub/lti/link/<id>/sign-in`; its
+        `get_authenticated_user` checks them, then the person confirms, and the link is made: the hub
+        user must exist already (this never creates one). It is configured in its own section
+        (`c.PAMAuthenticator...`). Default (None): the hub has no other sign-in, so nothing can be
+        linked: the prompt modes create a new user, or refuse when only existing accounts may be used.
+        """,
+    )
+
+    staff_roles = List(
+        Unicode(),
+        config=True,
+        help="""More context roles that make a launch an instructor's (the `instructor_group`, the
+        instructors' provisioning mode), beside LTI's Instructor, TeachingAssistant, ContentDeveloper and
+        Administrator of the context: short names or URIs, e.g. `["Mentor"]` (Moodle's non-editing
+        teacher). Only context roles other than Learner may be listed: institution roles and custom
+        parameters never make a learner an instructor.
+        """,
+    )
+
+    @validate("staff_roles")
+    def _valid_staff_roles(self, proposal: dict[str, Any]) -> list[str]:
+        try:
+            DEFAULT_ROLES.extended(proposal["value"])
+        except ValueError as error:
+            raise TraitError(f"staff_roles: {error}") from None
+        return list(proposal["value"])
+
+    @validate("provisioning_modes_by_platform")
+    def _valid_modes_by_platform(self, proposal: dict[str, Any]) -> dict[str, dict[str, str]]:
+        checked: dict[str, dict[str, str]] = {}
+        for platform, modes in proposal["value"].items():
+            if not isinstance(modes, dict) or not set(modes) <= {"instructor", "learner"}:
+                raise TraitError(f"provisioning_modes_by_platform[{platform!r}]: a dict with instructor, learner")
+            wrong = [str(mode) for mode in modes.values() if mode not in MODE_NAMES]
+            if wrong:
+                raise TraitError(f"provisioning_modes_by_platform[{platform!r}]: {wrong} not in {list(MODE_NAMES)}")
+            checked[str(platform)] = {str(role): str(mode) for role, mode in modes.items()}
+        return checked
+
     @default("allow_all")
     def _allow_all_default(self) -> bool:
         # Whoever a registered platform vouches for may use the hub, unless allow lists are configured.
@@ -452,6 +573,7 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
             ("/lti/login", LtiInfoHandler),
             ("/api/lti/scores", ScoresAPIHandler),
             ("/lti/grades", OutboxAdminHandler),
+            *linking_handlers(),
             *self.protocol_handlers(),
         ]
 
@@ -615,14 +737,21 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
         return choose_username(plan.candidate, launch, accounts, plan.taken)
 
     def commit_and_link(
-        self, launch: Launch, model: dict[str, Any], plan: NamePlan, commit: Callable[[], object]
+        self,
+        launch: Launch,
+        model: dict[str, Any],
+        plan: NamePlan,
+        commit: Callable[[], object],
+        *,
+        migrated: bool = False,
     ) -> None:
         """In the store's threads, in one hop: ``commit`` the launch (the validator's: nonce and
         state); link a new identity to ``model``'s name for good (if a racing launch of the same
-        identity linked first, its name wins); keep the launch's context for that name, which grade
-        and roster jobs read later, without a browser and without the hub's auth_state."""
+        identity linked first, its name wins), and an identity found through its LTI 1.1 identity
+        (``migrated``) too; keep the launch's context for that name, which grade and roster jobs read
+        later, without a browser and without the hub's auth_state."""
         commit()
-        if not plan.linked:
+        if not plan.linked or migrated:
             model["name"] = AccountLinker(self.store).link(launch, model["name"]).local_user_id
         self.store.save_launch_context(launch_context(launch, model["name"], time.time(), launch.target_link_uri))
 
@@ -634,16 +763,43 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
         """
         plan = await self.off_loop(self.name_plan, launch)
         model = self.auth_model(handler, launch, name=self.username_from(handler, launch, plan))
+        await self.check_admitted(model)
+        return model, plan
+
+    async def check_admitted(self, model: dict[str, Any]) -> None:
+        """The hub's block and allow lists, for the user ``model`` names."""
         name = model["name"]
         if not await maybe_future(self.check_blocked_users(name, model)) or not await maybe_future(
             self.check_allowed(name, model)
         ):
             raise Forbidden("user_not_allowed", N_("Your account is not allowed to use this hub."))
-        return model, plan
 
     async def sign_in_verified(self, handler: Any, launch: Launch, commit: Callable[[], object]) -> dict[str, Any]:
-        """The end of ``authenticate``, once the launch passed every check: ``admit`` it, then commit
-        it, link its identity and keep its context (``commit_and_link``).
+        """The end of ``authenticate``, once the launch passed every check: the local role by the
+        hub's role table; then the linking decision (``link_decision``): a linked or new identity is
+        signed in (``sign_in_linked``), a prompt is started (``LinkPromptRequired``, which the
+        launch's handler answers with the prompt's page), a refusal writes nothing."""
+        launch = self.role_table.apply(launch)
+        decision = await self.off_loop(self.link_decision, launch)
+        if decision.outcome is LinkOutcome.REFUSE:
+            raise Forbidden(
+                decision.reason,
+                N_(
+                    "This hub only lets people in with an account they already have here, and has no way to "
+                    "sign in to one from a launch. Please ask your teacher or the hub's administrator. "
+                    "Nothing was created."
+                ),
+            )
+        if decision.outcome is LinkOutcome.PROMPT:
+            pending, secrets = await self.off_loop(self.begin_prompt, launch, decision, commit)
+            raise LinkPromptRequired(pending, secrets)
+        return await self.sign_in_linked(handler, launch, commit, migrated=decision.new_link)
+
+    async def sign_in_linked(
+        self, handler: Any, launch: Launch, commit: Callable[[], object], *, migrated: bool = False
+    ) -> dict[str, Any]:
+        """A linked identity, or a new one to link: ``admit`` it, then commit it, link its identity
+        and keep its context (``commit_and_link``).
 
         A new identity's name is chosen and linked under one lock: in between, another new identity
         claiming the same name (``username_key``, from another platform) would find it free as well,
@@ -651,7 +807,74 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
         """
         async with self._naming(launch):
             model, plan = await self.admit(handler, launch)
-            await self.off_loop(self.commit_and_link, launch, model, plan, commit)
+            await self.off_loop(self.commit_and_link, launch, model, plan, commit, migrated=migrated)
+        return model
+
+    # -- account linking -----------------------------------------------------------------------
+
+    @property
+    def role_table(self) -> RoleTable:
+        """Which roles are an instructor's: LTI's, and the admin's `staff_roles`."""
+        return DEFAULT_ROLES.extended(self.staff_roles)
+
+    @property
+    def host_can_sign_in(self) -> bool:
+        """Whether the hub has a sign-in of its own to link an existing user (`local_authenticator_class`)."""
+        return self.local_authenticator_class is not None
+
+    _local_authenticator: Authenticator | None = None
+
+    @property
+    def local_authenticator(self) -> Authenticator:
+        """The `local_authenticator_class`, made once, configured from the hub's config."""
+        if self._local_authenticator is None:
+            if self.local_authenticator_class is None:
+                raise NotFound("no_local_sign_in", N_("This hub has no sign-in to link an existing account with."))
+            self._local_authenticator = self.local_authenticator_class(parent=self.parent, config=self.config)
+        return self._local_authenticator
+
+    def provisioning_modes(self, platform: str) -> ProvisioningModes:
+        """The modes for a platform (issuer or consumer key): its `provisioning_modes_by_platform`
+        entry, else the hub's `instructor_provisioning_mode` and `learner_provisioning_mode`."""
+        entry = self.provisioning_modes_by_platform.get(platform, {})
+        return ProvisioningModes(
+            instructor=ProvisioningMode(entry.get("instructor", self.instructor_provisioning_mode)),
+            learner=ProvisioningMode(entry.get("learner", self.learner_provisioning_mode)),
+        )
+
+    def linker(self, launch: Launch) -> AccountLinker:
+        return AccountLinker(self.store, self.provisioning_modes(launch.platform))
+
+    def link_decision(self, launch: Launch) -> LinkDecision:
+        """Linked, new, prompt or refused (``lti_core.linking.decide_link``). Nobody counts as signed
+        in: the hub's session may come from another launch, so an existing user is linked only
+        through the local sign-in, never because its cookie is in the browser."""
+        return self.linker(launch).decide(launch, host_can_sign_in=self.host_can_sign_in)
+
+    def begin_prompt(
+        self, launch: Launch, decision: LinkDecision, commit: Callable[[], object]
+    ) -> tuple[PendingLaunch, PromptSecrets]:
+        """In the store's threads: commit the launch (its nonce is used), keep it as a pending launch."""
+        commit()
+        return self.prompt_flow.begin(launch, decision, launch.target_link_uri, time.time())
+
+    @property
+    def prompt_flow(self) -> PromptFlow:
+        return PromptFlow(self.store)
+
+    async def finish_prompt(self, handler: Any, outcome: PromptOutcome) -> dict[str, Any]:
+        """A finished prompt (the pending launch is gone): create a new user as a first launch does,
+        or link the existing hub user the person signed in to and confirmed."""
+        launch = outcome.pending.launch
+        if outcome.action is PromptAction.CREATE:
+            return await self.sign_in_linked(handler, launch, lambda: None)
+        name = outcome.local_user_id
+        if handler.find_user(name) is None:
+            raise NotFound("no_such_account", N_("The account to link no longer exists on this hub."))
+        async with self._naming(launch):
+            model = self.auth_model(handler, launch, name=name)
+            await self.check_admitted(model)
+            await self.off_loop(self.commit_and_link, launch, model, NamePlan(), lambda: None)
         return model
 
     @contextlib.asynccontextmanager

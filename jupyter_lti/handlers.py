@@ -26,7 +26,25 @@ from lti_core.errors import (
 from lti_core.i18n import N_, preferred_language, translation
 from lti_core.lti13 import binding
 from lti_core.lti13.binding import BrowserCheckRequired, BrowserEvidence
+from lti_core.prompt import PendingLaunch, PromptSecrets
+from lti_core.urls import add_query
 from lti_publish_assets import TRANSLATIONS_DIR, page_html
+
+#: The linking prompt's pages, below the hub's prefix; its cookie is named as the launch's state
+#: cookies are (a prefix and the pending launch's id) and sent to these pages only.
+PROMPT_PATH = "lti/link/"
+PROMPT_COOKIE_PREFIX = "lti_link_"
+#: The data ``login_user`` gets when a linking prompt is done (``jupyter_lti.linking``).
+FINISHED_PROMPT = "lti_finished_prompt"
+
+
+class LinkPromptRequired(Exception):
+    """A launch whose first visit asks how the person gets a hub user (``lti_core.prompt``): the
+    launch's handler answers with the prompt's page and sets its cookie."""
+
+    def __init__(self, pending: PendingLaunch, secrets: PromptSecrets) -> None:
+        super().__init__("the launch waits for the linking prompt")
+        self.pending, self.secrets = pending, secrets
 
 
 class LtiPages(BaseHandler):  # type: ignore[misc]
@@ -96,6 +114,55 @@ class LtiHandler(LtiPages):
         )
         self.add_header("Set-Cookie", header)
 
+    def prompt_url(self, pending_id: str, *path: str) -> str:
+        return str(url_path_join(self.hub.base_url, PROMPT_PATH, pending_id, *path))
+
+    def prompt_cookie(self, pending_id: str, value: str, max_age: int) -> None:
+        """The pending launch's binding cookie, with the state cookie's attributes (framed: partitioned)."""
+        secure = self.authenticator.public_origin(self).startswith("https://")
+        header = cookies.cookie_header(
+            PROMPT_COOKIE_PREFIX + pending_id,
+            value,
+            max_age=max_age,
+            path=url_path_join(self.hub.base_url, PROMPT_PATH),
+            policy=cookies.state_cookie_policy(secure),
+        )
+        self.add_header("Set-Cookie", header)
+
+    def prompt_binding(self, pending_id: str) -> str:
+        return self.get_cookie(PROMPT_COOKIE_PREFIX + pending_id, "") or ""
+
+    def prompt_page(self, pending: PendingLaunch, form_token: str, *, new_window_url: str = "") -> pages.LinkPromptPage:
+        """The prompt's choice or confirmation, its forms carrying the hub's ``_xsrf`` and the form token."""
+        return pages.LinkPromptPage(
+            state=pending.state,
+            may_create=pending.may_create,
+            platform=pending.launch.platform,
+            step_url=self.prompt_url(pending.id),
+            form_token=form_token,
+            account=pending.local_user_id,
+            csrf=("_xsrf", self.xsrf_token.decode("ascii")),
+            new_window_url=new_window_url,
+        )
+
+    #: Whether the launch's request carried the hub's cookies back (a frame may drop them): set by
+    #: the launch handlers; when False the prompt continues in a new window.
+    cookies_came_back = False
+
+    def start_prompt(self, prompt: LinkPromptRequired) -> None:
+        """The launch's answer when it asks how the person gets a hub user: the prompt's cookie, and
+        its page; in a frame that dropped the hub's cookies, a link to go on in a new window (with
+        the one-time handover secret, only in this page)."""
+        pending, browser = prompt.pending, prompt.secrets
+        self.prompt_cookie(pending.id, browser.cookie, int(pending.expires_at - time.time()))
+        new_window = ""
+        if not self.cookies_came_back:
+            new_window = add_query(
+                self.prompt_url(pending.id, "handover"),
+                {"handover_token": browser.handover, "form_token": browser.form_token},
+            )
+        self.finish_page(self.prompt_page(pending, browser.form_token, new_window_url=new_window))
+
     async def sign_in(self, data: dict[str, Any]) -> Any:
         """Hand the launch to JupyterHub's login (which calls the authenticator), then land.
 
@@ -108,6 +175,9 @@ class LtiHandler(LtiPages):
             return None
         except BrowserCheckRequired as needed:
             self.finish_page(pages.BrowserCheckPage(needed.check))
+            return None
+        except LinkPromptRequired as prompt:
+            self.start_prompt(prompt)
             return None
         if user is None:  # verified, but the hub's allow/block lists say no
             self.refuse(Forbidden("user_not_allowed", N_("Your account is not allowed to use this hub.")))
@@ -147,6 +217,8 @@ class LTI11LaunchHandler(LtiLaunchHandler):
             for value in values
         ]
         data = {"method": "POST", "url": self.authenticator.public_request_url(self), "params": pairs}
+        # LTI 1.1 has no state cookie: any hub cookie coming back says this browser keeps them here.
+        self.cookies_came_back = bool(self.request.cookies)
         await self.sign_in(data)
 
 
@@ -190,6 +262,7 @@ class LTI13LaunchHandler(LtiLaunchHandler):
             tool_origin=self.authenticator.public_origin(self),
         )
         data = {"id_token": self.get_body_argument("id_token", ""), "state": state, "browser": evidence}
+        self.cookies_came_back = state in evidence.cookie_states
         if state in evidence.cookie_states:
             # Used up by this launch: deleted with its answer (a refusal clears it again).
             self.state_cookie(state, 0)
@@ -221,6 +294,7 @@ __all__ = [
     "LTI13JwksHandler",
     "LTI13LaunchHandler",
     "LTI13LoginHandler",
+    "LinkPromptRequired",
     "LtiHandler",
     "LtiInfoHandler",
     "LtiLaunchHandler",

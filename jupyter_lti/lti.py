@@ -6,7 +6,9 @@
 ``authenticate`` of its version. Usernames, links, groups, landing and the store are the shared
 base's (``LtiAuthenticator``), so both versions follow one username rule and one table of links; a
 platform identity is (issuer, sub) for LTI 1.3 and (consumer key, user_id) for LTI 1.1, and two
-identities are never merged into one hub user by this class.
+identities become one hub user only when the platform moved from 1.1 to 1.3: its verified `lti1p1`
+claim, or an admin's `migrated_consumers` entry, says so (``lti_core.linking.find_link``). A consumer
+key spelled as an issuer would make the two versions' users one: the hub refuses to start with one.
 
 Config: ``c.LTIAuthenticator`` sections, and also the ``c.LTI11Authenticator`` and
 ``c.LTI13Authenticator`` sections of an existing config (traitlets applies the sections of a class's
@@ -15,9 +17,10 @@ parents), ``c.LTIAuthenticator`` winning where both set an option.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from traitlets import Unicode
+from traitlets import Dict, TraitError, Unicode
 
 from jupyter_lti.handlers import LTI11LaunchHandler
 from jupyter_lti.lti11 import LTI11_SPEC, LTI11Authenticator
@@ -49,6 +52,19 @@ class LTIAuthenticator(LTI13Authenticator, LTI11Authenticator):
         """,
     )
 
+    migrated_consumers = Dict(
+        config=True,
+        help="""LTI 1.1 consumers whose platform moved to LTI 1.3: `{"consumer key": "issuer"}`.
+
+        A 1.3 launch from that issuer whose user has no link yet signs in the hub user linked to the
+        LTI 1.1 user of that consumer with the same user id, and links it for good: for platforms that
+        keep their user ids across versions (Moodle does) but send no migration claim. Platforms that
+        send the `lti1p1` claim (https://www.imsglobal.org/spec/lti/v1p3/migr) need no entry: its
+        signature, checked with the consumer's secret, says who the user was. Applied to the LTI store
+        at every start (an entry removed here leaves the consumer as it was).
+        """,
+    )
+
     def protocol_handlers(self) -> list[tuple[str, Any]]:
         handlers = LTI13Authenticator.protocol_handlers(self)
         paths = {path for path, _ in handlers}
@@ -59,12 +75,19 @@ class LTIAuthenticator(LTI13Authenticator, LTI11Authenticator):
         LTI11Authenticator.save_configured_platforms(self)
         issuers = {r.issuer for r in self.store.list_registrations()}
         for consumer in self.store.list_consumers():
+            # Links are keyed by (platform, platform user id): a consumer key spelled as an issuer
+            # would make an LTI 1.1 user and an LTI 1.3 user with the same id one hub user.
             if consumer.key in issuers:
-                self.log.warning(
-                    "LTI: consumer key %r is also an LTI 1.3 issuer: give the consumer another key, so that "
-                    "the identities of the two versions cannot be taken for one another",
-                    consumer.key,
+                raise TraitError(
+                    f"LTI: consumer key {consumer.key!r} is also an LTI 1.3 issuer: give the consumer another key "
+                    "(and map it to the issuer with migrated_consumers if the same people use both), so that "
+                    "the identities of the two versions cannot be taken for one another"
                 )
+        for key, issuer in sorted(self.migrated_consumers.items()):
+            saved = self.store.get_consumer(str(key))
+            if saved is None:
+                raise TraitError(f"LTI: migrated_consumers names {key!r}, which is no LTI 1.1 consumer")
+            self.store.save_consumer(replace(saved, migrated_to=str(issuer)))
 
     async def authenticate(self, handler: Any, data: dict[str, Any] | None = None) -> dict[str, Any]:
         """The launch's own version decides: the LTI 1.1 launch URLs verify an LTI 1.1 launch, the

@@ -15,9 +15,10 @@ from traitlets import Dict as DictTrait
 from traitlets import Unicode
 
 from jupyter_lti.auth import LtiAuthenticator
-from jupyter_lti.handlers import LTI11ConfigHandler, LTI11LaunchHandler
+from jupyter_lti.handlers import FINISHED_PROMPT, LTI11ConfigHandler, LTI11LaunchHandler
 from jupyter_lti.registration import LTI13RegistrationsHandler
 from lti_core.lti11.launch import Lti11LaunchVerifier
+from lti_core.prompt import PromptOutcome
 from lti_core.tool_config import build_lti11_cartridge
 from lti_core.types import Consumer
 
@@ -89,11 +90,13 @@ class LTI11Authenticator(LtiAuthenticator):
         # (/hub/lti13/registrations), kept across restarts, as its name.
         for key, secret in sorted(self.consumers.items()):
             saved = self.store.get_consumer(str(key))
-            name, enabled = (saved.name, saved.enabled) if saved else ("", True)
-            self.store.save_consumer(Consumer(str(key), str(secret), name, enabled))
+            name, enabled, moved = (saved.name, saved.enabled, saved.migrated_to) if saved else ("", True, "")
+            self.store.save_consumer(Consumer(str(key), str(secret), name, enabled, moved))
 
     async def authenticate(self, handler: Any, data: dict[str, Any] | None = None) -> dict[str, Any]:
         data = data or {}
+        if isinstance(data.get(FINISHED_PROMPT), PromptOutcome):
+            return await self.finish_prompt(handler, data[FINISHED_PROMPT])
         verifier = Lti11LaunchVerifier(self.store)
         verified = await self.off_loop(  # reads the consumer: in the store's threads, as the commit is
             verifier.check,

@@ -22,6 +22,7 @@ from traitlets import Set as SetTrait
 
 from jupyter_lti.auth import LtiAuthenticator
 from jupyter_lti.handlers import (
+    FINISHED_PROMPT,
     LTI13ConfigHandler,
     LTI13JwksHandler,
     LTI13LaunchHandler,
@@ -33,6 +34,7 @@ from lti_core.lti13.binding import BrowserEvidence
 from lti_core.lti13.jwks import PlatformKeyCache
 from lti_core.lti13.launch import SIGNING_ALGORITHM, LaunchValidator
 from lti_core.lti13.login import LoginRedirect, OidcLogin
+from lti_core.prompt import PromptOutcome
 from lti_core.registration import ToolDescription
 from lti_core.tool_config import build_lti13_tool_config
 from lti_core.types import Deployment, Registration
@@ -282,6 +284,8 @@ class LTI13Authenticator(LtiAuthenticator):
 
     async def authenticate(self, handler: Any, data: dict[str, Any] | None = None) -> dict[str, Any]:
         data = data or {}
+        if isinstance(data.get(FINISHED_PROMPT), PromptOutcome):
+            return await self.finish_prompt(handler, data[FINISHED_PROMPT])
         validator = LaunchValidator(
             self.store,
             self.key_loader.keys,

@@ -24,9 +24,10 @@ from tornado import web
 
 from jupyter_lti.handlers import LtiHandler, LtiPages
 from jupyter_lti.http import TornadoTransport
+from jupyter_lti.linking import ADMIN_LINKS_TITLE
 from jupyter_lti.outbox_admin import TITLE as OUTBOX_TITLE
 from lti_core import admin, pages
-from lti_core.errors import LtiError
+from lti_core.errors import InvalidRequest, LtiError
 from lti_core.i18n import N_
 from lti_core.registration import (
     build_configuration_request,
@@ -38,8 +39,33 @@ from lti_core.registration import (
     save_dynamic_registration,
     set_registration_status,
 )
+from lti_core.store import ConsumerStore
 from lti_core.types import Registration, RegistrationStatus
 from lti_publish_assets import static_text
+
+ISSUER_IS_CONSUMER_KEY = N_(
+    "This platform's issuer is also the key of an LTI 1.1 consumer of this hub. Give the consumer another key "
+    "first: the users of the two would be taken for one another."
+)
+
+
+def refuse_issuer_of_a_consumer(store: ConsumerStore, issuer: str) -> None:
+    """Links are keyed by (platform, platform user id), the platform an issuer or a consumer key:
+    an issuer spelled as a consumer key would make an LTI 1.1 user and an LTI 1.3 user one hub user."""
+    if store.get_consumer(issuer) is not None:
+        raise InvalidRequest("issuer_is_consumer_key", ISSUER_IS_CONSUMER_KEY, detail=issuer[:80])
+
+
+def save_registration_checked(store: Any, registration: Registration) -> Registration:
+    """``save_dynamic_registration``, unless the issuer is an LTI 1.1 consumer's key."""
+    refuse_issuer_of_a_consumer(store, registration.issuer)
+    return save_dynamic_registration(store, registration)
+
+
+def save_manual_checked(store: Any, entry: admin.ManualRegistration) -> Registration:
+    """``admin.save_manual_registration``, unless the issuer is an LTI 1.1 consumer's key."""
+    refuse_issuer_of_a_consumer(store, entry.issuer.strip())
+    return admin.save_manual_registration(store, entry)
 
 
 class LTI13RegistrationHandler(LtiHandler):
@@ -68,7 +94,7 @@ class LTI13RegistrationHandler(LtiHandler):
         registration = parse_registration_response(
             answer, platform, initial_status(authenticator.approve_registrations)
         )
-        saved = await authenticator.off_loop(save_dynamic_registration, authenticator.store, registration)
+        saved = await authenticator.off_loop(save_registration_checked, authenticator.store, registration)
         self.log.info(
             "LTI 1.3 dynamic registration: %s client %s (%s)", saved.issuer, saved.client_id, saved.status.value
         )
@@ -228,7 +254,7 @@ class LTI13RegistrationsHandler(LtiPages):
             deployment_ids=tuple(d.strip() for d in values["deployment_ids"].split(",") if d.strip()),
         )
         authenticator = self.authenticator
-        saved = await authenticator.off_loop(admin.save_manual_registration, authenticator.store, entry)
+        saved = await authenticator.off_loop(save_manual_checked, authenticator.store, entry)
         who = self.current_user.name
         self.log.info("LTI 1.3 platform %s client %s registered by hand by %s", saved.issuer, saved.client_id, who)
 
@@ -268,7 +294,9 @@ class LTI13RegistrationsHandler(LtiPages):
     def page_html(self, registrations: list[Registration] | None, consumers: list[Any] | None) -> str:
         _ = self.gettext
         parts = [f"<p>{html.escape(_(INTRO))}</p>"] if registrations is not None else []
-        parts.append(f'<p><a href="{html.escape(self.hub.base_url)}lti/grades">{html.escape(_(OUTBOX_TITLE))}</a></p>')
+        base = html.escape(self.hub.base_url)
+        parts.append(f'<p><a href="{base}lti/grades">{html.escape(_(OUTBOX_TITLE))}</a></p>')
+        parts.append(f'<p><a href="{base}lti/admin/links">{html.escape(_(ADMIN_LINKS_TITLE))}</a></p>')
         if registrations is not None:
             configured = self.configured()
             rows = [self.row_html(r, (r.issuer, r.client_id) in configured) for r in registrations]
