@@ -26,6 +26,7 @@ from xblock.exceptions import NoSuchHandlerError, NoSuchUsage
 
 from demo import platform
 from lti_core.i18n import N_
+from lti_xblock import linking_views
 from lti_xblock.compat import WorkbenchHost
 from lti_xblock.i18n import gettext as _
 
@@ -80,6 +81,9 @@ urlpatterns = [
     path("lti_publish/", include("lti_xblock.urls")),
     # Django's admin (staff only: it asks for a staff account's login): registrations, consumers, keys, links.
     path("admin/", admin.site.urls),
+    # The workbench host's own sign-in (settings.LOGIN_URL): where the linking prompt sends someone who
+    # links an existing account (Open edX has its own, /login).
+    path("accounts/login/", linking_views.workbench_sign_in, name="login"),
     path("demo/", platform.launch_page, name="demo_launch_page"),
     path("demo/launch", platform.start_launch, name="demo_start_launch"),
     path("demo/platform/auth", platform.authorize, name="demo_platform_auth"),

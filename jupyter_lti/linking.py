@@ -22,7 +22,6 @@ through JupyterHub's ``login_user``, as a launch's does: a new user (create) or 
 
 from __future__ import annotations
 
-import hmac
 import html
 import time
 from typing import Any
@@ -31,10 +30,17 @@ from jupyterhub.handlers import BaseHandler
 from tornado import web
 
 from jupyter_lti.handlers import FINISHED_PROMPT, LtiHandler, LtiPages
-from lti_core import pages, prompt
+from lti_core import pages
 from lti_core.errors import Forbidden, LtiError
 from lti_core.i18n import N_
-from lti_core.prompt import PendingLaunch, PromptNotBound, PromptOutcome, PromptState, parse_prompt_choice
+from lti_core.prompt import (
+    PendingLaunch,
+    PromptNotBound,
+    PromptOutcome,
+    PromptState,
+    form_token_matches,
+    parse_prompt_choice,
+)
 from lti_core.types import UserLink
 from lti_core.urls import add_query
 from lti_publish_assets import static_text
@@ -71,10 +77,6 @@ REMOVE_LABEL = N_("Remove")
 NO_MATCH = N_("No link matches.")
 #: Links an admin's search shows at most.
 MAX_LISTED = 500
-
-
-def form_token_matches(pending: PendingLaunch, form_token: str) -> bool:
-    return bool(form_token) and hmac.compare_digest(prompt.digest(form_token), pending.form_token_digest)
 
 
 class PromptHandler(LtiHandler):

@@ -210,6 +210,11 @@ def _matches(secret: str, expected_digest: str) -> bool:
     return bool(secret) and bool(expected_digest) and hmac.compare_digest(digest(secret), expected_digest)
 
 
+def form_token_matches(pending: PendingLaunch, form_token: str) -> bool:
+    """Whether ``form_token`` is the one this pending launch's pages carry (constant time)."""
+    return _matches(form_token, pending.form_token_digest)
+
+
 def transition(pending: PendingLaunch, event: PromptEvent) -> PendingLaunch | None:
     """The pending launch after ``event`` (None: done); ``PromptRefused``/``NoNewAccounts`` if not allowed."""
     key = (pending.state, type(event))
@@ -309,7 +314,7 @@ class PromptFlow:
         """Take ``event`` (a form's POST) for this browser: the pending launch's next state, or, when
         the prompt is done, the ``PromptOutcome`` (the pending launch is then gone: single use)."""
         pending = self.load(pending_id, cookie, now)
-        if not _matches(form_token, pending.form_token_digest):
+        if not form_token_matches(pending, form_token):
             raise PromptNotBound(detail="the form token is missing or wrong")
         return self._take(pending, event)
 
@@ -342,6 +347,7 @@ __all__ = [
     "CHOICE_CONFIRM",
     "CHOICE_EXISTING",
     "CHOICE_NEW",
+    "form_token_matches",
     "parse_prompt_choice",
     "ChooseExisting",
     "ChooseNew",

@@ -1,6 +1,6 @@
 """Django admin pages for the tool's records (Open edX's /admin, the demo's): LTI 1.3 registrations
-with their deployments, LTI 1.1 consumers, and, read-only, the tool's keys, user links, launch
-contexts and the grade outbox (whose failed scores an admin may send again).
+with their deployments, LTI 1.1 consumers, and, read-only, the tool's keys, user links (which an admin
+may remove), launch contexts and the grade outbox (whose failed scores an admin may send again).
 
 What an admin types is checked by lti_core's rules (``lti_core.admin``): issuers and URLs normalised,
 identifiers checked. Secrets never reach a page: a consumer's secret is only ever replaced (a new one
@@ -152,10 +152,23 @@ class ConsumerForm(forms.ModelForm):  # type: ignore[type-arg]
 
     class Meta:
         model = m.LtiConsumer
-        fields = ("key", "name", "enabled")
+        fields = ("key", "name", "enabled", "migrated_to")
+        labels = {"migrated_to": _lazy(N_("Moved to the LTI 1.3 issuer"))}
+        help_texts = {
+            "migrated_to": _lazy(
+                N_(
+                    "When this platform moved to LTI 1.3 without sending the LTI 1.1 user ids: its issuer. A 1.3 "
+                    "launch from it then signs in the user this consumer's same user id is linked to."
+                )
+            )
+        }
 
     def clean_key(self) -> str:
         return _checked(validate_consumer_key, self.cleaned_data["key"])
+
+    def clean_migrated_to(self) -> str:
+        issuer: str = self.cleaned_data.get("migrated_to", "").strip()
+        return _checked(normalise_issuer, issuer) if issuer else ""
 
     def clean_new_secret(self) -> str:
         secret: str = self.cleaned_data.get("new_secret", "")
@@ -169,9 +182,9 @@ class ConsumerForm(forms.ModelForm):  # type: ignore[type-arg]
 @admin.register(m.LtiConsumer)
 class ConsumerAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     form = ConsumerForm
-    list_display = ("key", "name", "enabled", "secret_state", "created")
+    list_display = ("key", "name", "enabled", "migrated_to", "secret_state", "created")
     list_filter = ("enabled",)
-    search_fields = ("key", "name")
+    search_fields = ("key", "name", "migrated_to")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         # A consumer's key is what its platform signs with: it is not renamed, a new one is issued.
@@ -188,9 +201,15 @@ class ConsumerAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         new_secret: str = form.cleaned_data.get("new_secret", "")
         existing = store.get_consumer(obj.key) if change else None
         if existing is not None:
-            consumer = replace(existing, name=obj.name, enabled=obj.enabled, secret=new_secret or existing.secret)
+            consumer = replace(
+                existing,
+                name=obj.name,
+                enabled=obj.enabled,
+                secret=new_secret or existing.secret,
+                migrated_to=obj.migrated_to,
+            )
         else:
-            consumer = Consumer(obj.key, new_secret, obj.name, obj.enabled)
+            consumer = Consumer(obj.key, new_secret, obj.name, obj.enabled, obj.migrated_to)
         store.save_consumer(consumer)
         saved = m.LtiConsumer.objects.get(key=obj.key)
         obj.pk = saved.pk
@@ -229,11 +248,16 @@ class ToolKeyAdmin(ReadOnlyAdmin):
 
 @admin.register(m.LtiUserLink)
 class UserLinkAdmin(ReadOnlyAdmin):
+    """Links are written by launches only; an admin may remove one (its next launch is a first one)."""
+
     list_display = ("platform", "platform_user_id", "user", "created")
     list_filter = ("platform",)
     search_fields = ("platform", "platform_user_id", "user__username")
     fields = ("platform", "platform_user_id", "user", "created")
     readonly_fields = fields
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.has_perm("lti_xblock.delete_ltiuserlink"))
 
 
 @admin.register(m.LtiLaunchContext)

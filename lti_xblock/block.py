@@ -23,6 +23,7 @@ from xblock.exceptions import JsonHandlerError
 from xblock.fields import Boolean, Float, Scope, String
 
 from lti_core.i18n import N_
+from lti_core.linking import ProvisioningMode, ProvisioningModes
 from lti_publish_assets import static_text
 from lti_xblock.i18n import gettext as _
 from lti_xblock.launch_details import launch_details, tool_base_url
@@ -64,6 +65,23 @@ def _parse_max_score(value: Any) -> float | None:
     score = float(value)
     return score if math.isfinite(score) and score > 0 else None
 
+
+def site_provisioning_modes() -> ProvisioningModes:
+    """The site's default provisioning modes: ``LTI_PUBLISH["PROVISIONING"]`` (``{"instructor": ..,
+    "learner": ..}``, values of ``ProvisioningMode``), else Moodle's defaults."""
+    from django.conf import settings  # not at module level: the runtime may load the block before Django
+
+    configured = getattr(settings, "LTI_PUBLISH", {}).get("PROVISIONING") or {}
+    moodle = ProvisioningModes()
+    return ProvisioningModes(
+        instructor=ProvisioningMode(configured.get("instructor", moodle.instructor.value)),
+        learner=ProvisioningMode(configured.get("learner", moodle.learner.value)),
+    )
+
+
+#: The provisioning fields: (field name, the ``ProvisioningModes`` attribute it sets).
+PROVISIONING_FIELDS = (("instructor_provisioning", "instructor"), ("learner_provisioning", "learner"))
+PROVISIONING_VALUES = [{"value": mode.value, "display_name": mode.label} for mode in ProvisioningMode]
 
 JsonHandler = Callable[["LtiPublishBlock", Any, str], dict[str, Any]]
 
@@ -111,6 +129,22 @@ class LtiPublishBlock(XBlock):  # type: ignore[misc]  # XBlock ships no type inf
         default=100.0,
     )
 
+    # "" (the default): the site's default (``site_provisioning_modes``), Moodle's unless an admin set another.
+    instructor_provisioning = String(
+        display_name=N_("Provisioning mode for instructors"),
+        help=N_("How an instructor's first launch from a platform gets an account here."),
+        scope=Scope.settings,
+        default="",
+        values=PROVISIONING_VALUES,
+    )
+    learner_provisioning = String(
+        display_name=N_("Provisioning mode for learners"),
+        help=N_("How a learner's first launch from a platform gets an account here."),
+        scope=Scope.settings,
+        default="",
+        values=PROVISIONING_VALUES,
+    )
+
     has_children = True
     # Studio: show author_view on the unit page; completion is that of the children.
     has_author_view = True
@@ -148,6 +182,15 @@ class LtiPublishBlock(XBlock):  # type: ignore[misc]  # XBlock ships no type inf
             self.runtime.service(self, "user"),
             self.runtime.service(self, "studio_user_permissions"),
             getattr(self.scope_ids.usage_id, "context_key", None),
+        )
+
+    def provisioning_modes(self) -> ProvisioningModes:
+        """The modes its launches link accounts with: this block's, else the site's default."""
+        site = site_provisioning_modes()
+        chosen = {attribute: str(getattr(self, field) or "") for field, attribute in PROVISIONING_FIELDS}
+        return ProvisioningModes(
+            instructor=ProvisioningMode(chosen["instructor"]) if chosen["instructor"] else site.instructor,
+            learner=ProvisioningMode(chosen["learner"]) if chosen["learner"] else site.learner,
         )
 
     def tool_base(self) -> str:
@@ -284,6 +327,7 @@ class LtiPublishBlock(XBlock):  # type: ignore[misc]  # XBlock ships no type inf
                     "help": translate(self.fields["max_score"].help),
                     "value": f"{float(self.max_score):g}",
                 },
+                **self.provisioning_fields_context(),
             },
             "save_label": _(N_("Save")),
             "cancel_label": _(N_("Cancel")),
@@ -294,6 +338,19 @@ class LtiPublishBlock(XBlock):  # type: ignore[misc]  # XBlock ships no type inf
         fragment.add_javascript(static_text("js/studio.js"))
         fragment.initialize_js("LtiPublishStudio")
         return fragment
+
+    def provisioning_fields_context(self) -> dict[str, Any]:
+        """The two provisioning selects: label, help, the modes with Moodle's labels, the mode in force."""
+        modes = self.provisioning_modes()
+        return {
+            field: {
+                "label": _(self.fields[field].display_name),
+                "help": _(self.fields[field].help),
+                "value": getattr(modes, attribute).value,
+                "choices": [(mode.value, _(mode.label)) for mode in ProvisioningMode],
+            }
+            for field, attribute in PROVISIONING_FIELDS
+        }
 
     # ----------------------------------------------------------------- handlers
 
@@ -330,6 +387,12 @@ class LtiPublishBlock(XBlock):  # type: ignore[misc]  # XBlock ships no type inf
                 errors["max_score"] = _(N_("The maximum score must be a number greater than 0."))
             else:
                 changes["max_score"] = score
+        for field, _attribute in PROVISIONING_FIELDS:
+            if field in data:
+                if data[field] in {mode.value for mode in ProvisioningMode}:
+                    changes[field] = data[field]
+                else:
+                    errors[field] = _(N_("Choose one of the provisioning modes."))
 
         if errors:
             return {"result": "error", "errors": errors}

@@ -21,8 +21,11 @@ COMMANDS = {
         "LTI 1.3 platforms: list, show, add, approve, enable, disable, delete; deployments add|remove; "
         "accept-new-deployments on|off",
     ),
-    "consumers": ("lti_consumers", "LTI 1.1 consumers: issue (secret shown once), list, disable, enable, delete"),
-    "links": ("lti_links", "user links (platform, platform user id, local user): list, show"),
+    "consumers": (
+        "lti_consumers",
+        "LTI 1.1 consumers: issue (secret shown once), list, disable, enable, delete, migrate",
+    ),
+    "links": ("lti_links", "user links (platform, platform user id, local user): list, show, remove"),
     "config": ("lti_config", "the URLs to copy into a platform; --canvas-json, --cartridge CONTENT_ID"),
     "add-platform": ("lti_add_platform", "the same as platforms add"),
     "issue-consumer": ("lti_issue_consumer", "the same as consumers issue"),

@@ -12,12 +12,13 @@ import time
 from datetime import datetime
 from functools import cache
 from typing import Any, Protocol, cast
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, User  # User: both hosts' AUTH_USER_MODEL
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import render, resolve_url
 from django.urls import reverse
 
 from lti_core.i18n import N_
@@ -65,8 +66,13 @@ class Host(Protocol):
 
     def landing_url(self, content_id: str) -> str: ...
 
-    def published_block(self, content_id: str) -> Any:
-        """The published (lti_publish) block ``content_id`` names, with its children; None if none."""
+    def published_block(self, content_id: str, with_children: bool = True) -> Any:
+        """The published (lti_publish) block ``content_id`` names (with its children loaded, unless
+        ``with_children`` is False: a launch reads its settings only); None if none."""
+        ...
+
+    def sign_in_url(self, next_url: str) -> str:
+        """The host's own sign-in page, coming back to ``next_url`` (a path on this site) after it."""
         ...
 
     def is_graded(self, block: Any) -> bool:
@@ -104,9 +110,13 @@ class WorkbenchHost:
         except (NoSuchUsage, KeyError, ValueError):
             return None
 
-    def published_block(self, content_id: str) -> Any:
+    def published_block(self, content_id: str, with_children: bool = True) -> Any:
         block = self._block(content_id)
         return block if block is not None and block.scope_ids.block_type == PUBLISHED_BLOCK_TYPE else None
+
+    def sign_in_url(self, next_url: str) -> str:
+        """Django's sign-in (``LOGIN_URL``: the demo mounts ``LoginView`` there)."""
+        return f"{resolve_url(settings.LOGIN_URL)}?{urlencode({'next': next_url})}"
 
     def content_title(self, content_id: str) -> str | None:
         block = self.published_block(content_id)
@@ -194,9 +204,13 @@ class OpenEdxHost:
         except (InvalidKeyError, ItemNotFoundError):
             return None
 
-    def published_block(self, content_id: str) -> Any:
-        block = self.block_at(content_id, depth=None)
+    def published_block(self, content_id: str, with_children: bool = True) -> Any:
+        block = self.block_at(content_id, depth=None if with_children else 0)
         return block if block is not None and block.scope_ids.block_type == PUBLISHED_BLOCK_TYPE else None
+
+    def sign_in_url(self, next_url: str) -> str:
+        """The LMS's sign-in page (the authn MFE's, when the LMS sends /login there)."""
+        return f"/login?{urlencode({'next': next_url})}"
 
     def content_title(self, content_id: str) -> str | None:
         block = self.block_at(content_id)  # without its children: a launch needs the title only

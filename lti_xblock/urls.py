@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from lti_xblock import config_views, registration, views
+from lti_xblock import config_views, linking_views, registration, views
 
 app_name = "lti_xblock"
 
@@ -19,4 +19,13 @@ urlpatterns = [
     # What a platform admin imports: Canvas's developer-key JSON, an LTI 1.1 cartridge (?content_id=).
     path("lti13/config.json", config_views.lti13_config, name="lti13_config"),
     path("lti11/config.xml", config_views.lti11_config, name="lti11_config"),
+    # The linking prompt of a first launch (lti_core.prompt): the page, its buttons, the way back from
+    # the host's sign-in, and the new window a frame without cookies offers.
+    path("link/<str:pending_id>/", linking_views.link_prompt, name="link_prompt"),
+    path("link/<str:pending_id>/step", linking_views.link_step, name="link_step"),
+    path("link/<str:pending_id>/signed-in", linking_views.link_signed_in, name="link_signed_in"),
+    path("link/<str:pending_id>/window", linking_views.link_window, name="link_window"),
+    # A signed-in user's own links, and removing one.
+    path("links", linking_views.links, name="links"),
+    path("links/unlink", linking_views.unlink, name="unlink"),
 ]

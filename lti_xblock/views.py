@@ -13,7 +13,9 @@ from functools import wraps
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from django.conf import settings
 from django.contrib.auth import get_user_model, login
+from django.contrib.auth.models import User  # both hosts' AUTH_USER_MODEL
 from django.core.exceptions import (
     BadRequest,
     RequestDataTooBig,
@@ -39,7 +41,7 @@ from lti_core.errors import (
     request_too_large,
 )
 from lti_core.i18n import N_
-from lti_core.linking import AccountLinker, LinkOutcome, choose_username
+from lti_core.linking import AccountLinker, LinkOutcome, ProvisioningModes, choose_username
 from lti_core.lti11.launch import Lti11LaunchVerifier
 from lti_core.lti13 import binding
 from lti_core.lti13.binding import BrowserCheckRequired, BrowserEvidence
@@ -47,9 +49,11 @@ from lti_core.lti13.jwks import PlatformKeyCache
 from lti_core.lti13.launch import LaunchValidator
 from lti_core.lti13.login import OidcLogin
 from lti_core.lti13.tool_keys import ToolKeySet
+from lti_core.roles import DEFAULT_ROLES, RoleTable
 from lti_core.types import Launch, launch_context
 from lti_publish_assets import page_html
 from lti_xblock import compat, scores
+from lti_xblock.block import site_provisioning_modes
 from lti_xblock.cookies import set_cookie_header
 from lti_xblock.http import UrllibTransport
 from lti_xblock.i18n import gettext as _
@@ -156,31 +160,41 @@ class DjangoAccounts:
         return not get_user_model().objects.filter(username__iexact=name).exists()
 
 
-def sign_in(request: HttpRequest, launch: Launch, content_id: str) -> HttpResponse:
-    """Link (or create) the local user, give them their rights on the content, start a session."""
+def role_table() -> RoleTable:
+    """Which launch roles give staff rights: lti_core's table, with ``LTI_PUBLISH["STAFF_ROLES"]`` added."""
+    return DEFAULT_ROLES.extended(getattr(settings, "LTI_PUBLISH", {}).get("STAFF_ROLES") or ())
+
+
+def provisioning_modes(content_id: str) -> ProvisioningModes:
+    """The published content's provisioning modes (its Studio settings, else the site's default)."""
+    block = compat.host().published_block(content_id, with_children=False)
+    return block.provisioning_modes() if block is not None else site_provisioning_modes()
+
+
+def signed_in_user_id(request: HttpRequest) -> str:
+    return str(request.user.pk) if request.user.is_authenticated else ""
+
+
+def create_linked_user(linker: AccountLinker, launch: Launch, suggested_username: str) -> User:
+    """A new local account for the launch's identity, linked to it (inside the caller's transaction)."""
+    user = compat.host().create_user(choose_username(suggested_username, launch, DjangoAccounts()), launch)
+    link = linker.link(launch, str(user.pk))
+    if link.local_user_id != str(user.pk):  # a concurrent first launch linked first
+        user.delete()
+        return get_user_model().objects.get(pk=link.local_user_id)
+    return user
+
+
+def finish_launch(request: HttpRequest, launch: Launch, content_id: str, user: User) -> HttpResponse:
+    """The launch's user is known: rights on the content from the launch's role (never from the
+    account's other rights), the launch context, a score earned before, a session, the content.
+    Called inside the transaction that linked the user: a failure here links nobody."""
     host = compat.host()
-    linker = AccountLinker(store)
-    user_model = get_user_model()
-    with transaction.atomic():
-        decision = linker.decide(launch)
-        if decision.outcome is LinkOutcome.LINKED:
-            user = user_model.objects.get(pk=decision.local_user_id)
-        elif decision.outcome is LinkOutcome.CREATE:
-            user = host.create_user(choose_username(decision.suggested_username, launch, DjangoAccounts()), launch)
-            link = linker.link(launch, str(user.pk))
-            if link.local_user_id != str(user.pk):  # a concurrent first launch linked first
-                user.delete()
-                user = user_model.objects.get(pk=link.local_user_id)
-        else:
-            raise Forbidden(
-                "account_prompt_unavailable",
-                N_("This tool is set to link existing accounts, which is not available yet."),
-            )
-        host.enroll(user, content_id, launch.role)
-        # For grade and roster jobs later, without a browser: the latest launch of this user and link.
-        context = launch_context(launch, str(user.pk), time.time(), content_id)
-        store.save_launch_context(context)
-        scores.send_current_score(user, context)  # a score earned before this link existed
+    host.enroll(user, content_id, launch.role)
+    # For grade and roster jobs later, without a browser: the latest launch of this user and link.
+    context = launch_context(launch, str(user.pk), time.time(), content_id)
+    store.save_launch_context(context)
+    scores.send_current_score(user, context)  # a score earned before this link existed
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     log.info(
         "LTI %s launch: %s user %s -> %s as %s",
@@ -191,6 +205,30 @@ def sign_in(request: HttpRequest, launch: Launch, content_id: str) -> HttpRespon
         launch.role.value,
     )
     return HttpResponseRedirect(host.landing_url(content_id))
+
+
+def sign_in(request: HttpRequest, launch: Launch, content_id: str, *, cookies_blocked: bool = False) -> HttpResponse:
+    """The local user of a verified launch: the linked one, a new one, or the prompt's choice first.
+
+    ``cookies_blocked``: the launch came through a frame that drops this tool's cookies (bound by the
+    platform's storage), so the prompt continues in a new window."""
+    launch = role_table().apply(launch)
+    linker = AccountLinker(store, provisioning_modes(content_id))
+    with transaction.atomic():
+        decision = linker.decide(launch, signed_in_user_id(request), host_can_sign_in=True)
+        if decision.outcome is LinkOutcome.LINKED:
+            user = get_user_model().objects.get(pk=decision.local_user_id)
+            if decision.new_link:  # found through its LTI 1.1 identity: the 1.3 identity is linked too
+                linker.link(launch, decision.local_user_id)
+        elif decision.outcome is LinkOutcome.CREATE:
+            user = create_linked_user(linker, launch, decision.suggested_username)
+        elif decision.outcome is LinkOutcome.PROMPT:
+            from lti_xblock import linking_views  # it builds on this module
+
+            return linking_views.begin_prompt(request, launch, decision, content_id, cookies_blocked=cookies_blocked)
+        else:
+            raise Forbidden(decision.reason, N_("No account here can be used for this launch. Nothing was created."))
+        return finish_launch(request, launch, content_id, user)
 
 
 @lti_endpoint("POST")
@@ -238,7 +276,8 @@ def lti13_launch(request: HttpRequest) -> HttpResponse:
         launch = validator.validate(id_token, state, evidence, before_commit=check)
     except BrowserCheckRequired as needed:
         return page(request, pages.BrowserCheckPage(needed.check))
-    response = sign_in(request, launch, content["id"])
+    cookies_blocked = validator.binding is binding.Binding.PLATFORM_STORAGE
+    response = sign_in(request, launch, content["id"], cookies_blocked=cookies_blocked)
     if validator.binding is binding.Binding.COOKIE:
         set_state_cookie(request, response, state, 0)  # used up: delete it (in its partition)
     return response

@@ -46,3 +46,24 @@ DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20  # noqa: F405
 # LTI_PUBLISH["TRUSTED_PROXIES"] unless a test sets one).
 _PROXY_MIDDLEWARE = "lti_xblock.proxy.TrustedProxyMiddleware"
 MIDDLEWARE = [_PROXY_MIDDLEWARE, *(m for m in MIDDLEWARE if m != _PROXY_MIDDLEWARE)]  # noqa: F405
+
+# Every role gets a new account at its first launch, as before the prompt modes: the launch tests keep
+# their meaning; the linking tests (tests/test_xblock_linking.py) set the modes they try on the content.
+AUTOMATIC_PROVISIONING = {"instructor": "new_only", "learner": "new_only"}
+LTI_PUBLISH = {**LTI_PUBLISH, "PROVISIONING": AUTOMATIC_PROVISIONING}  # noqa: F405
+
+
+def _keep_test_provisioning(*, setting: str, value: object, enter: bool, **_: object) -> None:
+    """The shared ``tool`` fixture (tests/conftest.py) sets LTI_PUBLISH anew: it keeps this default
+    unless the test sets another."""
+    if setting == "LTI_PUBLISH" and enter and isinstance(value, dict):
+        value.setdefault("PROVISIONING", AUTOMATIC_PROVISIONING)
+
+
+def _connect() -> None:
+    from django.test.signals import setting_changed
+
+    setting_changed.connect(_keep_test_provisioning, weak=False)
+
+
+_connect()

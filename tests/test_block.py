@@ -286,7 +286,7 @@ def test_save_settings_refuses_invalid_settings(
     assert set(reply["errors"]) == bad_fields
     assert all(isinstance(message, str) and message for message in reply["errors"].values())
     saved = scenario.block()
-    assert (saved.display_name, saved.grade_sync, saved.max_score) == ("Published content: fractions", False, 100.0)
+    assert (saved.display_name, saved.grade_sync, saved.max_score) == ("Published content: fractions", True, 100.0)
 
 
 @pytest.mark.parametrize("body", ["[1, 2]", '"title"', "null", "3"])
@@ -374,7 +374,7 @@ def test_block_views_are_translated_when_the_catalog_has_their_strings(scenario:
 
 # ------------------------------------------------------------------ who may change the settings
 
-UNCHANGED = ("Published content: fractions", False, 100.0)
+UNCHANGED = ("Published content: fractions", True, 100.0)  # the scenario syncs grades
 
 
 def settings_of(block: Any) -> tuple[str, bool, float]:
@@ -599,14 +599,14 @@ def test_instructor_launched_user_can_change_the_settings(browser, tool, platfor
     )
     assert saved.status_code == 200, saved.text[:500]
     assert saved.json() == {"result": "success"}
-    assert settings_of(live_block(tool)) == ("Fractions", False, 20.0)
+    assert settings_of(live_block(tool)) == ("Fractions", True, 20.0)
     assert "<title>Fractions</title>" in browser.get(tool.details.lti13_target_link_uri).text
 
     # Launched again as a learner: the rights follow the latest launch.
     with requests.Session() as again:
         launch_onto_content(again, tool, platform, sub="7")
         assert_refused(post_handler(again, tool, tool.content_id, "save_settings", RENAME))
-    assert settings_of(live_block(tool)) == ("Fractions", False, 20.0)
+    assert settings_of(live_block(tool)) == ("Fractions", True, 20.0)
 
 
 @pytest.mark.django_db(transaction=True)

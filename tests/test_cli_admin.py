@@ -166,6 +166,25 @@ def test_links_list_and_show():
     assert shown.startswith(listed[0]) and "resource_link=link-1 context=course-9" in shown
     assert "2023-11-14 22:13 UTC" in shown
     refused("unknown_user_link", "lti_links", "show", ISSUER, "3")
+    # Removing one: its identity's next launch is a first one again; the user stays.
+    assert run("lti_links", "remove", ISSUER, "2") == f"Removed: {listed[0]}\n"
+    assert run("lti_links", "list").splitlines() == listed[1:]
+    assert users.filter(username="sam").exists()
+    refused("unknown_user_link", "lti_links", "remove", ISSUER, "2")
+
+
+def test_consumers_migrate_maps_a_consumer_to_an_lti13_issuer_and_back():
+    run("lti_consumers", "issue", "--name", "Moodle", "--key", "moved")
+    assert "moved  enabled  name=Moodle  migrated_to=https://moodle.example" in run(
+        "lti_consumers", "migrate", "moved", "--to", "https://Moodle.example/"
+    )
+    assert DjangoStore().get_consumer("moved").migrated_to == ISSUER  # type: ignore[union-attr]
+    assert "migrated_to" in run("lti_consumers", "list")
+    assert "migrated_to" not in run("lti_consumers", "migrate", "moved", "--clear")
+    assert DjangoStore().get_consumer("moved").migrated_to == ""  # type: ignore[union-attr]
+    refused("issuer_invalid", "lti_consumers", "migrate", "moved", "--to", "not a url")
+    refused("unknown_consumer", "lti_consumers", "migrate", "nobody", "--to", ISSUER)
+    refused("required", "lti_consumers", "migrate", "moved")
 
 
 # -- config --------------------------------------------------------------------------------------

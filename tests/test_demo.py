@@ -3,6 +3,7 @@ with the demo JupyterHub (a real hub, its proxy and JupyterLab servers) beside t
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import signal
@@ -188,7 +189,20 @@ def launch_from_the_demo_page(
             break
         action, fields = parse_autosubmit_form(response.text)
         response = browser.post(action, data=fields)
+    if 'name="choice" value="new"' in response.text:
+        # The demo keeps Moodle's default modes: an instructor's first launch asks; the teacher creates a new account.
+        assert role == "instructor" and "How do you want to continue?" in response.text
+        response = create_new_account(browser, response)
     return content_id, response
+
+
+def create_new_account(browser: requests.Session, prompt: requests.Response) -> requests.Response:
+    """The linking prompt's "Create a new account" button."""
+    for action, body in re.findall(r'<form method="post" action="([^"]+)">(.*?)</form>', prompt.text, re.S):
+        if 'name="choice" value="new"' in body:
+            fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', body))
+            return browser.post(urljoin(prompt.url, html.unescape(action)), data={**fields, "choice": "new"})
+    raise AssertionError("no 'Create a new account' button")
 
 
 @pytest.mark.parametrize("version", ["1.1", "1.3"])

@@ -22,6 +22,11 @@ def plugin_settings(settings: Any) -> None:
     # sent a few seconds after it is given, when Celery is set up. GRADE_SYNC_CONCURRENCY: scores sent at
     # once by one delivery. ALLOW_PRIVATE_SERVICE_URLS: send scores over http and to private or loopback
     # addresses (a demo or test platform on loopback only: never in production).
+    # PROVISIONING: how a first launch gets a local account, per local role, for content whose Studio
+    # settings keep the site's default: lti_core.linking.ProvisioningMode values, "new_only" (New accounts
+    # only (automatic)), "existing_and_new_prompt", "existing_only_prompt"; Moodle's defaults.
+    # STAFF_ROLES: more LTI context roles (names, URNs or URIs) that give staff rights on the content, e.g.
+    # ["Mentor"] for Moodle's non-editing teachers (lti_core.roles.RoleTable.extended).
     defaults = {
         "HOST": "openedx",
         "TOOL_BASE_URLS": [],
@@ -30,6 +35,8 @@ def plugin_settings(settings: Any) -> None:
         "GRADE_SYNC_INTERVAL": 1800,
         "GRADE_SYNC_CONCURRENCY": 8,
         "ALLOW_PRIVATE_SERVICE_URLS": False,
+        "PROVISIONING": {"instructor": "existing_and_new_prompt", "learner": "new_only"},
+        "STAFF_ROLES": [],
     }
     settings.LTI_PUBLISH = {**defaults, **getattr(settings, "LTI_PUBLISH", {})}
     schedule_grade_delivery(settings, float(settings.LTI_PUBLISH["GRADE_SYNC_INTERVAL"]))

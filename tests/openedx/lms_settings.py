@@ -3,6 +3,8 @@ conftest.py serves with mongomock), with lti-publish installed as the plugin app
 
 Nothing here names lti_xblock's app, URLs, settings or middleware: the LMS finds the app through its
 ``lms.djangoapp`` entry point (``get_plugin_apps``) and runs its settings hook (``add_plugins``), as on a site.
+Only the site's provisioning default is set, as a site's admin would: every role gets a new account at its
+first launch, so the launch tests keep their meaning (the prompt modes are tried on the workbench).
 """
 
 from lms.envs.test import *  # noqa: F403
@@ -21,3 +23,6 @@ class OnlyLtiXBlockMigrates:
 
 
 MIGRATION_MODULES = OnlyLtiXBlockMigrates()
+
+# Merged into the plugin's defaults by its settings hook.
+LTI_PUBLISH = {"PROVISIONING": {"instructor": "new_only", "learner": "new_only"}}

@@ -1,11 +1,20 @@
-"""LTI 1.1 consumers: issue a key and secret (the secret is shown once), list, disable, enable, delete."""
+"""LTI 1.1 consumers: issue a key and secret (the secret is shown once), list, disable, enable, delete, and
+map one to the LTI 1.3 issuer its platform moved to."""
 
 from __future__ import annotations
 
 from argparse import ArgumentParser
+from dataclasses import replace
 from typing import Any
 
-from lti_core.admin import consumer_summary, delete_consumer, issue_consumer, set_consumer_enabled
+from lti_core.admin import (
+    consumer_summary,
+    delete_consumer,
+    get_consumer,
+    issue_consumer,
+    normalise_issuer,
+    set_consumer_enabled,
+)
 from lti_core.types import Consumer
 from lti_xblock.management.commands._admin import AdminCommand, subcommands
 from lti_xblock.store import DjangoStore
@@ -19,13 +28,15 @@ def add_issue_arguments(parser: ArgumentParser) -> None:
 def describe(consumer: Consumer) -> str:
     summary = consumer_summary(consumer)  # never the secret
     state = "enabled" if summary.enabled else "disabled"
-    return f"{summary.key}  {state}" + (f"  name={summary.name}" if summary.name else "")
+    described = f"{summary.key}  {state}" + (f"  name={summary.name}" if summary.name else "")
+    return described + (f"  migrated_to={consumer.migrated_to}" if consumer.migrated_to else "")
 
 
 class Command(AdminCommand):
     help = (
         "The LTI 1.1 consumers (key and shared secret, one per platform): issue one (its secret is printed "
-        "once, never again), list them (never their secrets), disable, enable or delete one."
+        "once, never again), list them (never their secrets), disable, enable or delete one, or map one to the "
+        "LTI 1.3 issuer its platform moved to (its users keep their accounts)."
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
@@ -38,6 +49,16 @@ class Command(AdminCommand):
             ("delete", "forget the key and secret (its users' links are kept)"),
         ):
             actions.add_parser(action, help=summary).add_argument("key", help="The consumer key")
+        migrate = actions.add_parser(
+            "migrate",
+            help="LTI 1.3 launches from ISSUER sign in the users this consumer's same user ids are linked to",
+        )
+        migrate.add_argument("key", help="The consumer key")
+        target = migrate.add_mutually_exclusive_group(required=True)
+        target.add_argument(
+            "--to", metavar="ISSUER", default="", help="The issuer of the platform's LTI 1.3 registration"
+        )
+        target.add_argument("--clear", action="store_true", help="Remove the mapping")
 
     def run(self, **options: Any) -> None:
         store = DjangoStore()
@@ -50,6 +71,11 @@ class Command(AdminCommand):
                 self.say("No LTI 1.1 consumer is issued.")
             for consumer in consumers:
                 self.say(describe(consumer))
+        elif action == "migrate":
+            issuer = "" if options["clear"] else normalise_issuer(options["to"])
+            consumer = replace(get_consumer(store, options["key"]), migrated_to=issuer)
+            store.save_consumer(consumer)
+            self.say(describe(consumer))
         elif action == "delete":
             delete_consumer(store, options["key"])
             self.say(f"Deleted consumer {options['key']}")

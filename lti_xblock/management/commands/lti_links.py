@@ -28,17 +28,21 @@ def describe(link: UserLink, names: dict[str, str]) -> str:
 
 class Command(AdminCommand):
     help = (
-        "The user links: list them (platform, platform user id, local user), or show one with the launches "
-        "kept for it. Links are permanent: the same person always lands as the same user."
+        "The user links: list them (platform, platform user id, local user), show one with the launches kept "
+        "for it, or remove one. Links are permanent until removed: the same person always lands as the same "
+        "user; after a removal, their next launch is a first launch again."
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        actions = subcommands(parser, dest="action", required=True, metavar="{list,show}")
+        actions = subcommands(parser, dest="action", required=True, metavar="{list,show,remove}")
         listed = actions.add_parser("list", help="every link, by platform")
         listed.add_argument("--platform", default="", help="Only this platform's (an issuer or a consumer key)")
         show = actions.add_parser("show", help="one link and the latest launches kept for it")
         show.add_argument("platform", help="The issuer (LTI 1.3) or consumer key (LTI 1.1)")
         show.add_argument("platform_user_id", help="The platform's user id (sub, user_id)")
+        remove = actions.add_parser("remove", help="remove one link (the local user and their work stay)")
+        remove.add_argument("platform", help="The issuer (LTI 1.3) or consumer key (LTI 1.1)")
+        remove.add_argument("platform_user_id", help="The platform's user id (sub, user_id)")
 
     def run(self, **options: Any) -> None:
         store = DjangoStore()
@@ -53,6 +57,10 @@ class Command(AdminCommand):
         link = store.get_user_link(options["platform"], options["platform_user_id"])
         if link is None:
             raise NotFound("unknown_user_link", N_("No user is linked to this platform identity."))
+        if options["action"] == "remove":
+            store.delete_user_link(link.platform, link.platform_user_id)
+            self.say(f"Removed: {describe(link, usernames([link]))}")
+            return
         self.say(describe(link, usernames([link])))
         for context in store.find_launch_contexts(link.local_user_id):
             if (context.platform, context.platform_user_id) != (link.platform, link.platform_user_id):
