@@ -44,6 +44,15 @@ from traitlets import (
 )
 
 from jupyter_lti import frames
+from jupyter_lti.deep_linking import (
+    CATALOG_CUSTOM_KEY,
+    CatalogItem,
+    begin_picking,
+    catalog_landing,
+    deep_linking_handlers,
+    find_item,
+    parse_catalog,
+)
 from jupyter_lti.handlers import LinkPromptRequired, LtiInfoHandler
 from jupyter_lti.http import TornadoTransport
 from jupyter_lti.linking import linking_handlers
@@ -51,6 +60,7 @@ from jupyter_lti.outbox_admin import OutboxAdminHandler
 from jupyter_lti.scores import SCORE_SCOPE, GradeSync, ScoresAPIHandler, define_score_scope
 from jupyter_lti.store import SqlAlchemyStore, default_store_url, describe_url
 from lti_core import frames as core_frames
+from lti_core.deep_linking import validate_deep_linking_launch
 from lti_core.errors import Forbidden, NotFound
 from lti_core.forwarded import (
     ReceivedRequest,
@@ -256,6 +266,46 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
         launch lands on the default page. Empty: only the link's target URL decides.
         """,
     )
+
+    catalog = List(
+        Dict(),
+        config=True,
+        help="""What teachers may add to their course from the hub ("Published content"): a list of dicts.
+
+        Each item: `id` (letters, digits, `_`, `.`, `-`; unique; it names the item in the links made
+        for it, so keep it once published), `title`, `path` (a notebook or folder in the user's server,
+        relative to their home: `course/week1.ipynb`), optionally `git` (a repository to pull first, with
+        nbgitpuller, installed in the users' image: it is cloned or updated into a folder named by the
+        item's id, and `path` is within it), `branch`, and `max_score` (the points of an item a teacher
+        may put in the gradebook). E.g.
+        `[{"id": "week1", "title": "Week 1", "path": "course/week1.ipynb", "max_score": 10}]`.
+
+        A teacher's "Select content" (LTI Deep Linking, or LTI 1.1 ContentItemSelectionRequest) shows the
+        list; each item picked becomes a link in the course that opens it in the learner's server (the
+        launch carries the custom parameter `catalog_item`, which wins over `landing_custom_key`). Only
+        instructors may pick. Empty (default): the page says nothing is published, and offers Cancel.
+        """,
+    )
+
+    catalog_open_prefix = Unicode(
+        "lab/tree/",
+        config=True,
+        help="""Where a catalog item's `path` opens in the user's server: "lab/tree/" (JupyterLab, default)
+        or "tree/" (Notebook 7).""",
+    )
+
+    @validate("catalog")
+    def _valid_catalog(self, proposal: dict[str, Any]) -> list[dict[str, Any]]:
+        try:
+            parse_catalog(proposal["value"])
+        except ValueError as error:
+            raise TraitError(f"catalog: {error}") from None
+        return list(proposal["value"])
+
+    @property
+    def catalog_items(self) -> tuple[CatalogItem, ...]:
+        """The `catalog`, checked."""
+        return parse_catalog(self.catalog)
 
     frame_ancestors = List(
         Unicode(),
@@ -574,6 +624,7 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
             ("/api/lti/scores", ScoresAPIHandler),
             ("/lti/grades", OutboxAdminHandler),
             *linking_handlers(),
+            *deep_linking_handlers(),
             *self.protocol_handlers(),
         ]
 
@@ -753,7 +804,8 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
         commit()
         if not plan.linked or migrated:
             model["name"] = AccountLinker(self.store).link(launch, model["name"]).local_user_id
-        self.store.save_launch_context(launch_context(launch, model["name"], time.time(), launch.target_link_uri))
+        if launch.deep_linking is None:  # a request to pick content has no resource link to grade
+            self.store.save_launch_context(launch_context(launch, model["name"], time.time(), launch.target_link_uri))
 
     async def admit(self, handler: Any, launch: Launch) -> tuple[dict[str, Any], NamePlan]:
         """The auth model of a verified launch (and what the links said), or the ``user_not_allowed`` refusal.
@@ -780,6 +832,7 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
         signed in (``sign_in_linked``), a prompt is started (``LinkPromptRequired``, which the
         launch's handler answers with the prompt's page), a refusal writes nothing."""
         launch = self.role_table.apply(launch)
+        self.check_target(launch)
         decision = await self.off_loop(self.link_decision, launch)
         if decision.outcome is LinkOutcome.REFUSE:
             raise Forbidden(
@@ -794,6 +847,14 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
             pending, secrets = await self.off_loop(self.begin_prompt, launch, decision, commit)
             raise LinkPromptRequired(pending, secrets)
         return await self.sign_in_linked(handler, launch, commit, migrated=decision.new_link)
+
+    def check_target(self, launch: Launch) -> None:
+        """Before anything is written: a request to pick content is an instructor's, and a link made
+        from the catalog names an item it still has."""
+        if launch.deep_linking is not None:
+            validate_deep_linking_launch(launch)
+        elif CATALOG_CUSTOM_KEY in launch.custom:
+            find_item(self.catalog_items, launch.custom[CATALOG_CUSTOM_KEY])
 
     async def sign_in_linked(
         self, handler: Any, launch: Launch, commit: Callable[[], object], *, migrated: bool = False
@@ -914,8 +975,16 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
     # -- landing -------------------------------------------------------------------------------
 
     def landing_url(self, handler: Any, launch: Launch, user: Any) -> str:
-        """Where the browser goes after the launch: a path within the hub, never anywhere else."""
+        """Where the browser goes after the launch: a path within the hub, never anywhere else. A
+        request to pick content goes to the picker (``jupyter_lti.deep_linking``, which keeps it in a
+        cookie); a link made from the catalog to its item, in the user's server."""
         base_path = str(handler.settings.get("base_url", "/"))
+        if launch.deep_linking is not None:
+            return begin_picking(handler, str(user.name), launch)
+        if CATALOG_CUSTOM_KEY in launch.custom:
+            item = find_item(self.catalog_items, launch.custom[CATALOG_CUSTOM_KEY])
+            opened = catalog_landing(item, self.catalog_open_prefix)
+            return str(url_path_join(base_path, "hub", "user-redirect", opened))
         found = landing(
             launch,
             custom_key=self.landing_custom_key,

@@ -17,7 +17,7 @@ from traitlets import Unicode
 from jupyter_lti.auth import LtiAuthenticator
 from jupyter_lti.handlers import FINISHED_PROMPT, LTI11ConfigHandler, LTI11LaunchHandler
 from jupyter_lti.registration import LTI13RegistrationsHandler
-from lti_core.lti11.launch import Lti11LaunchVerifier
+from lti_core.lti11.launch import BASIC_LAUNCH, CONTENT_ITEM_REQUEST, Lti11LaunchVerifier
 from lti_core.prompt import PromptOutcome
 from lti_core.tool_config import build_lti11_cartridge
 from lti_core.types import Consumer
@@ -97,7 +97,8 @@ class LTI11Authenticator(LtiAuthenticator):
         data = data or {}
         if isinstance(data.get(FINISHED_PROMPT), PromptOutcome):
             return await self.finish_prompt(handler, data[FINISHED_PROMPT])
-        verifier = Lti11LaunchVerifier(self.store)
+        # ContentItemSelectionRequest: the instructor picks from the catalog (jupyter_lti.deep_linking).
+        verifier = Lti11LaunchVerifier(self.store, message_types=(BASIC_LAUNCH, CONTENT_ITEM_REQUEST))
         verified = await self.off_loop(  # reads the consumer: in the store's threads, as the commit is
             verifier.check,
             method=str(data.get("method", "")),

@@ -31,6 +31,7 @@ from jupyter_lti.handlers import (
 from jupyter_lti.http import PlatformKeyLoader
 from jupyter_lti.registration import LTI13RegistrationHandler, LTI13RegistrationsHandler
 from lti_core.lti13.binding import BrowserEvidence
+from lti_core.lti13.claims import DEEP_LINKING_REQUEST, RESOURCE_LINK_REQUEST
 from lti_core.lti13.jwks import PlatformKeyCache
 from lti_core.lti13.launch import SIGNING_ALGORITHM, LaunchValidator
 from lti_core.lti13.login import LoginRedirect, OidcLogin
@@ -292,6 +293,8 @@ class LTI13Authenticator(LtiAuthenticator):
             tool_base_urls=[self.public_base_url(handler)],
             redirect_uri=self.redirect_uri(handler),
             leeway=self.time_leeway,
+            # Deep linking ("Select content"): the instructor picks from the catalog (jupyter_lti.deep_linking).
+            message_types=(RESOURCE_LINK_REQUEST, DEEP_LINKING_REQUEST),
         )
         id_token, state = str(data.get("id_token", "")), str(data.get("state", ""))
         browser = data.get("browser")

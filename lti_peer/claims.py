@@ -32,6 +32,7 @@ CLAIM_LIS = LTI + "lis"
 CLAIM_EXT = LTI + "ext"
 CLAIM_AGS = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
 CLAIM_NRPS = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
+CLAIM_DEEP_LINKING_SETTINGS = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
 
 #: Short names for the LTI claims (`PlatformPeer.id_token(**overrides)`, the core tests' ``Platform.claims``).
 CLAIM_ALIASES = {
@@ -49,6 +50,7 @@ CLAIM_ALIASES = {
     "ext": CLAIM_EXT,
     "ags": CLAIM_AGS,
     "nrps": CLAIM_NRPS,
+    "deep_linking_settings": CLAIM_DEEP_LINKING_SETTINGS,
 }
 
 MEMBERSHIP = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
@@ -205,6 +207,27 @@ def launch_claims(
     return body
 
 
+def deep_linking_settings(
+    return_url: str, *, data: str = "", accept_multiple: bool = True, accept_lineitem: bool = True
+) -> dict[str, Any]:
+    """The ``deep_linking_settings`` claim of Moodle 4.5's "Select content" (an LtiDeepLinkingRequest:
+    message_type LtiDeepLinkingRequest, no resource_link; mod/lti/locallib.php)."""
+    return {
+        "deep_link_return_url": return_url,
+        "accept_types": ["ltiResourceLink"],
+        "accept_presentation_document_targets": ["frame", "iframe", "window"],
+        "accept_copy_advice": False,
+        "accept_multiple": accept_multiple,
+        "accept_unsigned": False,
+        "auto_create": False,
+        "can_confirm": False,
+        "accept_lineitem": accept_lineitem,
+        "title": "",
+        "text": "",
+        "data": data,
+    }
+
+
 def _without_none(members: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in members.items() if v is not None}
 
@@ -232,6 +255,7 @@ __all__ = [
     "MoodleActivity",
     "MoodleSite",
     "MoodleUser",
+    "deep_linking_settings",
     "launch_claims",
     "login_initiation_params",
 ]

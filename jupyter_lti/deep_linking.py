@@ -1,0 +1,401 @@
+"""Deep linking on the hub: the "Published content" page, where a teacher picks notebooks to add to a course.
+
+The hub admin lists what may be published (``LtiAuthenticator.catalog``). A deep-linking launch
+(LTI 1.3 ``LtiDeepLinkingRequest``, LTI 1.1 ``ContentItemSelectionRequest``) by an instructor signs
+them in as any launch does, then, instead of landing in their server, goes to
+
+    GET/POST /hub/lti/content/<id>          the catalog: a checkbox (or a radio button, when the
+                                            platform takes one item) and "Add to gradebook" per item;
+                                            "Add content" or "Cancel"
+
+and the answer, built by lti_core (``build_deep_linking_response``, ``build_content_item_selection``),
+is a results page listing what is sent, whose form posts itself to the platform's return URL.
+
+The pending request is kept in a cookie the hub signs (its ``cookie_secret``), bound to the hub user
+who launched and sent to these pages only; it expires, and its id is a single-use nonce in the LTI
+store, so a request is answered once. Each created link launches the hub as the platform's other
+links do, with the custom parameter ``catalog_item``: its launches land on that item
+(``catalog_landing``), pulling its git repository first where the item has one (nbgitpuller's
+``git-pull`` in the user's server).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+import re
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+from jupyterhub.handlers import BaseHandler
+from jupyterhub.utils import url_path_join
+from tornado import web
+
+from jupyter_lti.handlers import LtiHandler
+from jupyter_lti.linking import FORM_EXPIRED, page_html
+from lti_core import cookies, pages
+from lti_core.deep_linking import (
+    ContentItem,
+    DeepLinkingReturn,
+    LineItem,
+    build_deep_linking_response,
+    validate_deep_linking_launch,
+)
+from lti_core.errors import Forbidden, InvalidRequest, LtiError, NotFound
+from lti_core.i18n import N_
+from lti_core.lti11.content_item import build_content_item_selection
+from lti_core.types import Launch
+
+#: The custom parameter each created link carries: the catalog item it opens.
+CATALOG_CUSTOM_KEY = "catalog_item"
+#: The picker's pages, below the hub's prefix; its cookie is named by this prefix and the request's id.
+PICKER_PATH = "lti/content/"
+PICKER_COOKIE_PREFIX = "lti_pick_"
+#: Seconds a teacher has to pick (the platform's dialog stays open meanwhile).
+PICK_LIFETIME = 3600
+#: The nonce scope that makes each pending request single use.
+PICK_NONCE_SCOPE = "hub_deep_linking"
+_ITEM_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+TITLE = N_("Published content")
+INTRO = N_("Tick the items to add to %(course)s, then click Add content.")
+INTRO_ONE = N_("Pick the item to add to %(course)s, then click Add content.")
+EMPTY = N_("The hub's administrator has not published any content yet.")
+ITEM_LABEL = N_("Item")
+LOCATION_LABEL = N_("Location")
+MAX_SCORE_LABEL = N_("Maximum score")
+GRADEBOOK_LABEL = N_("Add to gradebook")
+ADD_LABEL = N_("Add content")
+CANCEL_LABEL = N_("Cancel")
+NOTHING_PICKED = N_("Pick at least one item, or click Cancel.")
+SENT_TITLE = N_("Content added")
+SENT_INTRO = N_("These items are sent to your course:")
+IN_GRADEBOOK = N_("in the gradebook, out of %(points)s")
+CANCELLED_TITLE = N_("Nothing was added")
+CANCELLED_INTRO = N_("You cancelled: no content is sent to your course.")
+CONTINUE_LABEL = N_("Continue")
+SENT_MESSAGE = N_("%(count)s items added from the hub.")
+CANCELLED_MESSAGE = N_("No content was added.")
+
+
+@dataclass(frozen=True)
+class CatalogItem:
+    """What the hub admin lets teachers publish: a notebook or folder in the user's server."""
+
+    id: str
+    title: str
+    path: str
+    git: str = ""
+    branch: str = ""
+    max_score: float | None = None
+
+
+def parse_catalog(entries: Sequence[Any]) -> tuple[CatalogItem, ...]:
+    """The `catalog` setting, checked: ValueError says what is wrong with which entry."""
+    items: list[CatalogItem] = []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, Mapping):
+            raise ValueError(f"entry {index} is not a dict")
+        unknown = set(entry) - {"id", "title", "path", "git", "branch", "max_score"}
+        if unknown:
+            raise ValueError(f"entry {index} has unknown keys {sorted(unknown)}")
+        item_id, title, path = entry.get("id"), entry.get("title"), entry.get("path", "")
+        git, branch, max_score = entry.get("git", ""), entry.get("branch", ""), entry.get("max_score")
+        if not isinstance(item_id, str) or not _ITEM_ID.fullmatch(item_id):
+            raise ValueError(f"entry {index}: id must be 1-64 letters, digits, '_', '.' or '-'")
+        if not isinstance(title, str) or not title.strip():
+            raise ValueError(f"entry {item_id!r}: title must be a non-empty string")
+        if not isinstance(path, str) or path.startswith(("/", "~")) or ".." in PurePosixPath(path).parts:
+            raise ValueError(f"entry {item_id!r}: path must be relative to the user's home, without '..'")
+        if not isinstance(git, str) or (git and urlsplit(git).scheme not in ("https", "http")):
+            raise ValueError(f"entry {item_id!r}: git must be an https URL of a repository")
+        if not isinstance(branch, str):
+            raise ValueError(f"entry {item_id!r}: branch must be a string")
+        if max_score is not None and (isinstance(max_score, bool) or not isinstance(max_score, int | float)):
+            raise ValueError(f"entry {item_id!r}: max_score must be a number")
+        if max_score is not None and not max_score > 0:
+            raise ValueError(f"entry {item_id!r}: max_score must be above 0")
+        if any(item.id == item_id for item in items):
+            raise ValueError(f"id {item_id!r} is listed twice")
+        score = None if max_score is None else float(max_score)
+        items.append(CatalogItem(item_id, title.strip(), path.strip("/"), git, branch, score))
+    return tuple(items)
+
+
+def catalog_landing(item: CatalogItem, open_prefix: str) -> str:
+    """Where a launch of ``item`` goes in the user's server, relative to it: ``lab/tree/<path>``, or
+    nbgitpuller's ``git-pull`` of its repository (into a folder named by the item's id) then there."""
+    if not item.git:
+        return open_prefix + quote(item.path)
+    query = {"repo": item.git, "targetpath": item.id, "urlpath": open_prefix + quote(f"{item.id}/{item.path}")}
+    if item.branch:
+        query["branch"] = item.branch
+    return "git-pull?" + urlencode(query)
+
+
+def find_item(catalog: Sequence[CatalogItem], item_id: str) -> CatalogItem:
+    """The item a link's custom parameter names; ``NotFound`` when the catalog no longer has it."""
+    for item in catalog:
+        if item.id == item_id:
+            return item
+    raise NotFound(
+        "catalog_item_unknown",
+        N_("The content this link opens is no longer offered on this hub. Please tell your teacher."),
+    )
+
+
+# -- the pending request --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PendingPick:
+    """A verified deep-linking request waiting for the teacher's choice: for ``user`` until ``expires_at``."""
+
+    id: str
+    user: str
+    launch: Launch
+    expires_at: float
+
+
+def begin_picking(handler: LtiHandler, user_name: str, launch: Launch) -> str:
+    """Keep ``launch`` in the picker's signed cookie for ``user_name``; the picker's URL."""
+    pick_id = secrets.token_urlsafe(16)
+    # What only served to verify the launch (its claims) stays out of the cookie: it must stay small.
+    record = dataclasses.replace(launch, raw={}).as_record()
+    value = json.dumps({"user": user_name, "launch": record, "expires_at": time.time() + PICK_LIFETIME})
+    signed = handler.create_signed_value(PICKER_COOKIE_PREFIX + pick_id, value).decode("ascii")
+    set_pick_cookie(handler, pick_id, signed, PICK_LIFETIME)
+    return str(url_path_join(handler.hub.base_url, PICKER_PATH, pick_id))
+
+
+def set_pick_cookie(handler: LtiHandler, pick_id: str, value: str, max_age: int) -> None:
+    """The picker's cookie, with the launch cookies' attributes (in a frame: partitioned)."""
+    secure = handler.authenticator.public_origin(handler).startswith("https://")
+    header = cookies.cookie_header(
+        PICKER_COOKIE_PREFIX + pick_id,
+        value,
+        max_age=max_age,
+        path=url_path_join(handler.hub.base_url, PICKER_PATH),
+        policy=cookies.state_cookie_policy(secure),
+    )
+    handler.add_header("Set-Cookie", header)
+
+
+def load_pick(handler: LtiHandler, pick_id: str, user_name: str, now: float) -> PendingPick:
+    """The pending request of this browser and hub user; refused when gone, expired or someone else's."""
+    raw = handler.get_signed_cookie(PICKER_COOKIE_PREFIX + pick_id, max_age_days=1)
+    expired = Forbidden(
+        "deep_linking_expired",
+        N_("This request to add content has expired or was already answered. Start again from your course."),
+    )
+    if raw is None:
+        raise expired
+    try:
+        value = json.loads(raw)
+        pending = PendingPick(pick_id, str(value["user"]), Launch.from_record(value["launch"]), value["expires_at"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise expired from error
+    if pending.user != user_name or pending.expires_at < now:
+        raise expired
+    return pending
+
+
+# -- the page --------------------------------------------------------------------------------------
+
+
+def picked_items(
+    catalog: Sequence[CatalogItem], picked: Sequence[str], graded: Sequence[str], launch_url: str
+) -> list[ContentItem]:
+    """The content items for the ids the form sent (unknown ids refused), in the catalog's order."""
+    unknown = set(picked) - {item.id for item in catalog}
+    if unknown:
+        raise InvalidRequest("catalog_item_unknown", N_("The content picked is not offered on this hub."))
+    items = []
+    for item in catalog:
+        if item.id not in picked:
+            continue
+        line = None
+        if item.id in graded and item.max_score is not None:
+            line = LineItem(item.max_score, item.title, resource_id=item.id)
+        items.append(ContentItem(item.title, launch_url, custom={CATALOG_CUSTOM_KEY: item.id}, line_item=line))
+    return items
+
+
+class ContentPickerHandler(LtiHandler):
+    """The "Published content" page of one pending request: GET shows it, POST answers the platform."""
+
+    check_xsrf_cookie = BaseHandler.check_xsrf_cookie  # the hub's own form: not a cross-site LTI message
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        if status_code == 403 and not isinstance(error, LtiError):  # the hub's XSRF check
+            self.refuse(Forbidden("form_expired", FORM_EXPIRED))
+        else:
+            super().write_error(status_code, **kwargs)
+
+    @property
+    def catalog(self) -> tuple[CatalogItem, ...]:
+        return tuple(self.authenticator.catalog_items)
+
+    @web.authenticated
+    async def get(self, pick_id: str) -> None:
+        try:
+            pending = load_pick(self, pick_id, self.current_user.name, time.time())
+        except LtiError as error:
+            self.refuse(error)
+            return
+        self.finish_picker(pending)
+
+    @web.authenticated
+    async def post(self, pick_id: str) -> None:
+        authenticator, now = self.authenticator, time.time()
+        cancelled = self.get_body_argument("action", "") == "cancel"
+        picked, graded = self.get_body_arguments("item"), self.get_body_arguments("gradebook")
+        try:
+            pending = load_pick(self, pick_id, self.current_user.name, now)
+            settings = validate_deep_linking_launch(pending.launch)
+            if not cancelled and not picked:
+                self.finish_picker(pending, NOTHING_PICKED, status=400)
+                return
+            items = [] if cancelled else picked_items(self.catalog, picked, graded, self.launch_url(pending.launch))
+            answer = await authenticator.off_loop(self.answer, pending, items, now)
+        except LtiError as error:
+            self.refuse(error)
+            return
+        set_pick_cookie(self, pick_id, "", 0)
+        self.log.info(
+            "LTI deep linking: %s sent %d item(s) to %s", pending.user, len(items), urlsplit(settings.return_url).netloc
+        )
+        self.finish_sent(answer, items, cancelled)
+
+    def launch_url(self, launch: Launch) -> str:
+        """Where a created link launches: the hub's launch URL of the request's LTI version."""
+        authenticator = self.authenticator
+        if launch.lti_version == "1.1":
+            return str(authenticator.hub_url(self, "lti", "ltiaccess"))
+        return str(authenticator.redirect_uri(self))
+
+    def answer(self, pending: PendingPick, items: list[ContentItem], now: float) -> DeepLinkingReturn:
+        """In the store's threads: the signed answer, then the request's id used up (single use)."""
+        authenticator, launch, _ = self.authenticator, pending.launch, self.gettext
+        error = _(CANCELLED_MESSAGE) if not items else ""
+        message = "" if error else _(SENT_MESSAGE) % {"count": len(items)}
+        if launch.lti_version == "1.1":
+            consumer = authenticator.store.get_consumer(launch.platform)
+            if consumer is None:
+                raise NotFound("unknown_consumer", N_("This platform is no longer registered with the hub."))
+            answer = build_content_item_selection(launch, items, consumer, now, message=message, error=error)
+        else:
+            authenticator.tool_jwks()  # makes the tool's first key, as its key set does
+            answer = build_deep_linking_response(
+                launch, items, authenticator.tool_keys, now, message=message, error=error
+            )
+        if not authenticator.store.consume_nonce(PICK_NONCE_SCOPE, pending.id, pending.expires_at, now):
+            raise Forbidden(
+                "deep_linking_expired",
+                N_("This request to add content has expired or was already answered. Start again from your course."),
+            )
+        return answer
+
+    def finish_html(self, title: str, body: str, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        for name, value in pages.HEADERS:
+            self.set_header(name, value)
+        self.finish(page_html(self.language, html.escape(self.gettext(title)), body))
+
+    def finish_picker(self, pending: PendingPick, problem: str = "", status: int = 200) -> None:
+        _, settings = self.gettext, pending.launch.deep_linking
+        if settings is None:  # checked by validate_deep_linking_launch before any pick is kept
+            raise InvalidRequest("not_deep_linking", N_("This launch is not a request to pick content."))
+        course = pending.launch.context_title or pending.launch.platform
+        intro = _(INTRO if settings.accept_multiple else INTRO_ONE) % {"course": course}
+        alert = f'<p class="lti-error" role="alert">{html.escape(_(problem))}</p>' if problem else ""
+        # Without a catalog, the form is only Cancel: the platform's dialog still gets its answer.
+        shown = intro if self.catalog else _(EMPTY)
+        body = f"<p>{html.escape(shown)}</p>{alert}" + self.picker_form(pending, settings.accept_multiple)
+        self.finish_html(TITLE, body, status)
+
+    def picker_form(self, pending: PendingPick, multiple: bool) -> str:
+        _, settings = self.gettext, pending.launch.deep_linking
+        gradebook = settings is not None and settings.accept_lineitem
+        kind = "checkbox" if multiple else "radio"
+        rows = []
+        for item in self.catalog:
+            field_id = f"item-{item.id}"
+            pick = f'<input type="{kind}" name="item" value="{html.escape(item.id)}" id="{html.escape(field_id)}">'
+            label = f'<label for="{html.escape(field_id)}">{html.escape(item.title)}</label>'
+            where = f"<code>{html.escape(item.path or '.')}</code>" + (
+                f"<br><code>{html.escape(item.git)}</code>" if item.git else ""
+            )
+            score = "" if item.max_score is None else f"{item.max_score:g}"
+            graded = ""
+            if gradebook and item.max_score is not None:
+                graded = (
+                    f'<label><input type="checkbox" name="gradebook" value="{html.escape(item.id)}"> '
+                    f"{html.escape(_(GRADEBOOK_LABEL))}</label>"
+                )
+            rows.append(f"<tr><td>{pick} {label}</td><td>{where}</td><td>{score}</td><td>{graded}</td></tr>")
+        headings = (ITEM_LABEL, LOCATION_LABEL, MAX_SCORE_LABEL, GRADEBOOK_LABEL)
+        table = (
+            "<table><thead><tr>"
+            + "".join(f"<th>{html.escape(_(h))}</th>" for h in headings)
+            + "</tr></thead><tbody>"
+            + "".join(rows)
+            + "</tbody></table>"
+        )
+        add = f'<button type="submit" name="action" value="add">{html.escape(_(ADD_LABEL))}</button> '
+        action = url_path_join(self.hub.base_url, PICKER_PATH, pending.id)
+        return (
+            f'<form method="post" action="{html.escape(action)}">{self.xsrf_form_html()}'
+            + (table + "<p>" + add if rows else "<p>")
+            + f'<button type="submit" name="action" value="cancel">{html.escape(_(CANCEL_LABEL))}</button></p></form>'
+        )
+
+    def finish_sent(self, answer: DeepLinkingReturn, items: list[ContentItem], cancelled: bool) -> None:
+        """The results page: what is sent, and the form that posts it to the platform, by itself (in a
+        frame or a window: it targets the window it is in) or with Continue."""
+        _ = self.gettext
+        if cancelled:
+            title, listing = CANCELLED_TITLE, f"<p>{html.escape(_(CANCELLED_INTRO))}</p>"
+        else:
+            lines = []
+            for item in items:
+                line = html.escape(item.title)
+                if item.line_item is not None:
+                    line += " (" + html.escape(_(IN_GRADEBOOK) % {"points": f"{item.line_item.score_maximum:g}"}) + ")"
+                lines.append(f"<li>{line}</li>")
+            title, listing = SENT_TITLE, f"<p>{html.escape(_(SENT_INTRO))}</p><ul>{''.join(lines)}</ul>"
+        fields = "".join(
+            f'<input type="hidden" name="{html.escape(name)}" value="{html.escape(value)}">'
+            for name, value in answer.fields
+        )
+        form = (
+            f'<form method="post" id="lti-deep-linking-return" action="{html.escape(answer.url)}">{fields}'
+            f'<button type="submit">{html.escape(_(CONTINUE_LABEL))}</button></form>'
+            '<script>document.getElementById("lti-deep-linking-return").submit();</script>'
+        )
+        self.finish_html(title, listing + form)
+
+
+def deep_linking_handlers() -> list[tuple[str, Any]]:
+    """The routes of this module, below the hub's prefix."""
+    return [(r"/lti/content/([A-Za-z0-9_-]+)", ContentPickerHandler)]
+
+
+__all__ = [
+    "CATALOG_CUSTOM_KEY",
+    "CatalogItem",
+    "ContentPickerHandler",
+    "begin_picking",
+    "catalog_landing",
+    "deep_linking_handlers",
+    "find_item",
+    "parse_catalog",
+]
