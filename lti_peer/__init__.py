@@ -10,6 +10,7 @@ tests catch misreadings of the specifications that a tool testing against itself
 - `lti_peer.tokens`: id_tokens signed with pyjwt, and the forged ones an attacker makes by hand;
 - `lti_peer.forms`: the auto-submitting form a platform answers with, and a parser for it;
 - `lti_peer.platform`: `PlatformPeer`, the platform served over HTTP on loopback;
+- `lti_peer.deep_linking`: its deep-linking return (the links and line items a tool's answer makes);
 - `lti_peer.lti11`: Moodle-shaped LTI 1.1 launches signed with oauthlib.
 
 It is checkout-only code (like demo/, tests/ and bench/): setup.py keeps it out of the wheel.

@@ -43,6 +43,7 @@ from lti_peer.claims import (
     launch_claims,
     login_initiation_params,
 )
+from lti_peer.deep_linking import RETURN_PATH, CreatedLink, DeepLinkingReturn
 from lti_peer.forms import autosubmit_form, parse_autosubmit_form
 from lti_peer.keys import attacker_key, new_kid, pool_key, public_jwk, public_pem
 from lti_peer.outcomes import OUTCOME_SERVICE_PATH, OutcomeService
@@ -122,6 +123,8 @@ class PlatformPeer:
         self.registrar = DynamicRegistrar(self)
         #: LTI 1.1 Basic Outcomes, Moodle's mod/lti/service.php (``lti_peer.outcomes``).
         self.outcomes = OutcomeService(self)
+        #: LTI Deep Linking's return, Moodle's mod/lti/contentitem_return.php (``lti_peer.deep_linking``).
+        self.deep_linking = DeepLinkingReturn(self)
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -248,6 +251,11 @@ class PlatformPeer:
 
     def register_redirect_uri(self, uri: str) -> None:
         self.redirect_uris.append(uri)
+
+    @property
+    def deep_links(self) -> list[CreatedLink]:
+        """The resource links made from the tools' deep-linking answers, in order."""
+        return self.deep_linking.links
 
     # -- keys ----------------------------------------------------------------------------------------
 
@@ -598,7 +606,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(*self.peer.outcomes.handle(self.path, dict(self.headers.items()), raw))
             return
         params = self._form_params()
-        if parts.path == "/auth":
+        if parts.path == RETURN_PATH:
+            self._send(*self.peer.deep_linking.handle(self.path, params), "text/html; charset=utf-8")
+        elif parts.path == "/auth":
             query = dict(parse_qsl(parts.query, keep_blank_values=True))
             status, page = self.peer._authorize({**query, **params})
             self._send(status, page, "text/html; charset=utf-8")
