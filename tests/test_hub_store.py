@@ -37,6 +37,7 @@ STORE_TABLES = {
     "lti_publish_user_links",
     "lti_publish_launch_contexts",
     "lti_publish_grade_outbox",
+    "lti_publish_pending_launches",
 }
 BIN = Path(sys.executable).parent
 REGISTRATION = Registration(
