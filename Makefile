@@ -13,6 +13,10 @@ DEMO_STAMP := $(VENV)/.installed-demo
 CHP := node_modules/.bin/configurable-http-proxy
 # `make test` as a whole must stay under 15 minutes; pytest gets the bulk of it.
 PYTEST_TIMEOUT ?= 780
+# Two pytest workers (pytest-xdist), a test file each at a time: much of the suite waits on hubs,
+# browsers and servers starting, which the other worker fills. A file's module fixtures stay in one
+# worker; pytest-django gives each worker its own test databases. PYTEST_WORKERS= runs one process.
+PYTEST_WORKERS ?= -n 2 --dist loadfile
 
 LANGUAGES := fr
 DOMAIN := lti_publish
@@ -71,7 +75,7 @@ pytest: $(STAMP)
 	}; \
 	export LTI_TEST_POSTGRES_DSN="$$(start_server postgres PostgreSQL)"; \
 	export LTI_TEST_MYSQL_DSN="$$(start_server mariadb MariaDB)"; \
-	rc=0; timeout --signal=TERM --kill-after=30 $(PYTEST_TIMEOUT) $(BIN)/pytest -q || rc=$$?; \
+	rc=0; timeout --signal=TERM --kill-after=30 $(PYTEST_TIMEOUT) $(BIN)/pytest -q $(PYTEST_WORKERS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "ERROR: pytest collected no tests" >&2; rc=1; fi; \
 	if [ $$rc -eq 124 ]; then echo "ERROR: pytest exceeded $(PYTEST_TIMEOUT) s" >&2; fi; \
 	exit $$rc

@@ -71,6 +71,7 @@ setup(
             "pytest>=8",
             "pytest-django>=4.9",
             "pytest-timeout>=2",
+            "pytest-xdist>=3.5",  # make test's two workers
             "requests>=2.31",
             "pyjwt[crypto]>=2.8",
             "pylti1p3>=2",
