@@ -26,6 +26,7 @@ from lti_core.i18n import N_
 from lti_core.linking import ProvisioningMode, ProvisioningModes
 from lti_publish_assets import static_text
 from lti_xblock.i18n import gettext as _
+from lti_xblock.i18n import js_catalog
 from lti_xblock.launch_details import launch_details, tool_base_url
 
 DEFAULT_TITLE = N_("Published content")
@@ -246,11 +247,25 @@ class LtiPublishBlock(XBlock):  # type: ignore[misc]  # XBlock ships no type inf
     # -------------------------------------------------------------------- views
 
     def student_view(self, context: dict[str, Any] | None = None) -> Fragment:
-        """The children, one after the other, under the title; for the course team, the learners'
+        """The children, one after the other, under the title. The course team (an instructor who
+        launched it) gets the instructor view: the launch details with copy buttons and the learners'
         grade sync status too."""
         children = self._children_fragments(context, lambda child: "student_view")
-        panel = self.grade_sync_panel() if self.user_may_author() else ""
-        return self._render("student.html", {"title": self.shown_title(), "grade_sync_panel": panel}, children)
+        if not self.user_may_author():
+            return self._render("student.html", {"title": self.shown_title()}, children)
+        instructor = {"grade_sync_panel": self.grade_sync_panel(), **self.launch_details_context()}
+        fragment = self._render("student.html", {"title": self.shown_title(), **instructor}, children)
+        self.add_script(fragment, "LtiPublishInstructor")
+        return fragment
+
+    @staticmethod
+    def add_script(fragment: Fragment, initializer: str) -> None:
+        """The block's JavaScript with its own catalog (its strings in the page's language), started
+        by ``initializer``."""
+        script = static_text("js/studio.js")
+        fragment.add_javascript(js_catalog(script))
+        fragment.add_javascript(script)
+        fragment.initialize_js(initializer)
 
     def grade_sync_panel(self) -> SafeString:
         """The learners launched into this content, their scores and where their delivery stands."""
@@ -335,8 +350,7 @@ class LtiPublishBlock(XBlock):  # type: ignore[misc]  # XBlock ships no type inf
         }
         fragment = Fragment(render_template("studio.html", context))
         fragment.add_css(self.css_text())
-        fragment.add_javascript(static_text("js/studio.js"))
-        fragment.initialize_js("LtiPublishStudio")
+        self.add_script(fragment, "LtiPublishStudio")
         return fragment
 
     def provisioning_fields_context(self) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any, Protocol, cast
@@ -53,7 +54,25 @@ def openedx_may_author(user: Any, studio_permissions: Any, course_key: Any) -> b
     return bool(user.opt_attrs.get(OPENEDX_USER_IS_STAFF))
 
 
+@dataclass(frozen=True)
+class PublishedContent:
+    """A published (lti_publish) block an instructor may add to a course ("Published content")."""
+
+    content_id: str
+    title: str
+    max_score: float
+
+
+def published_content_of(block: Any) -> PublishedContent:
+    return PublishedContent(str(block.scope_ids.usage_id), str(block.display_name), float(block.max_score))
+
+
 class Host(Protocol):
+    def published_contents(self, user: AbstractBaseUser) -> list[PublishedContent]:
+        """What ``user`` may add to a platform's course by deep linking: the published blocks of the
+        courses they teach here (the workbench: every published block of its scenarios)."""
+        ...
+
     def content_title(self, content_id: str) -> str | None:
         """The published block's title, or None when ``content_id`` is not published content."""
         ...
@@ -113,6 +132,22 @@ class WorkbenchHost:
     def published_block(self, content_id: str, with_children: bool = True) -> Any:
         block = self._block(content_id)
         return block if block is not None and block.scope_ids.block_type == PUBLISHED_BLOCK_TYPE else None
+
+    def published_contents(self, user: AbstractBaseUser) -> list[PublishedContent]:
+        """Every published block of the workbench's scenarios (it has no courses nor course teams)."""
+        from workbench.scenarios import get_scenarios
+
+        found: list[PublishedContent] = []
+        for scenario in get_scenarios().values():
+            root = self._block(str(scenario.usage_id))
+            pending = [root] if root is not None else []
+            while pending:
+                block = pending.pop(0)
+                if block.scope_ids.block_type == PUBLISHED_BLOCK_TYPE:
+                    found.append(published_content_of(block))
+                elif getattr(block, "has_children", False):  # published content is never nested
+                    pending.extend(block.runtime.get_block(child) for child in block.children)
+        return found
 
     def sign_in_url(self, next_url: str) -> str:
         """Django's sign-in (``LOGIN_URL``: the demo mounts ``LoginView`` there)."""
@@ -207,6 +242,23 @@ class OpenEdxHost:
     def published_block(self, content_id: str, with_children: bool = True) -> Any:
         block = self.block_at(content_id, depth=None if with_children else 0)
         return block if block is not None and block.scope_ids.block_type == PUBLISHED_BLOCK_TYPE else None
+
+    def published_contents(self, user: AbstractBaseUser) -> list[PublishedContent]:
+        """The published lti_publish blocks of the courses ``user`` is on the course team of
+        (CourseStaffRole or CourseInstructorRole), in the LMS's (published) modulestore branch."""
+        from common.djangoapps.student.models import CourseAccessRole
+        from common.djangoapps.student.roles import CourseInstructorRole, CourseStaffRole
+        from xmodule.modulestore.django import modulestore
+
+        team_roles = (CourseStaffRole.ROLE, CourseInstructorRole.ROLE)
+        rows = CourseAccessRole.objects.filter(user_id=user.pk, role__in=team_roles)
+        course_keys = {row.course_id for row in rows if row.course_id}  # org-wide roles name no course
+        store = modulestore()
+        return [
+            published_content_of(block)
+            for course_key in sorted(course_keys, key=str)
+            for block in store.get_items(course_key, qualifiers={"category": PUBLISHED_BLOCK_TYPE})
+        ]
 
     def sign_in_url(self, next_url: str) -> str:
         """The LMS's sign-in page (the authn MFE's, when the LMS sends /login there)."""

@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from lti_xblock import config_views, linking_views, registration, views
+from lti_xblock import config_views, deep_linking_views, linking_views, registration, views
 
 app_name = "lti_xblock"
 
@@ -25,6 +25,8 @@ urlpatterns = [
     path("link/<str:pending_id>/step", linking_views.link_step, name="link_step"),
     path("link/<str:pending_id>/signed-in", linking_views.link_signed_in, name="link_signed_in"),
     path("link/<str:pending_id>/window", linking_views.link_window, name="link_window"),
+    # "Published content": an instructor's deep-linking request picks content here, once.
+    path("pick/<str:pick_id>/", deep_linking_views.published_content, name="published_content"),
     # A signed-in user's own links, and removing one.
     path("links", linking_views.links, name="links"),
     path("links/unlink", linking_views.unlink, name="unlink"),

@@ -31,6 +31,7 @@ from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 
 from lti_core import cookies, pages
+from lti_core.deep_linking import validate_deep_linking_launch
 from lti_core.errors import (
     AuthenticationFailed,
     Forbidden,
@@ -42,8 +43,9 @@ from lti_core.errors import (
 )
 from lti_core.i18n import N_
 from lti_core.linking import AccountLinker, LinkOutcome, ProvisioningModes, choose_username
-from lti_core.lti11.launch import Lti11LaunchVerifier
+from lti_core.lti11.launch import BASIC_LAUNCH, CONTENT_ITEM_REQUEST, Lti11LaunchVerifier
 from lti_core.lti13 import binding
+from lti_core.lti13 import claims as lti13_claims
 from lti_core.lti13.binding import BrowserCheckRequired, BrowserEvidence
 from lti_core.lti13.jwks import PlatformKeyCache
 from lti_core.lti13.launch import LaunchValidator
@@ -152,6 +154,17 @@ def require_content(content_id: str) -> Callable[[Launch], None]:
     return check
 
 
+def require_instructor(launch: Launch) -> None:
+    """A request to pick content: refused for anyone but an instructor, before anything is written.
+    Its target is the tool itself (no content id needed: the instructor picks the content)."""
+    validate_deep_linking_launch(role_table().apply(launch))
+
+
+#: What the launch endpoints accept: launches, and requests to pick content (lti_xblock.deep_linking_views).
+LTI13_MESSAGE_TYPES = (lti13_claims.RESOURCE_LINK_REQUEST, lti13_claims.DEEP_LINKING_REQUEST)
+LTI11_MESSAGE_TYPES = (BASIC_LAUNCH, CONTENT_ITEM_REQUEST)
+
+
 class DjangoAccounts:
     """This host's side of lti_core's username rule (``LocalAccounts``): an existing account is never
     taken over, and names compare without case (Open edX on MySQL treats "Alice" and "alice" alike)."""
@@ -167,7 +180,7 @@ def role_table() -> RoleTable:
 
 def provisioning_modes(content_id: str) -> ProvisioningModes:
     """The published content's provisioning modes (its Studio settings, else the site's default)."""
-    block = compat.host().published_block(content_id, with_children=False)
+    block = compat.host().published_block(content_id, with_children=False) if content_id else None
     return block.provisioning_modes() if block is not None else site_provisioning_modes()
 
 
@@ -188,7 +201,16 @@ def create_linked_user(linker: AccountLinker, launch: Launch, suggested_username
 def finish_launch(request: HttpRequest, launch: Launch, content_id: str, user: User) -> HttpResponse:
     """The launch's user is known: rights on the content from the launch's role (never from the
     account's other rights), the launch context, a score earned before, a session, the content.
-    Called inside the transaction that linked the user: a failure here links nobody."""
+    Called inside the transaction that linked the user: a failure here links nobody.
+
+    A request to pick content (``launch.deep_linking``) has no content: it signs the instructor in
+    and lands on the "Published content" page, with no rights given nor launch context saved."""
+    if launch.deep_linking is not None:
+        from lti_xblock import deep_linking_views  # it builds on this module
+
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        log.info("LTI %s deep-linking request: %s user %s", launch.lti_version, launch.platform, user.pk)
+        return deep_linking_views.begin_picking(request, launch, user)
     host = compat.host()
     host.enroll(user, content_id, launch.role)
     # For grade and roster jobs later, without a browser: the latest launch of this user and link.
@@ -233,12 +255,17 @@ def sign_in(request: HttpRequest, launch: Launch, content_id: str, *, cookies_bl
 
 @lti_endpoint("POST")
 def lti11_launch(request: HttpRequest, content_id: str) -> HttpResponse:
-    verifier = Lti11LaunchVerifier(store)
+    verifier = Lti11LaunchVerifier(store, message_types=LTI11_MESSAGE_TYPES)
     pairs = [(name, value) for name, values in request.POST.lists() for value in values]
-    launch = verifier.verify(
-        method="POST", url=request.build_absolute_uri(), params=pairs, before_commit=require_content(content_id)
-    )
-    return sign_in(request, launch, content_id)
+
+    def check(launch: Launch) -> None:
+        if launch.deep_linking is not None:
+            require_instructor(launch)
+        else:
+            require_content(content_id)(launch)
+
+    launch = verifier.verify(method="POST", url=request.build_absolute_uri(), params=pairs, before_commit=check)
+    return sign_in(request, launch, "" if launch.deep_linking is not None else content_id)
 
 
 @lti_endpoint("GET", "POST")
@@ -264,10 +291,20 @@ def lti13_launch(request: HttpRequest) -> HttpResponse:
         headers=request.headers,
         tool_origin=base,
     )
-    validator = LaunchValidator(store, platform_keys, tool_base_urls=[base], redirect_uri=lti13_redirect_uri(base))
+    validator = LaunchValidator(
+        store,
+        platform_keys,
+        tool_base_urls=[base],
+        redirect_uri=lti13_redirect_uri(base),
+        message_types=LTI13_MESSAGE_TYPES,
+    )
     content: dict[str, str] = {}
 
     def check(launch: Launch) -> None:
+        if launch.deep_linking is not None:
+            require_instructor(launch)
+            content["id"] = ""
+            return
         content["id"] = content_id_from_target(launch.target_link_uri)
         require_content(content["id"])(launch)
 

@@ -18,7 +18,14 @@
 (function (window) {
   'use strict';
 
-  var gettext = typeof window.gettext === 'function' ? window.gettext : function (s) { return s; };
+  /* The block's own catalog first (lti_xblock.i18n.js_catalog), then the page's. */
+  function gettext(message) {
+    var catalog = window.LtiPublishCatalog || {};
+    if (Object.prototype.hasOwnProperty.call(catalog, message)) {
+      return catalog[message];
+    }
+    return typeof window.gettext === 'function' ? window.gettext(message) : message;
+  }
 
   function rootOf(element) {
     // The XBlock runtime passes a DOM element; some runtimes pass a jQuery object.
@@ -171,6 +178,12 @@
     }
   }
 
+  /* The instructor view of the student view: copy buttons for its launch details. */
+  function LtiPublishInstructor(runtime, element) {
+    LtiPublishCopyButtons(rootOf(element));
+  }
+
   window.LtiPublishStudio = LtiPublishStudio;
+  window.LtiPublishInstructor = LtiPublishInstructor;
   window.LtiPublishCopyButtons = LtiPublishCopyButtons;
 }(window));
