@@ -65,6 +65,7 @@ from lti_core.lti13.token import (
     parse_token_response,
 )
 from lti_core.outbox import (
+    LineItemWanted,
     OutboxEntry,
     OutboxKey,
     Rng,
@@ -161,6 +162,23 @@ def score_entry_for(
     ):
         key = OutboxKey(context.platform, context.platform_user_id, ags_target(offered.lineitem_url, context.client_id))
         return ScoreEntry(key, ServiceKind.AGS, Score(given, maximum, activity, grading), now)
+    if (
+        not _is_lti11(context)
+        and offered is not None
+        and offered.lineitems_url
+        and context.client_id
+        and {ags.SCOPE_SCORE, ags.SCOPE_LINEITEM} <= set(offered.scopes)
+        and context.resource_link_id
+        and "\n" not in context.resource_link_id + context.content_id
+    ):
+        # No line item for the link, but the right to manage the container's: the tool finds the
+        # link's own line item there, or makes it (Canvas and Moodle do, for a link without a grade).
+        label = " ".join((context.resource_link_title or context.resource_link_id).split())
+        wanted = LineItemWanted(
+            offered.lineitems_url, context.client_id, context.resource_link_id, context.content_id, label
+        )
+        key = OutboxKey(context.platform, context.platform_user_id, wanted.target)
+        return ScoreEntry(key, ServiceKind.AGS_LINEITEMS, Score(given, maximum, activity, grading), now)
     outcome = context.services.basic_outcome
     if outcome is not None and outcome.service_url and outcome.sourcedid:
         key = OutboxKey(
@@ -272,10 +290,12 @@ def _check_service_url(url: str, allowed: frozenset[str], allow_private: bool) -
 
 @dataclass(frozen=True)
 class TokenWanted:
-    """What the delivery asks its driver for: a token for ``registration`` (not ``stale``, refused)."""
+    """What the delivery asks its driver for: a token for ``registration`` with ``scopes`` (not
+    ``stale``, which the platform refused)."""
 
     registration: Registration
     stale: AccessToken | None = None
+    scopes: tuple[str, ...] = (ags.SCOPE_SCORE,)
 
 
 @dataclass(frozen=True)
@@ -321,13 +341,19 @@ def _registration_of(store: RegistrationStore, issuer: str, client_id: str) -> R
 
 
 def deliver_plan(
-    entry: OutboxEntry, store: GradeStore, *, allow_private: bool, timeout: float = DEFAULT_TIMEOUT, now: float
+    entry: OutboxEntry,
+    store: GradeStore,
+    *,
+    allow_private: bool,
+    timeout: float = DEFAULT_TIMEOUT,
+    now: float,
+    lineitems: LineItemCache | None = None,
 ) -> Plan:
     """The delivery of ``entry``: yields what it needs, returns its ``Outcome`` (never raises
     ``LtiError``: a refusal is a permanent failure; ``TransportError`` thrown in is a retryable one)."""
     try:
-        if entry.kind is ServiceKind.AGS:
-            return (yield from _ags_plan(entry, store, allow_private, timeout))
+        if entry.kind in (ServiceKind.AGS, ServiceKind.AGS_LINEITEMS):
+            return (yield from _ags_plan(entry, store, allow_private, timeout, lineitems))
         return (yield from _lti11_plan(entry, store, allow_private, timeout, now))
     except (TransportError, _TokenEndpointBusy) as error:
         return _retry(error.reason, error.detail)
@@ -335,8 +361,21 @@ def deliver_plan(
         return _permanent(error.reason, error.detail or error.reason, getattr(error, "platform_status", 0))
 
 
-def _ags_plan(entry: OutboxEntry, store: GradeStore, allow_private: bool, timeout: float) -> Plan:
-    lineitem_url, client_id = split_ags_target(entry.key.target)
+#: Line items found or made for ``AGS_LINEITEMS`` targets: target -> (line item URL, its maximum).
+LineItemCache = dict[str, tuple[str, float]]
+LINEITEM_SCOPES: tuple[str, ...] = (ags.SCOPE_SCORE, ags.SCOPE_LINEITEM)
+#: Container pages read looking for a link's line item before making one.
+MAX_LINEITEM_PAGES = 20
+
+
+def _ags_plan(
+    entry: OutboxEntry, store: GradeStore, allow_private: bool, timeout: float, lineitems: LineItemCache | None
+) -> Plan:
+    wanted = LineItemWanted.from_target(entry.key.target) if entry.kind is ServiceKind.AGS_LINEITEMS else None
+    if wanted is not None:
+        lineitem_url, client_id, scopes = wanted.lineitems_url, wanted.client_id, LINEITEM_SCOPES
+    else:
+        (lineitem_url, client_id), scopes = split_ags_target(entry.key.target), SCORE_SCOPES
     registration = _registration_of(store, entry.key.platform, client_id)
     if registration is None:
         return _permanent("registration_unknown", f"no registration of {entry.key.platform[:80]} {client_id[:40]}")
@@ -354,10 +393,16 @@ def _ags_plan(entry: OutboxEntry, store: GradeStore, allow_private: bool, timeou
     )
     stale: AccessToken | None = None
     for attempt in (1, 2):
-        token = _expect(AccessToken, (yield TokenWanted(registration, stale)))
-        request = replace(ags.build_score_request(lineitem_url, score, token), timeout=timeout)
-        response = _expect(HttpResponse, (yield request))
+        token = _expect(AccessToken, (yield TokenWanted(registration, stale, scopes)))
         try:
+            target_url = lineitem_url
+            if wanted is not None:
+                maximum = entry.score.maximum or 0.0
+                target_url = yield from _lineitem_of(
+                    wanted, maximum, token, registration, allow_private, timeout, lineitems
+                )
+            request = replace(ags.build_score_request(target_url, score, token), timeout=timeout)
+            response = _expect(HttpResponse, (yield request))
             ags.parse_score_response(response)
         except ags.AgsTokenExpired as expired:
             if attempt == 2:
@@ -367,9 +412,65 @@ def _ags_plan(entry: OutboxEntry, store: GradeStore, allow_private: bool, timeou
         except ags.AgsRetryable as busy:
             return _retry(busy.reason, busy.detail, busy.platform_status)
         except ags.AgsRefused as refused:
+            if wanted is not None and lineitems is not None:
+                lineitems.pop(wanted.target, None)  # the item may be gone: look it up again next time
             return _permanent(refused.reason, refused.detail, refused.platform_status)
         return Outcome(True, status=response.status)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _lineitem_of(
+    wanted: LineItemWanted,
+    maximum: float,
+    token: AccessToken,
+    registration: Registration,
+    allow_private: bool,
+    timeout: float,
+    cache: LineItemCache | None,
+) -> Generator[HttpRequest, Answer, str]:
+    """The URL of the link's line item in the container: found (its maximum updated when the
+    content's changed), or made. Remembered in ``cache``, so the next score goes straight to it."""
+    known = cache.get(wanted.target) if cache is not None else None
+    if known is not None and known[1] == maximum:
+        return known[0]
+    found: ags.LineItem | None = None
+    request: HttpRequest | None = ags.build_lineitems_query(
+        wanted.lineitems_url, wanted.resource_link_id, token=token, resource_id=wanted.resource_id
+    )
+    for _ in range(MAX_LINEITEM_PAGES):
+        if request is None:
+            break
+        asked = replace(request, timeout=timeout)
+        page = ags.parse_lineitems(_expect(HttpResponse, (yield asked)), asked.url)
+        found = next((item for item in page.items if _is_wanted(item, wanted)), None)
+        if found is not None or page.next_url is None:
+            break
+        validate_service_url(page.next_url, registration, allow_private)
+        request = ags.build_lineitems_page(page.next_url, token)
+    if found is None:
+        create = ags.build_create_lineitem(
+            wanted.lineitems_url,
+            label=wanted.label or wanted.resource_link_id,
+            score_maximum=maximum,
+            token=token,
+            resource_id=wanted.resource_id,
+            resource_link_id=wanted.resource_link_id,
+        )
+        found = ags.parse_lineitem(_expect(HttpResponse, (yield replace(create, timeout=timeout))))
+    else:
+        update = ags.build_update_lineitem(found, token, score_maximum=maximum)
+        if update is not None:
+            found = ags.parse_lineitem(_expect(HttpResponse, (yield replace(update, timeout=timeout))))
+    validate_service_url(found.id, registration, allow_private)
+    if cache is not None:
+        cache[wanted.target] = (found.id, found.score_maximum)
+    return found.id
+
+
+def _is_wanted(item: ags.LineItem, wanted: LineItemWanted) -> bool:
+    return item.resource_link_id == wanted.resource_link_id and (
+        not wanted.resource_id or item.resource_id in ("", wanted.resource_id)
+    )
 
 
 def _lti11_plan(entry: OutboxEntry, store: GradeStore, allow_private: bool, timeout: float, now: float) -> Plan:
@@ -398,12 +499,13 @@ def _lti11_plan(entry: OutboxEntry, store: GradeStore, allow_private: bool, time
 
 
 def _token_plan(
-    registration: Registration, tool_keys: SigningKeys, allow_private: bool, timeout: float, now: float
+    wanted: TokenWanted, tool_keys: SigningKeys, allow_private: bool, timeout: float, now: float
 ) -> Generator[HttpRequest, HttpResponse, AccessToken]:
     """A new access token from the registration's token endpoint (``TokenRefused`` if none)."""
+    registration = wanted.registration
     validate_service_url(registration.auth_token_url, registration, allow_private)
     assertion = build_client_assertion(tool_keys, registration.client_id, registration.auth_token_url, now)
-    response = yield replace(build_token_request(registration, SCORE_SCOPES, assertion), timeout=timeout)
+    response = yield replace(build_token_request(registration, wanted.scopes, assertion), timeout=timeout)
     if response.status == 429 or response.status >= 500:
         raise _TokenEndpointBusy(detail=f"status {response.status}")
     return parse_token_response(response, now)
@@ -503,15 +605,27 @@ class _WorkerBase:
         self.timeout = timeout
         self.rng: Rng = rng if rng is not None else secrets.SystemRandom()
         self.clock = clock
+        #: The line items found or made for links without one (``AGS_LINEITEMS``), per target.
+        self.lineitems: LineItemCache = {}
+
+    def _needs_lineitem(self, entry: OutboxEntry) -> bool:
+        return entry.kind is ServiceKind.AGS_LINEITEMS and entry.key.target not in self.lineitems
 
     def _plan(self, entry: OutboxEntry) -> Plan:
-        return deliver_plan(entry, self.store, allow_private=self.allow_private, timeout=self.timeout, now=self.clock())
+        return deliver_plan(
+            entry,
+            self.store,
+            allow_private=self.allow_private,
+            timeout=self.timeout,
+            now=self.clock(),
+            lineitems=self.lineitems,
+        )
 
     def _cached(self, wanted: TokenWanted, now: float) -> AccessToken | None:
         """The cached token, unless it is the one the platform just refused (then it is forgotten)."""
         if wanted.stale is not None:
-            self.tokens.invalidate(wanted.registration, SCORE_SCOPES, wanted.stale)
-        return self.tokens.get(wanted.registration, SCORE_SCOPES, now)
+            self.tokens.invalidate(wanted.registration, wanted.scopes, wanted.stale)
+        return self.tokens.get(wanted.registration, wanted.scopes, now)
 
     def _record(self, entry: OutboxEntry, outcome: Outcome) -> DeliverySummary:
         now = self.clock()
@@ -555,6 +669,7 @@ class GradeWorker(_WorkerBase):
         super().__init__(store, tool_keys, **options)
         self.transport = transport
         self._token_locks: dict[ags.TokenKey, threading.Lock] = {}
+        self._lineitem_locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
 
@@ -585,11 +700,23 @@ class GradeWorker(_WorkerBase):
     def deliver(self, entry: OutboxEntry) -> DeliverySummary:
         """Deliver one claimed entry and record the answer."""
         try:
-            outcome = self._drive(self._plan(entry))
+            if self._needs_lineitem(entry):
+                # The first scores of a link without a line item: one thread finds or makes it, the
+                # others then find it cached (never two line items for one link).
+                with self._lock_of(self._lineitem_locks, entry.key.target, threading.Lock):
+                    outcome = self._drive(self._plan(entry))
+            else:
+                outcome = self._drive(self._plan(entry))
         except Exception:  # noqa: BLE001 - one broken entry must not stop the batch; the lease frees it
             log.exception("grade delivery crashed: entry %s", entry.key.digest[:12])
             return _EMPTY
         return self._record(entry, outcome)
+
+    def _lock_of(
+        self, locks: dict[str, threading.Lock], key: str, make: Callable[[], threading.Lock]
+    ) -> threading.Lock:
+        with self._locks_lock:
+            return locks.setdefault(key, make())
 
     def _drive(self, plan: Plan) -> Outcome:
         try:
@@ -606,7 +733,7 @@ class GradeWorker(_WorkerBase):
             return done.value  # type: ignore[no-any-return]
 
     def _token(self, wanted: TokenWanted) -> AccessToken:
-        key = ags.TokenCache.key(wanted.registration, SCORE_SCOPES)
+        key = ags.TokenCache.key(wanted.registration, wanted.scopes)
         with self._locks_lock:
             lock = self._token_locks.setdefault(key, threading.Lock())
         with lock:  # one token request per registration at a time: the others find it cached
@@ -614,13 +741,13 @@ class GradeWorker(_WorkerBase):
             if cached is not None:
                 return cached
             now = self.clock()
-            plan = _token_plan(wanted.registration, self.tool_keys, self.allow_private, self.timeout, now)
+            plan = _token_plan(wanted, self.tool_keys, self.allow_private, self.timeout, now)
             try:
                 request = next(plan)
                 plan.send(_exchange(self.transport, request))
             except StopIteration as done:
                 token: AccessToken = done.value
-                self.tokens.put(wanted.registration, SCORE_SCOPES, token, now)
+                self.tokens.put(wanted.registration, wanted.scopes, token, now)
                 return token
             raise AssertionError("unreachable")  # pragma: no cover
 
@@ -643,6 +770,7 @@ class AsyncGradeWorker(_WorkerBase):
         self.transport = transport
         self.store_in_thread = store_in_thread
         self._token_locks: dict[ags.TokenKey, asyncio.Lock] = {}
+        self._lineitem_locks: dict[str, asyncio.Lock] = {}
 
     async def _call(self, function: Callable[..., T], *args: object) -> T:
         if self.store_in_thread:
@@ -667,7 +795,11 @@ class AsyncGradeWorker(_WorkerBase):
     async def deliver(self, entry: OutboxEntry) -> DeliverySummary:
         """Deliver one claimed entry and record the answer."""
         try:
-            outcome = await self._drive(self._plan(entry))
+            if self._needs_lineitem(entry):  # as GradeWorker.deliver: one line item per link
+                async with self._lineitem_locks.setdefault(entry.key.target, asyncio.Lock()):
+                    outcome = await self._drive(self._plan(entry))
+            else:
+                outcome = await self._drive(self._plan(entry))
         except Exception:  # noqa: BLE001 - one broken entry must not stop the batch; the lease frees it
             log.exception("grade delivery crashed: entry %s", entry.key.digest[:12])
             return _EMPTY
@@ -691,21 +823,21 @@ class AsyncGradeWorker(_WorkerBase):
             return done.value  # type: ignore[no-any-return]
 
     async def _token(self, wanted: TokenWanted) -> AccessToken:
-        key = ags.TokenCache.key(wanted.registration, SCORE_SCOPES)
+        key = ags.TokenCache.key(wanted.registration, wanted.scopes)
         lock = self._token_locks.setdefault(key, asyncio.Lock())
         async with lock:
             cached = self._cached(wanted, self.clock())
             if cached is not None:
                 return cached
             now = self.clock()
-            plan = _token_plan(wanted.registration, self.tool_keys, self.allow_private, self.timeout, now)
+            plan = _token_plan(wanted, self.tool_keys, self.allow_private, self.timeout, now)
             try:
                 # Signing the assertion reads the tool's keys from the store: off the event loop.
                 request = await self._call(next, plan)
                 plan.send(await _exchange_async(self.transport, request))
             except StopIteration as done:
                 token: AccessToken = done.value
-                self.tokens.put(wanted.registration, SCORE_SCOPES, token, now)
+                self.tokens.put(wanted.registration, wanted.scopes, token, now)
                 return token
             raise AssertionError("unreachable")  # pragma: no cover
 

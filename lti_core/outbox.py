@@ -58,6 +58,8 @@ class ServiceKind(enum.StrEnum):
     """How the score is sent: LTI Assignment and Grade Services, or LTI 1.1 Basic Outcomes."""
 
     AGS = "ags"
+    #: AGS to the line item of the link in the platform's container, found or created by the tool.
+    AGS_LINEITEMS = "ags_lineitems"
     LTI11_OUTCOME = "lti11_outcome"
 
     @property
@@ -89,6 +91,30 @@ def split_ags_target(target: str) -> tuple[str, str]:
     """``ags_target``'s (line item URL, client_id; "" when it names none)."""
     url, _, client_id = target.partition(_LTI11_SEPARATOR)
     return url, client_id
+
+
+@dataclass(frozen=True)
+class LineItemWanted:
+    """The line item an ``AGS_LINEITEMS`` score goes to: the one of ``resource_link_id`` (and
+    ``resource_id``, the tool's content) in the container, made with ``label`` when there is none."""
+
+    lineitems_url: str
+    client_id: str
+    resource_link_id: str
+    resource_id: str = ""
+    label: str = ""
+
+    @property
+    def target(self) -> str:
+        fields = (self.lineitems_url, self.client_id, self.resource_link_id, self.resource_id, self.label)
+        return _LTI11_SEPARATOR.join(fields)
+
+    @classmethod
+    def from_target(cls, target: str) -> LineItemWanted:
+        parts = target.split(_LTI11_SEPARATOR)
+        if len(parts) != 5:
+            raise OutboxError("outbox_target_malformed", detail="not a line item container target")
+        return cls(*parts)
 
 
 def lti11_target(outcome_service_url: str, sourcedid: str) -> str:

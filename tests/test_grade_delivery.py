@@ -9,6 +9,7 @@ per learner and line item) and no older score overwrote it.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -273,3 +274,89 @@ def test_the_async_worker(peer, book, store, tool_keys):
 
     asyncio.run(run())
     assert_final(peer, book, course, finals)
+
+
+def test_a_link_without_a_line_item_gets_exactly_one_found_or_made_in_the_container(peer, book, store, tool_keys):
+    """Canvas and Moodle (a link without a grade) send the container and the lineitem scope only: the
+    first scores of the link make its line item (one, however many learners score at once), later
+    scores go to it, and a new maximum updates it."""
+    from lti_core import ags
+
+    container = book.lineitems_url()
+    scopes = (ags.SCOPE_LINEITEM, ags.SCOPE_SCORE, ags.SCOPE_RESULT_READONLY)
+    contexts = {
+        user: LaunchContext(
+            peer.issuer,
+            user,
+            f"u{user}",
+            "rl-new",
+            client_id=peer.client_id,
+            services=LaunchServices(ags=AgsEndpoint(lineitems_url=container, scopes=scopes)),
+            content_id="block-v1:Org+C+R+type@lti_publish+block@quiz",
+            resource_link_title="Quiz  1",
+        )
+        for user in LEARNERS
+    }
+    book.add_lineitem("Another link's column", 10, resource_link_id="rl-other")
+    for context in contexts.values():
+        enqueue_grade(store, context, 6.0, 10.0, True, time.time())
+    with worker_for(store, tool_keys) as worker:
+        drain(worker, store, 5)
+        made = [item for item in book.items.values() if item.resource_link_id == "rl-new"]
+        assert len(made) == 1, made  # one line item for the link, though 8 learners scored at once
+        item = made[0]
+        assert (item.label, item.score_maximum, item.resource_id) == ("Quiz 1", 10.0, contexts["10"].content_id)
+        kept = {user: score for (number, user), score in book.scores.items() if number == item.number}
+        assert {user: s.score_given for user, s in kept.items()} == dict.fromkeys(LEARNERS, 6.0)
+        creates = [entry for entry in book.log if entry[0] == "POST" and entry[1].split("?")[0].endswith("/lineitems")]
+        assert len(creates) == 1
+        # The content's maximum changes: the line item follows, and stays the only one.
+        for context in contexts.values():
+            enqueue_grade(store, context, 15.0, 20.0, True, time.time())
+        drain(worker, store, 5)
+    made = [entry for entry in book.items.values() if entry.resource_link_id == "rl-new"]
+    assert len(made) == 1 and made[0].score_maximum == 20.0
+    assert all(book.scores[(made[0].number, user)].score_given == 15.0 for user in LEARNERS)
+    assert any(entry[0] == "PUT" for entry in book.log)
+
+
+def test_a_worker_finds_the_line_item_another_worker_made():
+    """A second worker (another process) has an empty cache: it finds the link's line item by
+    resource link id in the container, never makes a second one (plain plan, no network)."""
+    from lti_core import ags
+    from lti_core.grades import TokenWanted, deliver_plan
+    from lti_core.http import HttpResponse
+    from lti_core.lti13.token import AccessToken
+    from lti_core.outbox import OutboxState
+    from lti_core.types import Registration
+
+    issuer = "https://canvas.example"
+    registration = Registration(issuer, "cid", issuer + "/auth", issuer + "/token", issuer + "/jwks")
+    memory = MemoryStore()
+    memory.save_registration(registration)
+    container = issuer + "/api/lti/courses/1/line_items"
+    context = LaunchContext(
+        issuer,
+        "u1",
+        "local-1",
+        "rl-9",
+        client_id="cid",
+        services=LaunchServices(ags=AgsEndpoint(lineitems_url=container, scopes=(ags.SCOPE_LINEITEM, ags.SCOPE_SCORE))),
+    )
+    entry = enqueue_grade(memory, context, 1.0, 2.0, True, time.time())
+    [claimed] = memory.claim_due(time.time(), 1, "w", 60)
+    assert claimed.state is OutboxState.IN_FLIGHT
+    plan = deliver_plan(claimed, memory, allow_private=False, now=time.time(), lineitems={})
+    wanted = next(plan)
+    assert isinstance(wanted, TokenWanted) and set(wanted.scopes) == {ags.SCOPE_LINEITEM, ags.SCOPE_SCORE}
+    query = plan.send(AccessToken("t", time.time() + 3600))
+    assert query.method == "GET" and "resource_link_id=rl-9" in query.url
+    existing = [{"id": container + "/7", "label": "Quiz", "scoreMaximum": 2, "resourceLinkId": "rl-9"}]
+    listed = HttpResponse(200, (("Content-Type", ags.MEDIA_LINEITEM_CONTAINER),), json.dumps(existing).encode())
+    score_post = plan.send(listed)
+    assert score_post.method == "POST" and score_post.url.startswith(container + "/7/scores")
+    try:
+        plan.send(HttpResponse(200))
+    except StopIteration as done:
+        assert done.value.delivered
+    assert entry.kind.value == "ags_lineitems"
