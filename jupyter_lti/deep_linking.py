@@ -50,6 +50,54 @@ from lti_core.deep_linking import (
 from lti_core.errors import Forbidden, InvalidRequest, LtiError, NotFound
 from lti_core.i18n import N_
 from lti_core.lti11.content_item import build_content_item_selection
+from lti_core.pages import (
+    PICK_ADD_LABEL as ADD_LABEL,
+)
+from lti_core.pages import (
+    PICK_CANCEL_LABEL as CANCEL_LABEL,
+)
+from lti_core.pages import (
+    PICK_CANCELLED_INTRO as CANCELLED_INTRO,
+)
+from lti_core.pages import (
+    PICK_CANCELLED_MESSAGE as CANCELLED_MESSAGE,
+)
+from lti_core.pages import (
+    PICK_CANCELLED_TITLE as CANCELLED_TITLE,
+)
+from lti_core.pages import (
+    PICK_CONTINUE_LABEL as CONTINUE_LABEL,
+)
+from lti_core.pages import (
+    PICK_GRADEBOOK_LABEL as GRADEBOOK_LABEL,
+)
+from lti_core.pages import (
+    PICK_IN_GRADEBOOK as IN_GRADEBOOK,
+)
+from lti_core.pages import (
+    PICK_INTRO as INTRO,
+)
+from lti_core.pages import (
+    PICK_INTRO_ONE as INTRO_ONE,
+)
+from lti_core.pages import (
+    PICK_ITEM_LABEL as ITEM_LABEL,
+)
+from lti_core.pages import (
+    PICK_MAX_SCORE_LABEL as MAX_SCORE_LABEL,
+)
+from lti_core.pages import (
+    PICK_NOTHING_PICKED as NOTHING_PICKED,
+)
+from lti_core.pages import (
+    PICK_SENT_INTRO as SENT_INTRO,
+)
+from lti_core.pages import (
+    PICK_SENT_TITLE as SENT_TITLE,
+)
+from lti_core.pages import (
+    PICK_TITLE as TITLE,
+)
 from lti_core.types import Launch
 
 #: The custom parameter each created link carries: the catalog item it opens.
@@ -63,25 +111,9 @@ PICK_LIFETIME = 3600
 PICK_NONCE_SCOPE = "hub_deep_linking"
 _ITEM_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
-TITLE = N_("Published content")
-INTRO = N_("Tick the items to add to %(course)s, then click Add content.")
-INTRO_ONE = N_("Pick the item to add to %(course)s, then click Add content.")
 EMPTY = N_("The hub's administrator has not published any content yet.")
-ITEM_LABEL = N_("Item")
 LOCATION_LABEL = N_("Location")
-MAX_SCORE_LABEL = N_("Maximum score")
-GRADEBOOK_LABEL = N_("Add to gradebook")
-ADD_LABEL = N_("Add content")
-CANCEL_LABEL = N_("Cancel")
-NOTHING_PICKED = N_("Pick at least one item, or click Cancel.")
-SENT_TITLE = N_("Content added")
-SENT_INTRO = N_("These items are sent to your course:")
-IN_GRADEBOOK = N_("in the gradebook, out of %(points)s")
-CANCELLED_TITLE = N_("Nothing was added")
-CANCELLED_INTRO = N_("You cancelled: no content is sent to your course.")
-CONTINUE_LABEL = N_("Continue")
 SENT_MESSAGE = N_("%(count)s items added from the hub.")
-CANCELLED_MESSAGE = N_("No content was added.")
 
 
 @dataclass(frozen=True)

@@ -201,6 +201,25 @@ class LinkPromptPage:
         return tuple(shown)
 
 
+# -- the content picker of deep linking (both hosts' "Published content" page) ---------------------
+PICK_TITLE = N_("Published content")
+PICK_INTRO = N_("Tick the items to add to %(course)s, then click Add content.")
+PICK_INTRO_ONE = N_("Pick the item to add to %(course)s, then click Add content.")
+PICK_ITEM_LABEL = N_("Item")
+PICK_MAX_SCORE_LABEL = N_("Maximum score")
+PICK_GRADEBOOK_LABEL = N_("Add to gradebook")
+PICK_ADD_LABEL = N_("Add content")
+PICK_CANCEL_LABEL = N_("Cancel")
+PICK_NOTHING_PICKED = N_("Pick at least one item, or click Cancel.")
+PICK_SENT_TITLE = N_("Content added")
+PICK_SENT_INTRO = N_("These items are sent to your course:")
+PICK_IN_GRADEBOOK = N_("in the gradebook, out of %(points)s")
+PICK_CANCELLED_TITLE = N_("Nothing was added")
+PICK_CANCELLED_INTRO = N_("You cancelled: no content is sent to your course.")
+PICK_CONTINUE_LABEL = N_("Continue")
+PICK_CANCELLED_MESSAGE = N_("No content was added.")
+
+
 Page = RefusalPage | BrowserCheckPage | StorageLoginPage | RegistrationCompletePage | LinkPromptPage
 
 

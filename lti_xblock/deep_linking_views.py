@@ -45,6 +45,54 @@ from lti_core.deep_linking import (
 from lti_core.errors import AuthenticationFailed, Forbidden, InvalidRequest, NotFound
 from lti_core.i18n import N_
 from lti_core.lti11.content_item import build_content_item_selection
+from lti_core.pages import (
+    PICK_ADD_LABEL as ADD_LABEL,
+)
+from lti_core.pages import (
+    PICK_CANCEL_LABEL as CANCEL_LABEL,
+)
+from lti_core.pages import (
+    PICK_CANCELLED_INTRO as CANCELLED_INTRO,
+)
+from lti_core.pages import (
+    PICK_CANCELLED_MESSAGE as CANCELLED_MESSAGE,
+)
+from lti_core.pages import (
+    PICK_CANCELLED_TITLE as CANCELLED_TITLE,
+)
+from lti_core.pages import (
+    PICK_CONTINUE_LABEL as CONTINUE_LABEL,
+)
+from lti_core.pages import (
+    PICK_GRADEBOOK_LABEL as GRADEBOOK_LABEL,
+)
+from lti_core.pages import (
+    PICK_IN_GRADEBOOK as IN_GRADEBOOK,
+)
+from lti_core.pages import (
+    PICK_INTRO as INTRO,
+)
+from lti_core.pages import (
+    PICK_INTRO_ONE as INTRO_ONE,
+)
+from lti_core.pages import (
+    PICK_ITEM_LABEL as ITEM_LABEL,
+)
+from lti_core.pages import (
+    PICK_MAX_SCORE_LABEL as MAX_SCORE_LABEL,
+)
+from lti_core.pages import (
+    PICK_NOTHING_PICKED as NOTHING_PICKED,
+)
+from lti_core.pages import (
+    PICK_SENT_INTRO as SENT_INTRO,
+)
+from lti_core.pages import (
+    PICK_SENT_TITLE as SENT_TITLE,
+)
+from lti_core.pages import (
+    PICK_TITLE as TITLE,
+)
 from lti_core.types import Launch
 from lti_xblock import compat
 from lti_xblock.compat import PublishedContent
@@ -64,24 +112,8 @@ PICK_LIFETIME = 3600
 #: The nonce scope that makes each pending request single use.
 PICK_NONCE_SCOPE = "xblock_deep_linking"
 
-TITLE = N_("Published content")
-INTRO = N_("Tick the items to add to %(course)s, then click Add content.")
-INTRO_ONE = N_("Pick the item to add to %(course)s, then click Add content.")
 EMPTY = N_("There is no published content you can add: publish some in Studio first.")
-ITEM_LABEL = N_("Item")
-MAX_SCORE_LABEL = N_("Maximum score")
-GRADEBOOK_LABEL = N_("Add to gradebook")
-ADD_LABEL = N_("Add content")
-CANCEL_LABEL = N_("Cancel")
-NOTHING_PICKED = N_("Pick at least one item, or click Cancel.")
-SENT_TITLE = N_("Content added")
-SENT_INTRO = N_("These items are sent to your course:")
-IN_GRADEBOOK = N_("in the gradebook, out of %(points)s")
-CANCELLED_TITLE = N_("Nothing was added")
-CANCELLED_INTRO = N_("You cancelled: no content is sent to your course.")
-CONTINUE_LABEL = N_("Continue")
 SENT_MESSAGE = N_("%(count)s items added from the tool.")
-CANCELLED_MESSAGE = N_("No content was added.")
 EXPIRED = N_("This request to add content has expired or was already answered. Start again from your course.")
 
 
