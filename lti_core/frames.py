@@ -8,7 +8,7 @@ ever an origin, a host wildcard or ``'self'``, so a configured value can never a
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from lti_core.lti13.binding import origin_of
 
@@ -53,3 +53,10 @@ def platform_origins(urls: Iterable[str]) -> list[str]:
 def frame_ancestors(sources: Sequence[str]) -> str:
     """The CSP directive; ``'none'`` when no source is given."""
     return "frame-ancestors " + (" ".join(sources) if sources else "'none'")
+
+
+def is_framed(headers: Mapping[str, str]) -> bool:
+    """Whether the browser loads this response into a frame (``Sec-Fetch-Dest``, which Chromium,
+    Firefox and Safari send): there, pages that refuse framing (a host's sign-in) must open a window."""
+    destination = next((value for name, value in headers.items() if name.lower() == "sec-fetch-dest"), "")
+    return destination.strip().lower() in ("iframe", "frame")

@@ -20,8 +20,10 @@ from lti_core.types import Registration, RegistrationStatus
 from lti_core.urls import add_query
 
 #: Every page carries launch data (an id_token, a state) or says why a launch failed: never cached,
-#: never referred on.
-HEADERS = (("Cache-Control", "no-store"), ("Referrer-Policy", "no-referrer"))
+#: never referred on to another site. "same-origin", not "no-referrer": under "no-referrer" browsers
+#: send "Origin: null" on the page's own form POSTs (the linking prompt's, the content picker's), which
+#: a host's CSRF check (Django's) rightly refuses.
+HEADERS = (("Cache-Control", "no-store"), ("Referrer-Policy", "same-origin"))
 
 REASON_LABEL = N_("Reason code")
 
@@ -163,7 +165,10 @@ class LinkPromptPage:
     account. Its forms POST ``choice`` (``prompt.CHOICE_*``) and ``form_token`` to ``step_url``, with
     the host's own CSRF field (``csrf``: name, value) when it has one. ``new_window_url``, when set:
     this browser is not bound here (a platform's frame that drops the tool's cookies), so the page
-    only offers to continue in a new window, where the prompt is handed over."""
+    only offers to continue in a new window, where the prompt is handed over. ``sign_in_window_url``,
+    when set: the page is in a platform's frame where the host's sign-in cannot show (sign-in pages
+    refuse to be framed), so signing in to an existing account opens that new window instead, while
+    a new account is still made in the frame."""
 
     state: PromptState
     may_create: bool
@@ -173,6 +178,7 @@ class LinkPromptPage:
     account: str = ""
     csrf: tuple[str, str] | None = None
     new_window_url: str = ""
+    sign_in_window_url: str = ""
     status: int = 200
 
     @property

@@ -25,12 +25,13 @@ from django.utils.functional import lazy
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 
-from lti_core import cookies, pages
+from lti_core import cookies, frames, pages
 from lti_core.errors import AuthenticationFailed, Forbidden, LtiError, NotFound, method_not_allowed
 from lti_core.i18n import N_
 from lti_core.linking import AccountLinker, LinkDecision
 from lti_core.prompt import (
     CHOICE_EXISTING,
+    ChooseExisting,
     PendingLaunch,
     PromptAction,
     PromptFlow,
@@ -101,6 +102,10 @@ def set_prompt_cookie(
     set_cookie_header(response, name, header)
 
 
+#: ``link_window``'s ``then``: the window was opened to sign in to an existing account.
+SIGN_IN_NEXT = "sign-in"
+
+
 def prompt_url(pending_id: str, view: str = "link_prompt") -> str:
     return reverse(f"lti_xblock:{view}", args=[pending_id])
 
@@ -113,7 +118,11 @@ def account_name(local_user_id: str) -> str:
 
 
 def prompt_page(
-    request: HttpRequest, pending: PendingLaunch, form_token: str, new_window_url: str = ""
+    request: HttpRequest,
+    pending: PendingLaunch,
+    form_token: str,
+    new_window_url: str = "",
+    sign_in_window_url: str = "",
 ) -> HttpResponse:
     """The choice, or the confirmation of the signed-in account, with both tokens in its forms."""
     model = pages.LinkPromptPage(
@@ -125,6 +134,7 @@ def prompt_page(
         account=account_name(pending.local_user_id),
         csrf=("csrfmiddlewaretoken", get_token(request)),
         new_window_url=new_window_url,
+        sign_in_window_url=sign_in_window_url,
     )
     return page(request, model)
 
@@ -135,13 +145,16 @@ def begin_prompt(
     """The launch's answer when its mode asks: the pending launch kept, the prompt page, the cookie.
 
     In a frame that drops this tool's cookies the page offers a new window instead, where the
-    handover secret binds the prompt to that window."""
+    handover secret binds the prompt to that window. In a frame that keeps them, only the sign-in to
+    an existing account opens that window (the host's sign-in page refuses to be framed)."""
     pending, secrets = flow.begin(launch, decision, content_id, time.time())
-    new_window = ""
-    if cookies_blocked:
-        query = urlencode({"handover": secrets.handover, "form_token": secrets.form_token})
-        new_window = request.build_absolute_uri(f"{prompt_url(pending.id, 'link_window')}?{query}")
-    response = prompt_page(request, pending, secrets.form_token, new_window)
+    secrets_query = {"handover": secrets.handover, "form_token": secrets.form_token}
+    window = request.build_absolute_uri(prompt_url(pending.id, "link_window"))
+    new_window = f"{window}?{urlencode(secrets_query)}" if cookies_blocked else ""
+    sign_in_window = ""
+    if not cookies_blocked and frames.is_framed(request.headers):
+        sign_in_window = f"{window}?{urlencode({**secrets_query, 'then': SIGN_IN_NEXT})}"
+    response = prompt_page(request, pending, secrets.form_token, new_window, sign_in_window)
     set_prompt_cookie(request, response, pending, secrets.cookie, secrets.form_token)
     return response
 
@@ -204,10 +217,17 @@ def link_signed_in(request: HttpRequest, pending_id: str) -> HttpResponse:
 
 @prompt_endpoint("GET")
 def link_window(request: HttpRequest, pending_id: str) -> HttpResponse:
-    """The new window a cookie-less frame offered: the handover binds the prompt to this window."""
-    pending, cookie = flow.hand_over(pending_id, request.GET.get("handover", ""), time.time())
-    response = HttpResponseRedirect(prompt_url(pending_id))
-    set_prompt_cookie(request, response, pending, cookie, request.GET.get("form_token", ""))
+    """The new window a frame offered: the handover binds the prompt to this window. Opened by the
+    existing-account choice (``then=sign-in``), it goes on to the host's sign-in at once; the handover
+    and form token (secrets only the launch's page held) stand for the form that was not posted."""
+    now, form_token = time.time(), request.GET.get("form_token", "")
+    pending, cookie = flow.hand_over(pending_id, request.GET.get("handover", ""), now)
+    if request.GET.get("then") == SIGN_IN_NEXT:
+        flow.step(pending_id, cookie, form_token, ChooseExisting(), now)
+        response = HttpResponseRedirect(compat.host().sign_in_url(prompt_url(pending_id, "link_signed_in")))
+    else:
+        response = HttpResponseRedirect(prompt_url(pending_id))
+    set_prompt_cookie(request, response, pending, cookie, form_token)
     return response
 
 

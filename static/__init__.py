@@ -182,13 +182,17 @@ def _registration_complete_html(page: RegistrationCompletePage, lang: str, trans
 def _link_prompt_html(page: LinkPromptPage, lang: str, translate: Callable[[str], str]) -> str:
     """The linking prompt: one form per choice, each with the prompt's form token and the host's CSRF field."""
     from lti_core import pages
+    from lti_core.prompt import CHOICE_EXISTING
 
     hidden = [("form_token", page.form_token), *([page.csrf] if page.csrf else [])]
     fields = "".join(
         f'<input type="hidden" name="{html.escape(name)}" value="{html.escape(value)}">' for name, value in hidden
     )
     forms = "".join(
-        f'<form method="post" action="{html.escape(page.step_url)}">{fields}'
+        f'<p><a class="lti-error__action" href="{html.escape(page.sign_in_window_url)}" target="_blank" '
+        f'rel="noopener">{html.escape(translate(label))}</a></p>'
+        if choice == CHOICE_EXISTING and page.sign_in_window_url
+        else f'<form method="post" action="{html.escape(page.step_url)}">{fields}'
         f'<button type="submit" name="choice" value="{html.escape(choice)}">{html.escape(translate(label))}</button>'
         "</form>"
         for choice, label in page.choices()

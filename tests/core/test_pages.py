@@ -63,7 +63,7 @@ def test_the_storage_login_falls_back_to_the_cookie_login() -> None:
 
 
 def test_pages_are_never_cached_nor_referred_on() -> None:
-    assert dict(pages.HEADERS) == {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+    assert dict(pages.HEADERS) == {"Cache-Control": "no-store", "Referrer-Policy": "same-origin"}
 
 
 def test_a_refused_registration_says_so() -> None:
