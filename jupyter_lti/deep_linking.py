@@ -44,60 +44,11 @@ from lti_core.deep_linking import (
     ContentItem,
     DeepLinkingReturn,
     LineItem,
-    build_deep_linking_response,
+    answer_request,
     validate_deep_linking_launch,
 )
 from lti_core.errors import Forbidden, InvalidRequest, LtiError, NotFound
 from lti_core.i18n import N_
-from lti_core.lti11.content_item import build_content_item_selection
-from lti_core.pages import (
-    PICK_ADD_LABEL as ADD_LABEL,
-)
-from lti_core.pages import (
-    PICK_CANCEL_LABEL as CANCEL_LABEL,
-)
-from lti_core.pages import (
-    PICK_CANCELLED_INTRO as CANCELLED_INTRO,
-)
-from lti_core.pages import (
-    PICK_CANCELLED_MESSAGE as CANCELLED_MESSAGE,
-)
-from lti_core.pages import (
-    PICK_CANCELLED_TITLE as CANCELLED_TITLE,
-)
-from lti_core.pages import (
-    PICK_CONTINUE_LABEL as CONTINUE_LABEL,
-)
-from lti_core.pages import (
-    PICK_GRADEBOOK_LABEL as GRADEBOOK_LABEL,
-)
-from lti_core.pages import (
-    PICK_IN_GRADEBOOK as IN_GRADEBOOK,
-)
-from lti_core.pages import (
-    PICK_INTRO as INTRO,
-)
-from lti_core.pages import (
-    PICK_INTRO_ONE as INTRO_ONE,
-)
-from lti_core.pages import (
-    PICK_ITEM_LABEL as ITEM_LABEL,
-)
-from lti_core.pages import (
-    PICK_MAX_SCORE_LABEL as MAX_SCORE_LABEL,
-)
-from lti_core.pages import (
-    PICK_NOTHING_PICKED as NOTHING_PICKED,
-)
-from lti_core.pages import (
-    PICK_SENT_INTRO as SENT_INTRO,
-)
-from lti_core.pages import (
-    PICK_SENT_TITLE as SENT_TITLE,
-)
-from lti_core.pages import (
-    PICK_TITLE as TITLE,
-)
 from lti_core.types import Launch
 
 #: The custom parameter each created link carries: the catalog item it opens.
@@ -107,8 +58,6 @@ PICKER_PATH = "lti/content/"
 PICKER_COOKIE_PREFIX = "lti_pick_"
 #: Seconds a teacher has to pick (the platform's dialog stays open meanwhile).
 PICK_LIFETIME = 3600
-#: The nonce scope that makes each pending request single use.
-PICK_NONCE_SCOPE = "hub_deep_linking"
 _ITEM_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 EMPTY = N_("The hub's administrator has not published any content yet.")
@@ -293,7 +242,7 @@ class ContentPickerHandler(LtiHandler):
             pending = load_pick(self, pick_id, self.current_user.name, now)
             settings = validate_deep_linking_launch(pending.launch)
             if not cancelled and not picked:
-                self.finish_picker(pending, NOTHING_PICKED, status=400)
+                self.finish_picker(pending, pages.PICK_NOTHING_PICKED, status=400)
                 return
             items = [] if cancelled else picked_items(self.catalog, picked, graded, self.launch_url(pending.launch))
             answer = await authenticator.off_loop(self.answer, pending, items, now)
@@ -316,24 +265,21 @@ class ContentPickerHandler(LtiHandler):
     def answer(self, pending: PendingPick, items: list[ContentItem], now: float) -> DeepLinkingReturn:
         """In the store's threads: the signed answer, then the request's id used up (single use)."""
         authenticator, launch, _ = self.authenticator, pending.launch, self.gettext
-        error = _(CANCELLED_MESSAGE) if not items else ""
+        error = _(pages.PICK_CANCELLED_MESSAGE) if not items else ""
         message = "" if error else _(SENT_MESSAGE) % {"count": len(items)}
-        if launch.lti_version == "1.1":
-            consumer = authenticator.store.get_consumer(launch.platform)
-            if consumer is None:
-                raise NotFound("unknown_consumer", N_("This platform is no longer registered with the hub."))
-            answer = build_content_item_selection(launch, items, consumer, now, message=message, error=error)
-        else:
+        if launch.lti_version != "1.1":
             authenticator.tool_jwks()  # makes the tool's first key, as its key set does
-            answer = build_deep_linking_response(
-                launch, items, authenticator.tool_keys, now, message=message, error=error
-            )
-        if not authenticator.store.consume_nonce(PICK_NONCE_SCOPE, pending.id, pending.expires_at, now):
-            raise Forbidden(
-                "deep_linking_expired",
-                N_("This request to add content has expired or was already answered. Start again from your course."),
-            )
-        return answer
+        return answer_request(
+            launch,
+            items,
+            authenticator.store,
+            authenticator.tool_keys,
+            now,
+            request_id=pending.id,
+            expires_at=pending.expires_at,
+            message=message,
+            error=error,
+        )
 
     def finish_html(self, title: str, body: str, status: int = 200) -> None:
         self.set_status(status)
@@ -347,12 +293,12 @@ class ContentPickerHandler(LtiHandler):
         if settings is None:  # checked by validate_deep_linking_launch before any pick is kept
             raise InvalidRequest("not_deep_linking", N_("This launch is not a request to pick content."))
         course = pending.launch.context_title or pending.launch.platform
-        intro = _(INTRO if settings.accept_multiple else INTRO_ONE) % {"course": course}
+        intro = _(pages.PICK_INTRO if settings.accept_multiple else pages.PICK_INTRO_ONE) % {"course": course}
         alert = f'<p class="lti-error" role="alert">{html.escape(_(problem))}</p>' if problem else ""
         # Without a catalog, the form is only Cancel: the platform's dialog still gets its answer.
         shown = intro if self.catalog else _(EMPTY)
         body = f"<p>{html.escape(shown)}</p>{alert}" + self.picker_form(pending, settings.accept_multiple)
-        self.finish_html(TITLE, body, status)
+        self.finish_html(pages.PICK_TITLE, body, status)
 
     def picker_form(self, pending: PendingPick, multiple: bool) -> str:
         _, settings = self.gettext, pending.launch.deep_linking
@@ -371,10 +317,10 @@ class ContentPickerHandler(LtiHandler):
             if gradebook and item.max_score is not None:
                 graded = (
                     f'<label><input type="checkbox" name="gradebook" value="{html.escape(item.id)}"> '
-                    f"{html.escape(_(GRADEBOOK_LABEL))}</label>"
+                    f"{html.escape(_(pages.PICK_GRADEBOOK_LABEL))}</label>"
                 )
             rows.append(f"<tr><td>{pick} {label}</td><td>{where}</td><td>{score}</td><td>{graded}</td></tr>")
-        headings = (ITEM_LABEL, LOCATION_LABEL, MAX_SCORE_LABEL, GRADEBOOK_LABEL)
+        headings = (pages.PICK_ITEM_LABEL, LOCATION_LABEL, pages.PICK_MAX_SCORE_LABEL, pages.PICK_GRADEBOOK_LABEL)
         table = (
             "<table><thead><tr>"
             + "".join(f"<th>{html.escape(_(h))}</th>" for h in headings)
@@ -382,12 +328,16 @@ class ContentPickerHandler(LtiHandler):
             + "".join(rows)
             + "</tbody></table>"
         )
-        add = f'<button type="submit" name="action" value="add">{html.escape(_(ADD_LABEL))}</button> '
+        add = f'<button type="submit" name="action" value="add">{html.escape(_(pages.PICK_ADD_LABEL))}</button> '
+        cancel = (
+            f'<button type="submit" name="action" value="cancel">{html.escape(_(pages.PICK_CANCEL_LABEL))}</button>'
+        )
         action = url_path_join(self.hub.base_url, PICKER_PATH, pending.id)
         return (
             f'<form method="post" action="{html.escape(action)}">{self.xsrf_form_html()}'
             + (table + "<p>" + add if rows else "<p>")
-            + f'<button type="submit" name="action" value="cancel">{html.escape(_(CANCEL_LABEL))}</button></p></form>'
+            + cancel
+            + "</p></form>"
         )
 
     def finish_sent(self, answer: DeepLinkingReturn, items: list[ContentItem], cancelled: bool) -> None:
@@ -395,22 +345,29 @@ class ContentPickerHandler(LtiHandler):
         frame or a window: it targets the window it is in) or with Continue."""
         _ = self.gettext
         if cancelled:
-            title, listing = CANCELLED_TITLE, f"<p>{html.escape(_(CANCELLED_INTRO))}</p>"
+            title, listing = pages.PICK_CANCELLED_TITLE, f"<p>{html.escape(_(pages.PICK_CANCELLED_INTRO))}</p>"
         else:
             lines = []
             for item in items:
                 line = html.escape(item.title)
                 if item.line_item is not None:
-                    line += " (" + html.escape(_(IN_GRADEBOOK) % {"points": f"{item.line_item.score_maximum:g}"}) + ")"
+                    line += (
+                        " ("
+                        + html.escape(_(pages.PICK_IN_GRADEBOOK) % {"points": f"{item.line_item.score_maximum:g}"})
+                        + ")"
+                    )
                 lines.append(f"<li>{line}</li>")
-            title, listing = SENT_TITLE, f"<p>{html.escape(_(SENT_INTRO))}</p><ul>{''.join(lines)}</ul>"
+            title, listing = (
+                pages.PICK_SENT_TITLE,
+                f"<p>{html.escape(_(pages.PICK_SENT_INTRO))}</p><ul>{''.join(lines)}</ul>",
+            )
         fields = "".join(
             f'<input type="hidden" name="{html.escape(name)}" value="{html.escape(value)}">'
             for name, value in answer.fields
         )
         form = (
             f'<form method="post" id="lti-deep-linking-return" action="{html.escape(answer.url)}">{fields}'
-            f'<button type="submit">{html.escape(_(CONTINUE_LABEL))}</button></form>'
+            f'<button type="submit">{html.escape(_(pages.PICK_CONTINUE_LABEL))}</button></form>'
             '<script>document.getElementById("lti-deep-linking-return").submit();</script>'
         )
         self.finish_html(title, listing + form)

@@ -19,14 +19,15 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from joserfc import jwt
 
-from lti_core.errors import Forbidden, InvalidRequest
+from lti_core.errors import Forbidden, InvalidRequest, NotFound
 from lti_core.i18n import N_
 from lti_core.lti13 import claims as c
 from lti_core.lti13.token import SigningKeys
+from lti_core.store import ConsumerStore, NonceStore
 from lti_core.types import DeepLinkingSettings, Launch, Role
 from lti_core.urls import belongs_to_tool
 
@@ -197,8 +198,52 @@ def build_deep_linking_response(
     return DeepLinkingReturn(settings.return_url, (("JWT", token),))
 
 
+class AnswerStore(ConsumerStore, NonceStore, Protocol):
+    """What answering a request needs: the LTI 1.1 consumers (their secrets sign 1.1 answers) and the
+    nonces (each request is answered once)."""
+
+
+#: The nonce scope that makes each pending request single use, whichever host keeps it.
+ANSWER_NONCE_SCOPE = "deep_linking_answer"
+
+EXPIRED = N_("This request to add content has expired or was already answered. Start again from your course.")
+
+
+def answer_request(
+    launch: Launch,
+    items: Sequence[ContentItem],
+    store: AnswerStore,
+    tool_keys: SigningKeys,
+    now: float,
+    *,
+    request_id: str,
+    expires_at: float,
+    message: str = "",
+    error: str = "",
+) -> DeepLinkingReturn:
+    """The platform's answer to the pending request ``request_id`` of ``launch``: the signed LTI 1.3
+    response, or the LTI 1.1 selection signed with the consumer's secret; then the request is used up
+    (``Forbidden`` ``deep_linking_expired`` for a second answer, however the two raced)."""
+    if launch.lti_version.startswith("1.1"):
+        from lti_core.lti11.content_item import build_content_item_selection  # imports this module
+
+        consumer = store.get_consumer(launch.platform)
+        if consumer is None:
+            raise NotFound("unknown_consumer", N_("This platform is no longer registered with the tool."))
+        reply = build_content_item_selection(launch, items, consumer, now, message=message, error=error)
+    else:
+        reply = build_deep_linking_response(launch, items, tool_keys, now, message=message, error=error)
+    if not store.consume_nonce(ANSWER_NONCE_SCOPE, request_id, expires_at, now):
+        raise Forbidden("deep_linking_expired", EXPIRED)
+    return reply
+
+
 __all__ = [
+    "ANSWER_NONCE_SCOPE",
+    "EXPIRED",
     "RESOURCE_LINK_TYPE",
+    "AnswerStore",
+    "answer_request",
     "ContentItem",
     "DeepLinkingReturn",
     "LineItem",

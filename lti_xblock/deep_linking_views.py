@@ -34,65 +34,16 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 
-from lti_core import pages
+from lti_core import deep_linking, pages
 from lti_core.deep_linking import (
     ContentItem,
     DeepLinkingReturn,
     LineItem,
-    build_deep_linking_response,
+    answer_request,
     validate_deep_linking_launch,
 )
-from lti_core.errors import AuthenticationFailed, Forbidden, InvalidRequest, NotFound
+from lti_core.errors import AuthenticationFailed, Forbidden, InvalidRequest
 from lti_core.i18n import N_
-from lti_core.lti11.content_item import build_content_item_selection
-from lti_core.pages import (
-    PICK_ADD_LABEL as ADD_LABEL,
-)
-from lti_core.pages import (
-    PICK_CANCEL_LABEL as CANCEL_LABEL,
-)
-from lti_core.pages import (
-    PICK_CANCELLED_INTRO as CANCELLED_INTRO,
-)
-from lti_core.pages import (
-    PICK_CANCELLED_MESSAGE as CANCELLED_MESSAGE,
-)
-from lti_core.pages import (
-    PICK_CANCELLED_TITLE as CANCELLED_TITLE,
-)
-from lti_core.pages import (
-    PICK_CONTINUE_LABEL as CONTINUE_LABEL,
-)
-from lti_core.pages import (
-    PICK_GRADEBOOK_LABEL as GRADEBOOK_LABEL,
-)
-from lti_core.pages import (
-    PICK_IN_GRADEBOOK as IN_GRADEBOOK,
-)
-from lti_core.pages import (
-    PICK_INTRO as INTRO,
-)
-from lti_core.pages import (
-    PICK_INTRO_ONE as INTRO_ONE,
-)
-from lti_core.pages import (
-    PICK_ITEM_LABEL as ITEM_LABEL,
-)
-from lti_core.pages import (
-    PICK_MAX_SCORE_LABEL as MAX_SCORE_LABEL,
-)
-from lti_core.pages import (
-    PICK_NOTHING_PICKED as NOTHING_PICKED,
-)
-from lti_core.pages import (
-    PICK_SENT_INTRO as SENT_INTRO,
-)
-from lti_core.pages import (
-    PICK_SENT_TITLE as SENT_TITLE,
-)
-from lti_core.pages import (
-    PICK_TITLE as TITLE,
-)
 from lti_core.types import Launch
 from lti_xblock import compat
 from lti_xblock.compat import PublishedContent
@@ -109,12 +60,9 @@ CONTENT_CUSTOM_KEY = "content_id"
 PICK_SESSION_PREFIX = "lti_publish_pick_"
 #: Seconds an instructor has to pick (the platform's dialog stays open meanwhile).
 PICK_LIFETIME = 3600
-#: The nonce scope that makes each pending request single use.
-PICK_NONCE_SCOPE = "xblock_deep_linking"
 
 EMPTY = N_("There is no published content you can add: publish some in Studio first.")
 SENT_MESSAGE = N_("%(count)s items added from the tool.")
-EXPIRED = N_("This request to add content has expired or was already answered. Start again from your course.")
 
 
 @dataclass(frozen=True)
@@ -156,9 +104,9 @@ def load_pick(request: HttpRequest, pick_id: str, now: float) -> PendingPick:
     try:
         pending = PendingPick(pick_id, str(value["user"]), Launch.from_record(value["launch"]), value["expires_at"])
     except (ValueError, KeyError, TypeError) as error:  # none kept (None), or unreadable
-        raise Forbidden("deep_linking_expired", EXPIRED) from error
+        raise Forbidden("deep_linking_expired", deep_linking.EXPIRED) from error
     if pending.user != str(request.user.pk) or pending.expires_at < now:
-        raise Forbidden("deep_linking_expired", EXPIRED)
+        raise Forbidden("deep_linking_expired", deep_linking.EXPIRED)
     return pending
 
 
@@ -193,19 +141,21 @@ def picked_items(
 def answer(pending: PendingPick, items: list[ContentItem], now: float) -> DeepLinkingReturn:
     """The signed answer (none picked: the cancellation), then the request used up (single use)."""
     launch = pending.launch
-    error = "" if items else _(CANCELLED_MESSAGE)
+    error = "" if items else _(pages.PICK_CANCELLED_MESSAGE)
     message = "" if error else _(SENT_MESSAGE) % {"count": len(items)}
-    if launch.lti_version == "1.1":
-        consumer = store.get_consumer(launch.platform)
-        if consumer is None:
-            raise NotFound("unknown_consumer", N_("This platform is no longer registered with the tool."))
-        reply = build_content_item_selection(launch, items, consumer, now, message=message, error=error)
-    else:
+    if launch.lti_version != "1.1":
         tool_keys.ensure_key(now)  # the tool's first key, as its key set makes it
-        reply = build_deep_linking_response(launch, items, tool_keys, now, message=message, error=error)
-    if not store.consume_nonce(PICK_NONCE_SCOPE, pending.id, pending.expires_at, now):
-        raise Forbidden("deep_linking_expired", EXPIRED)
-    return reply
+    return answer_request(
+        launch,
+        items,
+        store,
+        tool_keys,
+        now,
+        request_id=pending.id,
+        expires_at=pending.expires_at,
+        message=message,
+        error=error,
+    )
 
 
 @prompt_endpoint("GET", "POST")
@@ -220,7 +170,7 @@ def published_content(request: HttpRequest, pick_id: str) -> HttpResponse:
     cancelled = request.POST.get("action", "") == "cancel"
     picked, graded = request.POST.getlist("item"), request.POST.getlist("gradebook")
     if not cancelled and not picked:
-        return picker_page(request, pending, contents, NOTHING_PICKED, status=400)
+        return picker_page(request, pending, contents, pages.PICK_NOTHING_PICKED, status=400)
     items = [] if cancelled else picked_items(contents, picked, graded, base_url(request), pending.launch)
     reply = answer(pending, items, now)
     request.session.pop(session_key(pick_id), None)
@@ -242,9 +192,9 @@ def picker_page(
 ) -> HttpResponse:
     settings = validate_deep_linking_launch(pending.launch)
     course = pending.launch.context_title or pending.launch.platform
-    intro = _(INTRO if settings.accept_multiple else INTRO_ONE) % {"course": course}
+    intro = _(pages.PICK_INTRO if settings.accept_multiple else pages.PICK_INTRO_ONE) % {"course": course}
     context: dict[str, Any] = {
-        "title": _(TITLE),
+        "title": _(pages.PICK_TITLE),
         "intro": intro if contents else _(EMPTY),
         "problem": _(problem) if problem else "",
         "action": picker_url(pending.id),
@@ -254,11 +204,11 @@ def picker_page(
             {"id": content.content_id, "title": content.title, "max_score": f"{content.max_score:g}"}
             for content in contents
         ],
-        "item_label": _(ITEM_LABEL),
-        "max_score_label": _(MAX_SCORE_LABEL),
-        "gradebook_label": _(GRADEBOOK_LABEL),
-        "add_label": _(ADD_LABEL),
-        "cancel_label": _(CANCEL_LABEL),
+        "item_label": _(pages.PICK_ITEM_LABEL),
+        "max_score_label": _(pages.PICK_MAX_SCORE_LABEL),
+        "gradebook_label": _(pages.PICK_GRADEBOOK_LABEL),
+        "add_label": _(pages.PICK_ADD_LABEL),
+        "cancel_label": _(pages.PICK_CANCEL_LABEL),
     }
     return no_store(render(request, "lti_xblock/published_content.html", context, status=status))
 
@@ -271,17 +221,17 @@ def sent_page(request: HttpRequest, reply: DeepLinkingReturn, items: list[Conten
         + (
             ""
             if item.line_item is None
-            else " (" + _(IN_GRADEBOOK) % {"points": f"{item.line_item.score_maximum:g}"} + ")"
+            else " (" + _(pages.PICK_IN_GRADEBOOK) % {"points": f"{item.line_item.score_maximum:g}"} + ")"
         )
         for item in items
     ]
     context = {
-        "title": _(SENT_TITLE if items else CANCELLED_TITLE),
-        "intro": _(SENT_INTRO if items else CANCELLED_INTRO),
+        "title": _(pages.PICK_SENT_TITLE if items else pages.PICK_CANCELLED_TITLE),
+        "intro": _(pages.PICK_SENT_INTRO if items else pages.PICK_CANCELLED_INTRO),
         "lines": lines,
         "action": reply.url,
         "fields": reply.fields,
-        "continue_label": _(CONTINUE_LABEL),
+        "continue_label": _(pages.PICK_CONTINUE_LABEL),
     }
     return no_store(render(request, "lti_xblock/content_sent.html", context))
 
