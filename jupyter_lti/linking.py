@@ -149,6 +149,48 @@ class PromptChoiceHandler(PromptHandler):
         self.redirect(self.page_url(pending_id), status=303)
 
 
+#: Wrong passwords allowed per client address and username within ``SIGN_IN_WINDOW`` seconds, before
+#: that pair must wait: the linking sign-in must not become a password-guessing oracle for hub accounts.
+MAX_SIGN_IN_FAILURES = 5
+SIGN_IN_WINDOW = 300.0
+#: Pairs remembered at most (the oldest go first): bounded memory whatever a client sends.
+MAX_THROTTLED = 10_000
+TOO_MANY_SIGN_INS = N_("Too many wrong sign-ins. Wait a few minutes, then try again.")
+
+
+class SignInThrottle:
+    """Failed sign-ins per (client address, username), forgotten ``window`` seconds after the last.
+    The hub's handlers run on one event loop: no lock is needed."""
+
+    def __init__(self, limit: int = MAX_SIGN_IN_FAILURES, window: float = SIGN_IN_WINDOW) -> None:
+        self.limit, self.window = limit, window
+        self._failures: dict[tuple[str, str], list[float]] = {}
+
+    def _recent(self, key: tuple[str, str], now: float) -> list[float]:
+        recent = [at for at in self._failures.get(key, []) if at > now - self.window]
+        if recent:
+            self._failures[key] = recent
+        else:
+            self._failures.pop(key, None)
+        return recent
+
+    def blocked(self, key: tuple[str, str], now: float) -> bool:
+        return len(self._recent(key, now)) >= self.limit
+
+    def failed(self, key: tuple[str, str], now: float) -> None:
+        recent = self._recent(key, now)
+        self._failures.pop(key, None)  # re-inserted last: the dict's order is the eviction order
+        self._failures[key] = [*recent, now]
+        while len(self._failures) > MAX_THROTTLED:
+            del self._failures[next(iter(self._failures))]
+
+    def succeeded(self, key: tuple[str, str]) -> None:
+        self._failures.pop(key, None)
+
+
+SIGN_IN_THROTTLE = SignInThrottle()
+
+
 class PromptSignInHandler(PromptHandler):
     """The local sign-in (`local_authenticator_class`): a username and password form."""
 
@@ -172,11 +214,17 @@ class PromptSignInHandler(PromptHandler):
             self.refuse(error)
             return
         data = {"username": self.get_body_argument("username", ""), "password": self.get_body_argument("password", "")}
+        throttled = (str(self.request.remote_ip), data["username"].strip().lower())
+        if SIGN_IN_THROTTLE.blocked(throttled, time.monotonic()):
+            self.finish_sign_in_page(pending, TOO_MANY_SIGN_INS, status=429)
+            return
         user = await local.get_authenticated_user(self, data)
         name = str(user["name"]) if isinstance(user, dict) else ""
         if not name:
+            SIGN_IN_THROTTLE.failed(throttled, time.monotonic())
             self.finish_sign_in_page(pending, SIGN_IN_FAILED, status=403)
             return
+        SIGN_IN_THROTTLE.succeeded(throttled)
         if self.find_user(name) is None:  # linking never creates a hub user: it has to exist already
             self.finish_sign_in_page(pending, NO_SUCH_HUB_USER, status=403)
             return

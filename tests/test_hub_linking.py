@@ -242,6 +242,43 @@ def test_existing_only_without_an_account_is_a_clear_page_and_makes_nothing(hub,
     assert user_names(hub) == before and not links(hub, peer.issuer, peer.user_id)
 
 
+def test_wrong_passwords_are_throttled_per_client_and_username(hub, peers):
+    """Five wrong passwords for one account: the sixth try waits (429), even with the right password,
+    and nothing is linked; another account is not held up."""
+    from jupyter_lti.linking import MAX_SIGN_IN_FAILURES
+
+    peer = peers["existing_only_prompt"]
+    peer.user_id = new_user_id()
+    target, other = hub_user(hub), hub_user(hub)
+    with requests.Session() as browser:
+        first = launch(browser, hub, peer, "learner")
+        sign_in = follow(browser, hub, step(browser, hub, first.text, "existing"))
+        for _ in range(MAX_SIGN_IN_FAILURES):
+            wrong = sign_in_locally(browser, hub, sign_in.text, target, "not-the-password")
+            assert wrong.status_code == 403 and "wrong" in wrong.text
+        held = sign_in_locally(browser, hub, sign_in.text, target.upper(), LOCAL_PASSWORD)
+        assert held.status_code == 429 and "Too many wrong sign-ins" in held.text
+        assert not links(hub, peer.issuer, peer.user_id)
+        confirm = follow(browser, hub, sign_in_locally(browser, hub, sign_in.text, other, LOCAL_PASSWORD))
+        assert confirm.status_code == 200 and 'value="confirm"' in confirm.text
+
+
+def test_the_throttle_forgets_after_its_window_and_stays_bounded():
+    from jupyter_lti import linking
+
+    throttle = linking.SignInThrottle(limit=2, window=10.0)
+    key = ("127.0.0.1", "sam")
+    throttle.failed(key, 100.0)
+    throttle.failed(key, 101.0)
+    assert throttle.blocked(key, 105.0) and not throttle.blocked(key, 111.5)
+    throttle.failed(key, 200.0)
+    throttle.succeeded(key)
+    assert not throttle.blocked(key, 200.5)
+    for n in range(linking.MAX_THROTTLED + 5):
+        throttle.failed((str(n), "x"), 300.0)
+    assert len(throttle._failures) == linking.MAX_THROTTLED  # noqa: SLF001 - the bound itself
+
+
 # -- refusals: nothing changes -------------------------------------------------------------------
 
 
