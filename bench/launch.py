@@ -41,6 +41,7 @@ LTI13_SIGN_BUDGET = 10.0  # ... but at most what signs in this many seconds over
 LTI11_SIGN_BUDGET = 4.0
 MIN_ROUND_OPS = 20  # a round with fewer validations than this does not count towards "best"
 RSA_VERIFY = "cryptography RSA verify alone"
+STRICT_FLOOR = "RSA verify + lti_core's strict base64url and JSON decoding"
 JOSERFC_DECODE = "joserfc deserialize_compact + json.loads"
 PYJWT_DECODE = "PyJWT jwt.decode alone"
 PYJWT_SEGMENTS = "PyJWT base64url segment decoding alone"
@@ -274,6 +275,7 @@ def run_lti13(args: argparse.Namespace, series: dict[str, Series], info: dict[st
         parts = []
         for name, factory in (
             (RSA_VERIFY, peers.bare_rsa_verify),
+            (STRICT_FLOOR, peers.strict_decode_floor),
             (JOSERFC_DECODE, peers.joserfc_decode),
             (PYJWT_DECODE, peers.pyjwt_decode),
             (PYJWT_SEGMENTS, peers.pyjwt_segment_checks),
@@ -413,6 +415,15 @@ def _breakdown(core: Series, parts: dict[str, Series], steps: dict[str, float]) 
 
     if rsa:
         row("RSA-2048 PKCS#1 v1.5 verify, cryptography, key loaded once", rsa.us_per_op)
+        lines.append(f"  the whole launch runs at {100 * rsa.us_per_op / total:.0f}% of the bare verify rate")
+    floor = parts.get(STRICT_FLOOR)
+    if rsa and floor:
+        row("floor: the verify + lti_core's strict decoding, nothing else", floor.us_per_op)
+        lines.append(
+            f"    (no launch can beat {100 * rsa.us_per_op / floor.us_per_op:.0f}% of the verify rate while it "
+            "decodes strictly with the standard library: base64 and JSON alone cost "
+            f"{floor.us_per_op - rsa.us_per_op:.1f} µs)"
+        )
     if jose:
         row("joserfc decode alone (deserialize_compact + json.loads)", jose.us_per_op)
         rest = total - jose.us_per_op

@@ -365,6 +365,22 @@ def bare_rsa_verify(public_jwk: dict[str, str]) -> tuple[Callable[[str], Any], C
     return prepare, call
 
 
+def strict_decode_floor(public_jwk: dict[str, str]) -> tuple[Callable[[str], Any], Callable[[Any], None]]:
+    """The RSA verify plus lti_core's strict decoding of the same token (lti_core.lti13.jws: canonical
+    base64url, JSON with unique member names, bounded depth, finite numbers), and nothing else: the
+    least any launch can cost with the security issue's parsing in place, before a single claim is read."""
+    from lti_core.lti13 import jws
+
+    prepare_verify, verify = bare_rsa_verify(public_jwk)
+
+    def call(token: str) -> None:
+        parsed = jws.parse_compact(token)
+        verify((parsed.signing_input, parsed.signature))
+        jws.parse_json_object(parsed.payload)
+
+    return (lambda token: token), call
+
+
 def joserfc_decode(public_jwk: dict[str, str]) -> tuple[Callable[[str], Any], Callable[[Any], None]]:
     """joserfc's jws.deserialize_compact + json.loads, the key imported once (as lti_core's cache holds it)."""
     from joserfc import jws
