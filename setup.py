@@ -63,6 +63,7 @@ setup(
         "jupyterhub": [
             "jupyterhub>=5",
             "jupyterlab>=4",  # the single-user server the hub spawns (brings jupyter_server)
+            "nbgitpuller>=1.2",  # the catalog's git items: the spawned server's git-pull pulls them on launch
         ],
         "demo": [
             "xblock-sdk>=0.14",
