@@ -7,7 +7,7 @@ import secrets
 from demo.platform import CLIENT_ID, CONSUMER_KEY, DEPLOYMENT_ID, issuer, published_content
 from lti_core.lti13.tool_keys import ToolKeySet
 from lti_core.types import Consumer, Deployment, Registration
-from lti_xblock.launch_details import launch_details
+from lti_xblock.launch_details import launch_details, tool_urls
 from lti_xblock.store import DjangoStore
 
 
@@ -31,29 +31,35 @@ def prepare(base: str) -> str:
         )
     )
     ToolKeySet(store).ensure_key()
+    urls = tool_urls(base)
     lines = [
         "",
         "lti-publish demo is starting.",
         f"  Local launch page (no LMS needed):  {base}/demo/",
         "",
+        "Moodle: Site administration > Plugins > Activity modules > External tool > Manage tools >",
+        "        configure a tool manually; the same for all the content:",
+        "  LTI 1.3 (LTI version 1.3):",
+        f"    Initiate login URL:  {urls.lti13_login_url}",
+        f"    Redirection URI(s):  {urls.lti13_redirect_uri}",
+        "    Public key type:     Keyset URL",
+        f"    Public keyset URL:   {urls.lti13_jwks_url}",
+        '    Supports Deep Linking (Content-Item Message): on, for teachers\' "Select content"',
+        f"    Content Selection URL: {urls.deep_linking_url}",
+        "    then register Moodle here with the Platform ID, Client ID and Deployment ID Moodle shows:",
+        "      .venv/bin/python -m demo lti-publish add-platform --issuer <Platform ID> --client-id <Client ID> \\",
+        "        --auth-url <Authentication request URL> --token-url <Access token URL> \\",
+        "        --jwks-url <Public keyset URL> --deployment <Deployment ID>",
+        "  LTI 1.1 (LTI version LTI 1.0/1.1):",
+        "    Consumer key/secret: run  .venv/bin/python -m demo lti-publish issue-consumer --name Moodle",
+        "",
+        'Each content\'s Tool URL, for an activity (with "Select content", teachers pick it instead):',
     ]
     for content_id, title in published_content():
-        d = launch_details(base, content_id)
+        details = launch_details(base, content_id)
         lines += [
-            f"Content: {title}",
-            "  LTI 1.1 (Moodle: External tool > Manage tools > configure a tool manually, LTI 1.0/1.1):",
-            f"    Tool URL:            {d.lti11_tool_url}",
-            "    Consumer key/secret: run  .venv/bin/python -m demo lti-publish issue-consumer --name Moodle",
-            "  LTI 1.3 (Moodle: configure a tool manually, LTI version 1.3):",
-            f"    Tool URL:            {d.lti13_target_link_uri}",
-            f"    Initiate login URL:  {d.lti13_login_url}",
-            f"    Redirection URI(s):  {d.lti13_redirect_uri}",
-            "    Public key type:     Keyset URL",
-            f"    Public keyset URL:   {d.lti13_jwks_url}",
-            "    then register Moodle here with the Platform ID, Client ID and Deployment ID Moodle shows:",
-            "      .venv/bin/python -m demo lti-publish add-platform --issuer <Platform ID> --client-id <Client ID> \\",
-            "        --auth-url <Authentication request URL> --token-url <Access token URL> \\",
-            "        --jwks-url <Public keyset URL> --deployment <Deployment ID>",
-            "",
+            f"  {title}",
+            f"    LTI 1.3:  {details.lti13_target_link_uri}",
+            f"    LTI 1.1:  {details.lti11_tool_url}",
         ]
-    return "\n".join(lines)
+    return "\n".join([*lines, ""])

@@ -418,7 +418,9 @@ class LtiPublishBlock(XBlock):  # type: ignore[misc]  # XBlock ships no type inf
 
     @staticmethod
     def workbench_scenarios() -> list[tuple[str, str]]:
-        """The demo content: an introduction and two fraction problems from the SDK's sample blocks."""
+        """The demo content, two published blocks made of the SDK's sample blocks (so an instructor's
+        "Published content" page has more than one item): an introduction and two fraction problems,
+        then an introduction and one decimal problem."""
         return [
             (
                 "lti-publish: published content",
@@ -455,5 +457,27 @@ class LtiPublishBlock(XBlock):  # type: ignore[misc]  # XBlock ships no type inf
     </problem_demo>
 </lti_publish>
 """,
-            )
+            ),
+            (
+                "lti-publish: published content 2",
+                """\
+<lti_publish display_name="Published content: decimals" grade_sync="true">
+    <html_demo>
+        <p>Each decimal place is worth ten of the next: one tenth is ten hundredths.</p>
+    </html_demo>
+    <problem_demo>
+        <html_demo><p>How many hundredths make $t tenths?</p></html_demo>
+        <textinput_demo name="hundredths" input_type="int" />
+        <equality_demo name="hundredths_checker" left="./hundredths/@student_input" right="$c">
+            The number of hundredths is right
+        </equality_demo>
+        <script>
+            import random
+            t = random.randint(2, 9)
+            c = 10 * t
+        </script>
+    </problem_demo>
+</lti_publish>
+""",
+            ),
         ]

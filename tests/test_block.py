@@ -66,18 +66,23 @@ def enrolled_user(username: str, content_id: str, role: Role) -> str:
     return str(user.pk)
 
 
-@pytest.fixture
-def scenario() -> Scenario:
-    """The block's workbench scenario, parsed the way the workbench does, with private id numbering."""
+def parse_scenario(description: str, xml: str) -> Scenario:
+    """A workbench scenario, parsed the way the workbench does, with private id numbering."""
     ids = ScenarioIdManager()
-    slug = slugify(DESCRIPTION)
+    slug = slugify(description)
     ids.set_scenario(slug)
     # Parsing appends children; start from none, as the workbench does before loading scenarios.
     XBlockState.objects.filter(scope="children", scenario=slug).delete()
     runtime = WorkbenchRuntime("student_1")
     runtime.id_reader = runtime.id_generator = ids
-    usage_id = runtime.parse_xml_string(SCENARIO_XML)
-    return Scenario(ids, str(usage_id), enrolled_user("author", str(usage_id), Role.STAFF))
+    usage_id = runtime.parse_xml_string(xml)
+    return Scenario(ids, str(usage_id), enrolled_user(f"author-{slug}", str(usage_id), Role.STAFF))
+
+
+@pytest.fixture
+def scenario() -> Scenario:
+    """The block's (first) workbench scenario: the demo's content."""
+    return parse_scenario(DESCRIPTION, SCENARIO_XML)
 
 
 @pytest.fixture
@@ -128,6 +133,19 @@ def test_scenario_parses_into_a_container_with_the_sample_problems(scenario: Sce
     runtime = block.runtime
     child_types = [runtime.get_block(child).scope_ids.block_type for child in block.children]
     assert child_types == ["html_demo", "problem_demo", "problem_demo"]
+
+
+def test_a_second_scenario_publishes_another_block_for_the_picker() -> None:
+    # Deep linking's "Published content" page lists more than one item in the workbench.
+    (description, xml) = LtiPublishBlock.workbench_scenarios()[1]
+    second = parse_scenario(description, xml)
+    assert second.usage_id == "lti-publish-published-content-2.lti_publish.d0.u0" != DEMO_USAGE_ID
+    block = second.block()
+    assert isinstance(block, LtiPublishBlock) and block.display_name == "Published content: decimals"
+    assert block.grade_sync is True
+    children = [block.runtime.get_block(child) for child in block.children]
+    assert [child.scope_ids.block_type for child in children] == ["html_demo", "problem_demo"]
+    assert "How many hundredths make" in block.render("student_view", {}).body_html()
 
 
 def test_field_defaults() -> None:

@@ -159,8 +159,20 @@ def test_demo_prints_what_to_paste_into_moodle(demo):
         f"{demo.base}/lti_publish/lti13/jwks",
         "lti-publish add-platform",
         "lti-publish issue-consumer",
+        f"Content Selection URL: {demo.base}/lti_publish/",
     ):
         assert expected in demo.printout
+    # The tool's registration once; each published block's Tool URLs, in the launch page's order.
+    assert demo.printout.count("/lti_publish/lti13/login") == 1
+    for title, content_id in (
+        ("Published content: fractions", "lti-publish-published-content.lti_publish.d0.u0"),
+        ("Published content: decimals", "lti-publish-published-content-2.lti_publish.d0.u0"),
+    ):
+        content = f"{demo.base}/lti_publish/content/{content_id}/"
+        assert f"  {title}\n    LTI 1.3:  {content}\n    LTI 1.1:  {content}ltiaccess\n" in demo.printout
+    assert demo.printout.index("content: fractions") < demo.printout.index("content: decimals")
+    page = requests.get(demo.base + "/demo/", timeout=10).text
+    assert page.index("<h2>Published content: fractions") < page.index("<h2>Published content: decimals")
 
 
 def test_a_hub_that_cannot_start_leaves_the_workbench_running_and_says_why(demo):

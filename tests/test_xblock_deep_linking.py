@@ -1,12 +1,12 @@
 """Deep linking in the workbench host ("Published content") over real HTTP: an instructor's "Select
 content" from the platform peer (LTI 1.3 LtiDeepLinkingRequest, LTI 1.1 ContentItemSelectionRequest)
-signs them in and lands on the published content they may add; the picked items come back to the
-platform signed (checked with pyjwt against the tool's JWKS, and with oauthlib's server-side
-functions, as the platform would); a learner launching a created link lands on that content.
+signs them in and lands on the published content they may add. End to end, in both versions: the
+workbench's two published blocks are picked, one with "Add to gradebook"; the browser posts the signed
+answer to the peer's return endpoint (Moodle's contentitem_return.php: pyjwt against the tool's JWKS,
+oauthlib's server-side functions for LTI 1.1), which makes the resource links and the line item; a
+learner launches each created link and lands on its block, answers its problems, and the grade worker
+delivers the graded one's score to exactly its line item (LTI 1.1: its outcome), nothing for the other.
 Refusals are pages with a reason, and write nothing.
-
-The workbench has one published block: it is picked with "Add to gradebook" in one run and without
-it in another.
 """
 
 from __future__ import annotations
@@ -15,20 +15,22 @@ import html
 import json
 import re
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import jwt as pyjwt
 import requests
-from oauthlib.oauth1.rfc5849 import signature
+from workbench.scenarios import get_scenarios
 
 from lti_peer import DELETE
+from lti_peer.ags import Gradebook
 from lti_peer.claims import INSTRUCTOR_ROLES, LEARNER_ROLES, deep_linking_settings
+from lti_peer.deep_linking import CreatedLink
 from lti_peer.lti11 import INSTRUCTOR, LEARNER, moodle_lti11_params, sign_lti11_launch
 from lti_peer.platform import PlatformPeer, parse_autosubmit_form
 from lti_xblock import models as m
 from tests.conftest import Tool
 from tests.test_host_lti13 import written_rows
-from tests.test_xblock_grades import ags_claim, answer, book, deliver, problem_ids, user_pk
+from tests.test_xblock_grades import answer, book, deliver, problem_ids, user_pk
 
 __all__ = ["book"]  # the platform's gradebook fixture, shared with the grade tests
 
@@ -36,11 +38,13 @@ CONTENT_ITEMS = "https://purl.imsglobal.org/spec/lti-dl/claim/content_items"
 DL_DATA = "https://purl.imsglobal.org/spec/lti-dl/claim/data"
 DL_ERROR = "https://purl.imsglobal.org/spec/lti-dl/claim/errormsg"
 MESSAGE_TYPE = "https://purl.imsglobal.org/spec/lti/claim/message_type"
-RETURN_11 = "https://moodle.example/mod/lti/contentitem_return.php?course=2&id=3&sesskey=x"
-
-
-def return_url(platform: PlatformPeer) -> str:
-    return platform.issuer + "/mod/lti/contentitem_return.php?course=2&id=2"
+#: The workbench's second published block (the first is ``tool.content_id``).
+SECOND_SCENARIO = "lti-publish: published content 2"
+#: What each published block's page shows: (title, a line of its content).
+SHOWN = {
+    "lti-publish: published content": ("Published content: fractions", "Adding fractions that share"),
+    SECOND_SCENARIO: ("Published content: decimals", "How many hundredths make"),
+}
 
 
 def launch13(
@@ -64,7 +68,7 @@ def select_content(
         "roles": list(roles),
         "message_type": "LtiDeepLinkingRequest",
         "resource_link": DELETE,
-        "deep_linking_settings": deep_linking_settings(return_url(platform), data="_2_abc"),
+        "deep_linking_settings": deep_linking_settings(platform.deep_linking.return_url, data="_2_abc"),
         **changes,
     }
     return launch13(browser, tool, platform, tool.url("/lti_publish/"), claims)
@@ -100,30 +104,67 @@ def assert_refused(response: requests.Response, reason: str, status: int) -> Non
     assert reason in response.text
 
 
-def learner_lands_on(tool: Tool, response: requests.Response, browser: requests.Session) -> str:
+def learner_lands_on(tool: Tool, response: requests.Response, browser: requests.Session, content_id: str = "") -> str:
+    """The launch's landing page: ``content_id``'s (by default the tool's first), seen as a learner."""
     assert response.status_code == 302, response.text[:2000]
-    assert response.headers["Location"].endswith(f"/lti_publish/content/{tool.content_id}/")
+    assert response.headers["Location"].endswith(f"/lti_publish/content/{content_id or tool.content_id}/")
     page = browser.get(urljoin(tool.base_url + "/", response.headers["Location"]))
     assert page.status_code == 200 and "(learner)" in page.text, page.text[:2000]
     return page.text
 
 
+def published_blocks(tool: Tool) -> dict[str, tuple[str, str]]:
+    """The workbench's published blocks, in the picker's order: content id -> (title, a line of its content)."""
+    scenarios = {scenario.description: str(scenario.usage_id) for scenario in get_scenarios().values()}
+    assert scenarios["lti-publish: published content"] == tool.content_id
+    return {scenarios[description]: shown for description, shown in SHOWN.items()}
+
+
+def picker_items(page: requests.Response) -> tuple[list[str], list[str]]:
+    """The picker's items, and those offered "Add to gradebook"."""
+    items = re.findall(r'type="(?:checkbox|radio)" name="item" value="([^"]+)"', page.text)
+    return items, re.findall(r'name="gradebook" value="([^"]+)"', page.text)
+
+
+def answer_every_problem(learner: requests.Session, tool: Tool, platform: str, user_id: str) -> None:
+    """The learner answers every problem of both published blocks, right."""
+    for content_id in published_blocks(tool):
+        for problem in problem_ids(tool, content_id):
+            answer(learner, tool, problem, user_pk(platform, user_id), right=True)
+
+
+def created_links(platform: PlatformPeer, book: Gradebook, fields: dict[str, str], browser: requests.Session) -> Any:
+    """The auto-submitted answer, as the browser posts it to the peer's return endpoint: the two links it
+    made (the first without a line item, the second with one) and the one line item."""
+    created = browser.post(platform.deep_linking.return_url, data=fields, allow_redirects=False, timeout=30)
+    assert created.status_code == 200 and "Content added" in created.text, created.text
+    assert platform.deep_linking.log == ["ok"]
+    ungraded, graded = platform.deep_links
+    (column,) = book.items.values()
+    assert (ungraded.lineitem, graded.lineitem) == ("", book.item_url(column))
+    return ungraded, graded, column
+
+
 # -- LTI 1.3 -------------------------------------------------------------------------------------
 
 
-def test_an_instructor_adds_the_content_to_the_gradebook_and_a_learner_lands_on_it(browser, tool, platform):
-    page = open_picker(browser, tool, select_content(browser, tool, platform))
+def test_two_picked_items_become_links_that_land_on_their_blocks_and_one_score_reaches_its_line_item(
+    browser, tool, platform, book
+):
+    blocks = published_blocks(tool)
+    fractions, decimals = blocks
+    claims = {"sub": "7", "roles": list(INSTRUCTOR_ROLES), **platform.deep_linking.request_claims(data="_2_abc")}
+    page = open_picker(browser, tool, launch13(browser, tool, platform, tool.url("/lti_publish/"), claims))
     assert "Published content" in page.text
-    assert re.findall(r'type="checkbox" name="item" value="([^"]+)"', page.text) == [tool.content_id]
-    assert re.findall(r'name="gradebook" value="([^"]+)"', page.text) == [tool.content_id]
+    assert picker_items(page) == ([fractions, decimals], [fractions, decimals])
     # Signed in, but no rights on content nor launch context for a request to pick content.
     assert m.LtiContentEnrollment.objects.count() == 0 and m.LtiLaunchContext.objects.count() == 0
 
-    sent = submit(browser, tool, page, "add", item=[tool.content_id], gradebook=[tool.content_id])
+    sent = submit(browser, tool, page, "add", item=[fractions, decimals], gradebook=[decimals])
     assert sent.status_code == 200, sent.text[:2000]
     assert "Content added" in sent.text and "out of 100" in sent.text and ".submit()" in sent.text
     action, fields = parse_autosubmit_form(sent.text)
-    assert action == return_url(platform) and list(fields) == ["JWT"]
+    assert action == platform.deep_linking.return_url and list(fields) == ["JWT"]
     body = decode_response(tool, platform, fields["JWT"])
     assert body["iss"] == platform.client_id and body[MESSAGE_TYPE] == "LtiDeepLinkingResponse"
     assert body[DL_DATA] == "_2_abc"
@@ -131,46 +172,56 @@ def test_an_instructor_adds_the_content_to_the_gradebook_and_a_learner_lands_on_
         {
             "type": "ltiResourceLink",
             "title": "Published content: fractions",
-            "url": tool.details.lti13_target_link_uri,
-            "custom": {"content_id": tool.content_id},
-            "lineItem": {"scoreMaximum": 100.0, "label": "Published content: fractions", "resourceId": tool.content_id},
-        }
+            "url": f"{tool.base_url}/lti_publish/content/{fractions}/",
+            "custom": {"content_id": fractions},
+        },
+        {
+            "type": "ltiResourceLink",
+            "title": "Published content: decimals",
+            "url": f"{tool.base_url}/lti_publish/content/{decimals}/",
+            "custom": {"content_id": decimals},
+            "lineItem": {"scoreMaximum": 100.0, "label": "Published content: decimals", "resourceId": decimals},
+        },
     ]
+    fractions_link, decimals_link, column = created_links(platform, book, fields, browser)
+    assert [(link.url, dict(link.custom)) for link in (fractions_link, decimals_link)] == [
+        (item["url"], item["custom"]) for item in body[CONTENT_ITEMS]
+    ]
+    assert (column.label, column.score_maximum, column.resource_link_id, column.resource_id) == (
+        "Published content: decimals",
+        100.0,
+        decimals_link.id,
+        decimals,
+    )
 
-    # A learner launches the created link as the platform then does: its URL, its custom parameters.
-    item = body[CONTENT_ITEMS][0]
+    # A learner launches each created link from the course (its URL, custom parameters, AGS claim).
     with requests.Session() as learner:
-        claims = {"sub": "8", "roles": list(LEARNER_ROLES), "custom": item["custom"]}
-        page_text = learner_lands_on(tool, launch13(learner, tool, platform, item["url"], claims), learner)
-    assert "problem" in page_text.lower()
-    assert m.LtiLaunchContext.objects.get().content_id == tool.content_id
-
-
-def test_a_learners_score_on_the_created_link_reaches_its_line_item(browser, tool, platform, book):
-    page = open_picker(browser, tool, select_content(browser, tool, platform))
-    sent = submit(browser, tool, page, "add", item=[tool.content_id], gradebook=[tool.content_id])
-    (item,) = decode_response(tool, platform, parse_autosubmit_form(sent.text)[1]["JWT"])[CONTENT_ITEMS]
-    # The platform makes the link and its gradebook column from the item, then launches it with AGS.
-    column = item["lineItem"]
-    lineitem = book.add_lineitem(column["label"], column["scoreMaximum"], resource_link_id="dl-1")
-    with requests.Session() as learner:
-        claims = {"sub": "8", "roles": list(LEARNER_ROLES), "custom": item["custom"], "ags": ags_claim(lineitem)}
-        learner_lands_on(tool, launch13(learner, tool, platform, item["url"], claims), learner)
-        answer(learner, tool, problem_ids(tool)[0], user_pk(platform.issuer, "8"), right=True)
+        for link, content_id in ((fractions_link, fractions), (decimals_link, decimals)):
+            claims = {"sub": "8", "roles": list(LEARNER_ROLES), **platform.deep_linking.launch_claims(link)}
+            landed = learner_lands_on(tool, launch13(learner, tool, platform, link.url, claims), learner, content_id)
+            title, text = blocks[content_id]
+            assert f"<title>{title}</title>" in landed and text in landed
+        answer_every_problem(learner, tool, platform.issuer, "8")
+    assert {c.resource_link_id: c.content_id for c in m.LtiLaunchContext.objects.all()} == {
+        fractions_link.id: fractions,
+        decimals_link.id: decimals,
+    }
+    # The graded link's score reaches its line item; the other link has none, and gets nothing.
     assert deliver().delivered == 1
-    kept = book.score_of(lineitem, "8")
-    assert kept is not None and (kept.score_given, kept.score_maximum) == (50.0, 100.0)
+    kept = book.score_of(decimals_link.lineitem, "8")
+    assert kept is not None and (kept.score_given, kept.score_maximum, kept.grading_progress) == (
+        100.0,
+        100.0,
+        "FullyGraded",
+    )
+    assert list(book.scores) == [(column.number, "8")] and len(book.items) == 1
 
 
 def test_without_the_gradebook_and_one_item_only(browser, tool, platform):
-    launched = select_content(
-        browser,
-        tool,
-        platform,
-        deep_linking_settings=deep_linking_settings(return_url(platform), accept_multiple=False, accept_lineitem=False),
-    )
-    page = open_picker(browser, tool, launched)
-    assert 'type="radio" name="item"' in page.text and 'name="gradebook"' not in page.text
+    one_item = deep_linking_settings(platform.deep_linking.return_url, accept_multiple=False, accept_lineitem=False)
+    page = open_picker(browser, tool, select_content(browser, tool, platform, deep_linking_settings=one_item))
+    assert picker_items(page) == (list(published_blocks(tool)), [])
+    assert 'type="checkbox" name="item"' not in page.text  # one of them: radio buttons
     nothing = submit(browser, tool, page, "add")
     assert nothing.status_code == 400 and 'role="alert"' in nothing.text  # the page again, with a hint
     assert_refused(submit(browser, tool, page, "add", item=["no.such.block"]), "unknown_content", 400)
@@ -210,7 +261,7 @@ def test_cancel_sends_the_error_response(browser, tool, platform):
     assert sent.status_code == 200 and "Nothing was added" in sent.text
     action, fields = parse_autosubmit_form(sent.text)
     body = decode_response(tool, platform, fields["JWT"])
-    assert action == return_url(platform) and body[CONTENT_ITEMS] == [] and body[DL_ERROR]
+    assert action == platform.deep_linking.return_url and body[CONTENT_ITEMS] == [] and body[DL_ERROR]
 
 
 def test_the_form_needs_the_csrf_token(browser, tool, platform):
@@ -235,57 +286,77 @@ def test_a_request_without_settings_is_refused_and_writes_nothing(browser, tool,
 # -- LTI 1.1 -------------------------------------------------------------------------------------
 
 
-def content_item_request(tool: Tool, browser: requests.Session, roles: str = INSTRUCTOR) -> requests.Response:
+def content_item_request(
+    tool: Tool, browser: requests.Session, platform: PlatformPeer, roles: str = INSTRUCTOR
+) -> requests.Response:
+    """Moodle's "Select content" for an LTI 1.1 tool, returning to the peer's endpoint."""
     url = tool.details.lti11_tool_url
     params = moodle_lti11_params(
         roles=roles,
         user_id="17",
         lti_message_type="ContentItemSelectionRequest",
-        content_item_return_url=RETURN_11,
+        content_item_return_url=platform.deep_linking.return_url,
         accept_media_types="application/vnd.ims.lti.v1.ltilink",
         accept_presentation_document_targets="frame,iframe,window",
         accept_multiple="true",
-        data="_3_xyz",
+        data=platform.deep_linking.expect("_3_xyz"),
     )
     form = sign_lti11_launch(url, tool.consumer.key, tool.consumer.secret, params)
     return browser.post(url, data=form, allow_redirects=False)
 
 
-def test_lti11_content_item_selection_comes_back_signed(browser, tool):
-    page = open_picker(browser, tool, content_item_request(tool, browser))
-    sent = submit(browser, tool, page, "add", item=[tool.content_id], gradebook=[tool.content_id])
+def lti11_launch(learner: requests.Session, tool: Tool, platform: PlatformPeer, link: CreatedLink) -> requests.Response:
+    """A learner's launch of an LTI 1.1 link: its custom parameters as custom_<name>, and an outcome
+    service for a graded link only (as Moodle sends)."""
+    outcome = platform.outcomes.issue("18", link.id) if link.lineitem else (DELETE, DELETE)
+    params = moodle_lti11_params(
+        link.id,
+        LEARNER,
+        "18",
+        lis_outcome_service_url=outcome[0],
+        lis_result_sourcedid=outcome[1],
+        **{f"custom_{name}": value for name, value in link.custom.items()},
+    )
+    form = sign_lti11_launch(link.url, tool.consumer.key, tool.consumer.secret, params)
+    return learner.post(link.url, data=form, allow_redirects=False)
+
+
+def test_lti11_two_picked_items_come_back_signed_and_one_score_reaches_its_outcome(browser, tool, platform, book):
+    blocks = published_blocks(tool)
+    fractions, decimals = blocks
+    page = open_picker(browser, tool, content_item_request(tool, browser, platform))
+    assert picker_items(page) == ([fractions, decimals], [fractions, decimals])
+    sent = submit(browser, tool, page, "add", item=[fractions, decimals], gradebook=[decimals])
     assert sent.status_code == 200, sent.text[:2000]
     action, fields = parse_autosubmit_form(sent.text)
-    assert action == RETURN_11 and fields["lti_message_type"] == "ContentItemSelection"
+    assert action == platform.deep_linking.return_url and fields["lti_message_type"] == "ContentItemSelection"
     assert fields["data"] == "_3_xyz" and fields["oauth_consumer_key"] == tool.consumer.key
-    # The platform's check (oauthlib's server-side functions): the signature over the whole form.
-    pairs = [(k, v) for k, v in fields.items() if k != "oauth_signature"]
-    collected = signature.collect_parameters(uri_query=urlsplit(RETURN_11).query, body=pairs)
-    base = signature.signature_base_string(
-        "POST", signature.base_string_uri(RETURN_11), signature.normalize_parameters(collected)
-    )
-
-    class Secret:
-        client_secret, resource_owner_secret = tool.consumer.secret, ""
-
-    assert signature.sign_hmac_sha1_with_client(base, Secret()) == fields["oauth_signature"]
     graph = json.loads(fields["content_items"])["@graph"]
-    assert [(g["url"], g["custom"]) for g in graph] == [(tool.details.lti11_tool_url, {"content_id": tool.content_id})]
-    assert graph[0]["lineItem"]["scoreConstraints"]["totalMaximum"] == 100
+    assert [(g["url"], g["custom"], "lineItem" in g) for g in graph] == [
+        (f"{tool.base_url}/lti_publish/content/{fractions}/ltiaccess", {"content_id": fractions}, False),
+        (f"{tool.base_url}/lti_publish/content/{decimals}/ltiaccess", {"content_id": decimals}, True),
+    ]
+    assert graph[1]["lineItem"]["scoreConstraints"]["totalMaximum"] == 100
+    # The peer checks the signature over the whole form with the consumer's secret (oauthlib).
+    fractions_link, decimals_link, column = created_links(platform, book, fields, browser)
+    assert {link.lti_version for link in (fractions_link, decimals_link)} == {"1.1"}
+    assert (column.label, column.score_maximum, column.resource_id) == ("Published content: decimals", 100.0, decimals)
 
-    # A learner's launch of the created link (Moodle sends custom parameters as custom_<name>).
-    url = graph[0]["url"]
-    params = moodle_lti11_params(roles=LEARNER, user_id="18", custom_content_id=tool.content_id)
     with requests.Session() as learner:
-        response = learner.post(
-            url, data=sign_lti11_launch(url, tool.consumer.key, tool.consumer.secret, params), allow_redirects=False
-        )
-        learner_lands_on(tool, response, learner)
+        for link, content_id in ((fractions_link, fractions), (decimals_link, decimals)):
+            landed = learner_lands_on(tool, lti11_launch(learner, tool, platform, link), learner, content_id)
+            title, text = blocks[content_id]
+            assert f"<title>{title}</title>" in landed and text in landed
+        answer_every_problem(learner, tool, tool.consumer.key, "18")
+    assert deliver().delivered == 1
+    (sourcedid,) = platform.outcomes.gradebook
+    assert f'"instanceid":"{decimals_link.id}"' in sourcedid and platform.outcomes.gradebook[sourcedid] == 1.0
+    assert [r.operation for r in platform.outcomes.log] == ["replaceResult"]
 
 
-def test_lti11_learner_request_is_refused_and_writes_nothing(browser, tool):
+def test_lti11_learner_request_is_refused_and_writes_nothing(browser, tool, platform):
     before = written_rows()
-    assert_refused(content_item_request(tool, browser, roles=LEARNER), "deep_linking_instructors_only", 403)
+    assert_refused(content_item_request(tool, browser, platform, roles=LEARNER), "deep_linking_instructors_only", 403)
     assert written_rows() == before
 
 

@@ -61,8 +61,9 @@ def configure(tool: Tool, **fields: Any) -> None:
     block.save()
 
 
-def problem_ids(tool: Tool) -> list[str]:
-    block = content_block(tool)
+def problem_ids(tool: Tool, content_id: str = "") -> list[str]:
+    """The problems of published content: ``content_id``'s, by default the tool's (the demo scenario's)."""
+    block = WorkbenchRuntime().get_block(content_id) if content_id else content_block(tool)
     children = [block.runtime.get_block(child) for child in block.children]
     return [str(child.scope_ids.usage_id) for child in children if child.scope_ids.block_type == "problem_demo"]
 
