@@ -21,11 +21,9 @@ links do, with the custom parameter ``catalog_item``: its launches land on that 
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import json
 import re
-import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -41,10 +39,15 @@ from jupyter_lti.handlers import LtiHandler
 from jupyter_lti.linking import FORM_EXPIRED, page_html
 from lti_core import cookies, pages
 from lti_core.deep_linking import (
+    PICK_LIFETIME,
     ContentItem,
     DeepLinkingReturn,
-    LineItem,
-    answer_request,
+    Offer,
+    PendingPick,
+    answer_pick,
+    begin_pick,
+    load_pick,
+    pick_items,
     validate_deep_linking_launch,
 )
 from lti_core.errors import Forbidden, InvalidRequest, LtiError, NotFound
@@ -56,13 +59,10 @@ CATALOG_CUSTOM_KEY = "catalog_item"
 #: The picker's pages, below the hub's prefix; its cookie is named by this prefix and the request's id.
 PICKER_PATH = "lti/content/"
 PICKER_COOKIE_PREFIX = "lti_pick_"
-#: Seconds a teacher has to pick (the platform's dialog stays open meanwhile).
-PICK_LIFETIME = 3600
 _ITEM_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 EMPTY = N_("The hub's administrator has not published any content yet.")
 LOCATION_LABEL = N_("Location")
-SENT_MESSAGE = N_("%(count)s items added from the hub.")
 
 
 @dataclass(frozen=True)
@@ -134,25 +134,13 @@ def find_item(catalog: Sequence[CatalogItem], item_id: str) -> CatalogItem:
 # -- the pending request --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PendingPick:
-    """A verified deep-linking request waiting for the teacher's choice: for ``user`` until ``expires_at``."""
-
-    id: str
-    user: str
-    launch: Launch
-    expires_at: float
-
-
 def begin_picking(handler: LtiHandler, user_name: str, launch: Launch) -> str:
     """Keep ``launch`` in the picker's signed cookie for ``user_name``; the picker's URL."""
-    pick_id = secrets.token_urlsafe(16)
-    # What only served to verify the launch (its claims) stays out of the cookie: it must stay small.
-    record = dataclasses.replace(launch, raw={}).as_record()
-    value = json.dumps({"user": user_name, "launch": record, "expires_at": time.time() + PICK_LIFETIME})
-    signed = handler.create_signed_value(PICKER_COOKIE_PREFIX + pick_id, value).decode("ascii")
-    set_pick_cookie(handler, pick_id, signed, PICK_LIFETIME)
-    return str(url_path_join(handler.hub.base_url, PICKER_PATH, pick_id))
+    pending = begin_pick(launch, user_name, time.time())
+    value = json.dumps(pending.as_record())
+    signed = handler.create_signed_value(PICKER_COOKIE_PREFIX + pending.id, value).decode("ascii")
+    set_pick_cookie(handler, pending.id, signed, PICK_LIFETIME)
+    return str(url_path_join(handler.hub.base_url, PICKER_PATH, pending.id))
 
 
 def set_pick_cookie(handler: LtiHandler, pick_id: str, value: str, max_age: int) -> None:
@@ -168,44 +156,22 @@ def set_pick_cookie(handler: LtiHandler, pick_id: str, value: str, max_age: int)
     handler.add_header("Set-Cookie", header)
 
 
-def load_pick(handler: LtiHandler, pick_id: str, user_name: str, now: float) -> PendingPick:
-    """The pending request of this browser and hub user; refused when gone, expired or someone else's."""
+def pending_pick(handler: LtiHandler, pick_id: str, user_name: str, now: float) -> PendingPick:
+    """The pending request of this browser (its signed cookie) and hub user."""
     raw = handler.get_signed_cookie(PICKER_COOKIE_PREFIX + pick_id, max_age_days=1)
-    expired = Forbidden(
-        "deep_linking_expired",
-        N_("This request to add content has expired or was already answered. Start again from your course."),
-    )
-    if raw is None:
-        raise expired
     try:
-        value = json.loads(raw)
-        pending = PendingPick(pick_id, str(value["user"]), Launch.from_record(value["launch"]), value["expires_at"])
-    except (ValueError, KeyError, TypeError) as error:
-        raise expired from error
-    if pending.user != user_name or pending.expires_at < now:
-        raise expired
-    return pending
+        record = None if raw is None else json.loads(raw)
+    except ValueError:
+        record = None
+    return load_pick(pick_id, record, user_name, now)
+
+
+def catalog_offers(catalog: Sequence[CatalogItem], launch_url: str) -> list[Offer]:
+    """The catalog as the picker offers it: every item launches the hub, naming itself."""
+    return [Offer(item.id, item.title, launch_url, {CATALOG_CUSTOM_KEY: item.id}, item.max_score) for item in catalog]
 
 
 # -- the page --------------------------------------------------------------------------------------
-
-
-def picked_items(
-    catalog: Sequence[CatalogItem], picked: Sequence[str], graded: Sequence[str], launch_url: str
-) -> list[ContentItem]:
-    """The content items for the ids the form sent (unknown ids refused), in the catalog's order."""
-    unknown = set(picked) - {item.id for item in catalog}
-    if unknown:
-        raise InvalidRequest("catalog_item_unknown", N_("The content picked is not offered on this hub."))
-    items = []
-    for item in catalog:
-        if item.id not in picked:
-            continue
-        line = None
-        if item.id in graded and item.max_score is not None:
-            line = LineItem(item.max_score, item.title, resource_id=item.id)
-        items.append(ContentItem(item.title, launch_url, custom={CATALOG_CUSTOM_KEY: item.id}, line_item=line))
-    return items
 
 
 class ContentPickerHandler(LtiHandler):
@@ -227,7 +193,7 @@ class ContentPickerHandler(LtiHandler):
     @web.authenticated
     async def get(self, pick_id: str) -> None:
         try:
-            pending = load_pick(self, pick_id, self.current_user.name, time.time())
+            pending = pending_pick(self, pick_id, self.current_user.name, time.time())
         except LtiError as error:
             self.refuse(error)
             return
@@ -239,12 +205,13 @@ class ContentPickerHandler(LtiHandler):
         cancelled = self.get_body_argument("action", "") == "cancel"
         picked, graded = self.get_body_arguments("item"), self.get_body_arguments("gradebook")
         try:
-            pending = load_pick(self, pick_id, self.current_user.name, now)
+            pending = pending_pick(self, pick_id, self.current_user.name, now)
             settings = validate_deep_linking_launch(pending.launch)
             if not cancelled and not picked:
                 self.finish_picker(pending, pages.PICK_NOTHING_PICKED, status=400)
                 return
-            items = [] if cancelled else picked_items(self.catalog, picked, graded, self.launch_url(pending.launch))
+            offers = catalog_offers(self.catalog, self.launch_url(pending.launch))
+            items = [] if cancelled else pick_items(offers, picked, graded)
             answer = await authenticator.off_loop(self.answer, pending, items, now)
         except LtiError as error:
             self.refuse(error)
@@ -264,22 +231,10 @@ class ContentPickerHandler(LtiHandler):
 
     def answer(self, pending: PendingPick, items: list[ContentItem], now: float) -> DeepLinkingReturn:
         """In the store's threads: the signed answer, then the request's id used up (single use)."""
-        authenticator, launch, _ = self.authenticator, pending.launch, self.gettext
-        error = _(pages.PICK_CANCELLED_MESSAGE) if not items else ""
-        message = "" if error else _(SENT_MESSAGE) % {"count": len(items)}
-        if launch.lti_version != "1.1":
+        authenticator = self.authenticator
+        if pending.launch.lti_version != "1.1":
             authenticator.tool_jwks()  # makes the tool's first key, as its key set does
-        return answer_request(
-            launch,
-            items,
-            authenticator.store,
-            authenticator.tool_keys,
-            now,
-            request_id=pending.id,
-            expires_at=pending.expires_at,
-            message=message,
-            error=error,
-        )
+        return answer_pick(pending, items, authenticator.store, authenticator.tool_keys, now, self.gettext)
 
     def finish_html(self, title: str, body: str, status: int = 200) -> None:
         self.set_status(status)

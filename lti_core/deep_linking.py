@@ -12,13 +12,18 @@ The answer, ``build_deep_linking_response``, is a JWT the tool signs with its ow
 browser to the return URL (``DeepLinkingReturn``, an auto-submitting form): one ``ltiResourceLink``
 per picked item, each with custom parameters that say which content it is and, when "Add to
 gradebook" was ticked, a ``lineItem``. A teacher who cancels gets the same message with an error.
+
+Between the request and the answer, the hosts keep a ``PendingPick`` (in the Django session, in the
+hub's signed cookie: bound to the browser and the user who launched), offer their content as
+``Offer``s, and answer with ``answer_pick``: the picked ids checked against what was offered, the
+answer signed, the request used up once.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from joserfc import jwt
@@ -27,6 +32,7 @@ from lti_core.errors import Forbidden, InvalidRequest, NotFound
 from lti_core.i18n import N_
 from lti_core.lti13 import claims as c
 from lti_core.lti13.token import SigningKeys
+from lti_core.pages import PICK_CANCELLED_MESSAGE
 from lti_core.store import ConsumerStore, NonceStore
 from lti_core.types import DeepLinkingSettings, Launch, Role
 from lti_core.urls import belongs_to_tool
@@ -238,9 +244,117 @@ def answer_request(
     return reply
 
 
+# -- the picker between request and answer ---------------------------------------------------------
+
+#: Seconds a teacher has to pick (the platform's dialog stays open meanwhile).
+PICK_LIFETIME = 3600
+#: The message the platform shows after the answer.
+SENT_MESSAGE = N_("%(count)s items added.")
+
+
+@dataclass(frozen=True)
+class Offer:
+    """Content a host offers on its picker. A link made from it launches ``url`` with ``custom`` (the
+    parameters that say which content it is); ``max_score`` None: it cannot go in the gradebook."""
+
+    id: str
+    title: str
+    url: str
+    custom: Mapping[str, str] = field(default_factory=dict)
+    max_score: float | None = None
+
+
+@dataclass(frozen=True)
+class PendingPick:
+    """A verified deep-linking request waiting for ``user``'s choice until ``expires_at``."""
+
+    id: str
+    user: str
+    launch: Launch
+    expires_at: float
+
+    def as_record(self) -> dict[str, Any]:
+        """What the host keeps (JSON-ready): without the launch's claims, which only served to verify
+        it and would make a cookie too large."""
+        return {"user": self.user, "launch": replace(self.launch, raw={}).as_record(), "expires_at": self.expires_at}
+
+
+def begin_pick(launch: Launch, user: str, now: float) -> PendingPick:
+    """A new pending request of ``launch`` (a checked deep-linking launch) for the local ``user``."""
+    return PendingPick(secrets.token_urlsafe(16), user, launch, now + PICK_LIFETIME)
+
+
+def load_pick(pick_id: str, record: Any, user: str, now: float) -> PendingPick:
+    """The pending request ``record`` (``PendingPick.as_record``, as the host kept it) for ``user``;
+    ``Forbidden`` ``deep_linking_expired`` when none was kept, it is unreadable, expired, or another
+    user's."""
+    try:
+        pending = PendingPick(pick_id, str(record["user"]), Launch.from_record(record["launch"]), record["expires_at"])
+        fresh = float(pending.expires_at) >= now
+    except (ValueError, KeyError, TypeError) as error:  # none kept (None), or unreadable
+        raise Forbidden("deep_linking_expired", EXPIRED) from error
+    if pending.user != user or not fresh:
+        raise Forbidden("deep_linking_expired", EXPIRED)
+    return pending
+
+
+def pick_items(offers: Sequence[Offer], picked: Collection[str], graded: Collection[str]) -> list[ContentItem]:
+    """The content items of the ``picked`` offer ids, in the offers' order, with a line item for the
+    ``graded`` ones that can have one; an id that was not offered is refused."""
+    if set(picked) - {offer.id for offer in offers}:
+        raise InvalidRequest("unknown_content", N_("The content picked is not offered to you."))
+    return [
+        ContentItem(
+            offer.title,
+            offer.url,
+            custom=offer.custom,
+            line_item=(
+                LineItem(offer.max_score, offer.title, resource_id=offer.id)
+                if offer.id in graded and offer.max_score is not None
+                else None
+            ),
+        )
+        for offer in offers
+        if offer.id in picked
+    ]
+
+
+def answer_pick(
+    pending: PendingPick,
+    items: Sequence[ContentItem],
+    store: AnswerStore,
+    tool_keys: SigningKeys,
+    now: float,
+    gettext: Callable[[str], str],
+) -> DeepLinkingReturn:
+    """The answer to ``pending``: the picked ``items``, or with none the cancellation, in the
+    teacher's language (``gettext``); then the request is used up (``answer_request``)."""
+    error = "" if items else gettext(PICK_CANCELLED_MESSAGE)
+    message = gettext(SENT_MESSAGE) % {"count": len(items)} if items else ""
+    return answer_request(
+        pending.launch,
+        items,
+        store,
+        tool_keys,
+        now,
+        request_id=pending.id,
+        expires_at=pending.expires_at,
+        message=message,
+        error=error,
+    )
+
+
 __all__ = [
     "ANSWER_NONCE_SCOPE",
     "EXPIRED",
+    "PICK_LIFETIME",
+    "SENT_MESSAGE",
+    "Offer",
+    "PendingPick",
+    "answer_pick",
+    "begin_pick",
+    "load_pick",
+    "pick_items",
     "RESOURCE_LINK_TYPE",
     "AnswerStore",
     "answer_request",

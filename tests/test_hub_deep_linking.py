@@ -216,7 +216,7 @@ def test_the_page_follows_what_the_platform_accepts(browser, hub, peer):
     nothing = submit(browser, hub, page, "add")
     assert nothing.status_code == 400 and 'role="alert"' in nothing.text  # the page again, with a hint
     assert_refused(submit(browser, hub, page, "add", item=["week1", "week2"]), "deep_linking_one_item_only", 400)
-    assert_refused(submit(browser, hub, page, "add", item=["week9"]), "catalog_item_unknown", 400)
+    assert_refused(submit(browser, hub, page, "add", item=["week9"]), "unknown_content", 400)
 
 
 def test_the_form_needs_the_hubs_xsrf(browser, hub, peer):

@@ -4,6 +4,7 @@ and the signed response, checked with pyjwt (the platform peer's library, not th
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import jwt as pyjwt
@@ -14,8 +15,13 @@ from hypothesis import strategies as st
 from lti_core.deep_linking import (
     ContentItem,
     LineItem,
+    Offer,
+    answer_pick,
+    begin_pick,
     build_deep_linking_response,
+    load_pick,
     parse_deep_linking_settings,
+    pick_items,
     validate_deep_linking_launch,
 )
 from lti_core.errors import LtiError
@@ -193,6 +199,60 @@ def test_what_the_platform_does_not_accept_is_not_sent(teacher_request, tool_key
     with pytest.raises(LtiError) as refused:
         build_deep_linking_response(one_only, graded, tool_keys, clock())
     assert refused.value.reason == "deep_linking_no_gradebook"
+
+
+# -- the picker between request and answer ---------------------------------------------------------
+
+OFFERS = [
+    Offer("c1", "Chapter 1", "https://tool.example/lti/content/1", {"content_id": "c1"}, 10.0),
+    Offer("c2", "Reading", "https://tool.example/lti/content/2", {"content_id": "c2"}),  # no score
+    Offer("c3", "Quiz", "https://tool.example/lti/content/3", {"content_id": "c3"}, 5.0),
+]
+
+
+def test_a_pending_pick_comes_back_for_its_user_only_until_it_expires(teacher_request, clock):
+    pending = begin_pick(teacher_request, "7", clock())
+    record = json.loads(json.dumps(pending.as_record()))  # as a cookie or a session keeps it
+    # The claims only served to verify the launch: they are not kept.
+    without_claims = dataclasses.replace(pending, launch=dataclasses.replace(pending.launch, raw={}))
+    assert load_pick(pending.id, record, "7", clock()) == without_claims
+    for pick_id, kept, user, now in [
+        (pending.id, record, "8", clock()),  # another user of this browser
+        (pending.id, record, "7", pending.expires_at + 1),  # expired
+        (pending.id, None, "7", clock()),  # none kept (answered, or another browser)
+        (pending.id, {"user": "7"}, "7", clock()),  # unreadable
+        (pending.id, {**record, "expires_at": "soon"}, "7", clock()),
+    ]:
+        with pytest.raises(LtiError) as refused:
+            load_pick(pick_id, kept, user, now)
+        assert (refused.value.status, refused.value.reason) == (403, "deep_linking_expired")
+
+
+def test_picked_offers_become_items_in_the_offers_order_with_their_line_items():
+    items = pick_items(OFFERS, picked=["c3", "c1", "c2"], graded=["c3", "c2"])
+    assert [item.title for item in items] == ["Chapter 1", "Reading", "Quiz"]
+    # c2 cannot go in the gradebook (no maximum), c1 was not ticked.
+    assert [item.line_item for item in items] == [None, None, LineItem(5.0, "Quiz", resource_id="c3")]
+    assert items[0].custom == {"content_id": "c1"} and items[0].url == OFFERS[0].url
+    with pytest.raises(LtiError) as refused:
+        pick_items(OFFERS, picked=["c1", "c9"], graded=[])
+    assert (refused.value.status, refused.value.reason) == (400, "unknown_content")
+
+
+def test_a_pick_is_answered_once_in_the_teachers_words(teacher_request, tool_keys, platform, clock, store):
+    def french(text: str) -> str:
+        return {"%(count)s items added.": "%(count)s éléments ajoutés."}.get(text, text)
+
+    pending = begin_pick(teacher_request, "7", clock())
+    answer = answer_pick(pending, pick_items(OFFERS, ["c1", "c3"], ["c3"]), store, tool_keys, clock(), french)
+    body = decode(answer.fields[0][1], tool_keys, platform.issuer)
+    assert body[c.DEEP_LINKING_MSG] == "2 éléments ajoutés." and len(body[c.DEEP_LINKING_CONTENT_ITEMS]) == 2
+    with pytest.raises(LtiError) as refused:  # the same request again: used up
+        answer_pick(pending, [], store, tool_keys, clock(), french)
+    assert refused.value.reason == "deep_linking_expired"
+    cancelled = answer_pick(begin_pick(teacher_request, "7", clock()), [], store, tool_keys, clock(), french)
+    body = decode(cancelled.fields[0][1], tool_keys, platform.issuer)
+    assert body[c.DEEP_LINKING_CONTENT_ITEMS] == [] and body[c.DEEP_LINKING_ERROR_MSG] == "No content was added."
 
 
 def test_the_settings_survive_a_stored_launch(teacher_request):
