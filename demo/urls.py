@@ -58,7 +58,8 @@ def handler(request: HttpRequest, usage_id: str, handler_slug: str, suffix: str 
     runtime = WorkbenchRuntime(str(request.user.pk))
     try:
         block = runtime.get_block(usage_id)
-        content_id = published_content_id(block)
+        # A block of a published block, or of a published course (a scenario published whole).
+        content_id = published_content_id(block) or WorkbenchHost().published_course_of(block)
     except (NoSuchUsage, KeyError, ValueError) as error:
         raise Http404 from error
     if content_id is None:

@@ -212,6 +212,8 @@ PICK_TITLE = N_("Published content")
 PICK_INTRO = N_("Tick the items to add to %(course)s, then click Add content.")
 PICK_INTRO_ONE = N_("Pick the item to add to %(course)s, then click Add content.")
 PICK_ITEM_LABEL = N_("Item")
+#: What an item that is a whole course (its score: the course grade) is marked with.
+PICK_WHOLE_COURSE = N_("Whole course")
 PICK_MAX_SCORE_LABEL = N_("Maximum score")
 PICK_GRADEBOOK_LABEL = N_("Add to gradebook")
 PICK_ADD_LABEL = N_("Add content")

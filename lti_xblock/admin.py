@@ -1,6 +1,7 @@
 """Django admin pages for the tool's records (Open edX's /admin, the demo's): LTI 1.3 registrations
-with their deployments, LTI 1.1 consumers, and, read-only, the tool's keys, user links (which an admin
-may remove), launch contexts and the grade outbox (whose failed scores an admin may send again).
+with their deployments, LTI 1.1 consumers, the courses published whole, and, read-only, the tool's
+keys, user links (which an admin may remove), launch contexts and the grade outbox (whose failed
+scores an admin may send again).
 
 What an admin types is checked by lti_core's rules (``lti_core.admin``): issuers and URLs normalised,
 identifiers checked. Secrets never reach a page: a consumer's secret is only ever replaced (a new one
@@ -31,6 +32,7 @@ from lti_core.errors import LtiError
 from lti_core.i18n import N_
 from lti_core.outbox import OutboxKey, OutboxState, excerpt, split_ags_target
 from lti_core.types import Consumer, RegistrationStatus
+from lti_xblock import compat
 from lti_xblock import models as m
 from lti_xblock.i18n import gettext
 
@@ -214,6 +216,58 @@ class ConsumerAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         saved = m.LtiConsumer.objects.get(key=obj.key)
         obj.pk = saved.pk
         obj.refresh_from_db()
+
+
+# -- whole courses published -----------------------------------------------------------------------
+
+
+class PublishedCourseForm(forms.ModelForm):  # type: ignore[type-arg]
+    """A course of the host (``compat.course_to_publish``) and a maximum score above 0."""
+
+    class Meta:
+        model = m.LtiPublishedCourse
+        fields = ("course_id", "max_score", "grade_sync")
+        labels = {"course_id": _lazy(N_("Course ID")), "max_score": _lazy(N_("Maximum score"))}
+        help_texts = {
+            "course_id": _lazy(N_("The course's id, e.g. course-v1:Org+Course+Run (in the workbench: a scenario id).")),
+            "grade_sync": _lazy(N_("Send the course grade to the platforms' gradebooks.")),
+        }
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        course_id = cleaned.get("course_id", self.instance.course_id or "")
+        max_score = cleaned.get("max_score")
+        if max_score is not None and course_id:
+            try:
+                cleaned["course_id"] = compat.course_to_publish(course_id, float(max_score))
+            except LtiError as error:
+                field = "max_score" if error.reason == "bad_max_score" else "course_id"
+                self.add_error(field, forms.ValidationError(error.text(gettext), code=error.reason))
+        return cleaned
+
+
+@admin.register(m.LtiPublishedCourse)
+class PublishedCourseAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """The courses published whole: their course teams may add them by deep linking; their score is the
+    course grade. Removing one unpublishes it (its created links are refused from then on)."""
+
+    form = PublishedCourseForm
+    list_display = ("course_id", "title", "max_score", "grade_sync", "published_by", "published_at")
+    list_filter = ("grade_sync",)
+    search_fields = ("course_id", "published_by")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        # The created links name the course: it is unpublished and another published, not renamed.
+        return ("course_id",) if obj is not None else ()
+
+    @admin.display(description=_lazy(N_("Title")))
+    def title(self, obj: m.LtiPublishedCourse) -> str:
+        return compat.host().course_title(obj.course_id) or "-"
+
+    def save_model(self, request: HttpRequest, obj: m.LtiPublishedCourse, form: Any, change: bool) -> None:
+        if not change:
+            obj.published_by = request.user.get_username()
+        super().save_model(request, obj, form, change)
 
 
 # -- read-only: the tool's keys, user links, launch contexts ---------------------------------------

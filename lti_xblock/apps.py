@@ -19,8 +19,8 @@ class LtiXBlockConfig(AppConfig):
                 "relative_path": "urls",
             }
         },
-        # The LMS's score signal (edx-platform's grades app): the published content's score follows its
-        # children's. Connected by the LMS only; Studio grades nothing.
+        # The LMS's score signals: a published block's score follows its children's (edx-platform's grades
+        # app), a published course's is its course grade. Connected by the LMS only; Studio grades nothing.
         "signals_config": {
             "lms.djangoapp": {
                 "relative_path": "compat",
@@ -29,7 +29,12 @@ class LtiXBlockConfig(AppConfig):
                         "receiver_func_name": "openedx_score_changed",
                         "signal_path": "lms.djangoapps.grades.signals.signals.PROBLEM_WEIGHTED_SCORE_CHANGED",
                         "dispatch_uid": "lti_xblock.compat.openedx_score_changed",
-                    }
+                    },
+                    {
+                        "receiver_func_name": "openedx_course_grade_changed",
+                        "signal_path": "openedx.core.djangoapps.signals.signals.COURSE_GRADE_CHANGED",
+                        "dispatch_uid": "lti_xblock.compat.openedx_course_grade_changed",
+                    },
                 ],
             }
         },

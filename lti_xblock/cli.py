@@ -26,6 +26,10 @@ COMMANDS = {
         "LTI 1.1 consumers: issue (secret shown once), list, disable, enable, delete, migrate",
     ),
     "links": ("lti_links", "user links (platform, platform user id, local user): list, show, remove"),
+    "courses": (
+        "lti_courses",
+        "whole courses as LTI content: publish COURSE_ID [--max-score N] [--no-grade-sync], list, unpublish",
+    ),
     "config": ("lti_config", "the URLs to copy into a platform; --canvas-json, --cartridge CONTENT_ID"),
     "add-platform": ("lti_add_platform", "the same as platforms add"),
     "issue-consumer": ("lti_issue_consumer", "the same as consumers issue"),

@@ -1,16 +1,23 @@
 """Every call lti_xblock makes into its host platform, behind one interface.
 
-``OpenEdxHost`` talks to edx-platform (users, enrolment, course roles, courseware URLs) and is only
-importable inside the LMS; ``WorkbenchHost`` does the same on the XBlock SDK workbench for the demo
-and the tests. Views never import edx-platform directly.
+``OpenEdxHost`` talks to edx-platform (users, enrolment, course roles, courseware URLs, course grades)
+and is only importable inside the LMS; ``WorkbenchHost`` does the same on the XBlock SDK workbench for
+the demo and the tests. Views never import edx-platform directly.
+
+Published content is a published (lti_publish) block, named by its usage id, or a whole course an admin
+published (``LtiPublishedCourse``), named by its course id: Open edX's course key, the workbench's
+scenario id (the workbench has no courses: each scenario stands for one).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from functools import cache
 from typing import Any, Protocol, cast
 from urllib.parse import urlencode
@@ -54,27 +61,86 @@ def openedx_may_author(user: Any, studio_permissions: Any, course_key: Any) -> b
     return bool(user.opt_attrs.get(OPENEDX_USER_IS_STAFF))
 
 
+class ContentKind(StrEnum):
+    """What published content is: one published block, or a whole course."""
+
+    BLOCK = "block"
+    COURSE = "course"
+
+
 @dataclass(frozen=True)
 class PublishedContent:
-    """A published (lti_publish) block an instructor may add to a course ("Published content")."""
+    """Content an instructor may add to a platform's course ("Published content")."""
 
     content_id: str
     title: str
     max_score: float
+    kind: ContentKind = ContentKind.BLOCK
 
 
 def published_content_of(block: Any) -> PublishedContent:
     return PublishedContent(str(block.scope_ids.usage_id), str(block.display_name), float(block.max_score))
 
 
+def published_course_ids(course_ids: Iterable[Any] | None = None) -> dict[str, float]:
+    """The courses an admin published (of ``course_ids``, when given), with their maximum scores."""
+    from lti_xblock.models import LtiPublishedCourse
+
+    rows = LtiPublishedCourse.objects.order_by("course_id")
+    if course_ids is not None:
+        rows = rows.filter(course_id__in=[str(course_id) for course_id in course_ids])
+    return dict(rows.values_list("course_id", "max_score"))
+
+
+#: What refuses publishing a course this host does not have.
+UNKNOWN_COURSE = N_("No course has this id here.")
+#: What refuses a course's maximum score that is not a number above 0.
+BAD_MAX_SCORE = N_("The maximum score must be a number greater than 0.")
+
+
+def course_to_publish(course_id: str, max_score: float) -> str:
+    """``course_id`` (stripped) when the host has that course and ``max_score`` is a number above 0;
+    refused (``unknown_course``, ``bad_max_score``) otherwise."""
+    from lti_core.errors import InvalidRequest, NotFound
+
+    if not (math.isfinite(max_score) and max_score > 0):
+        raise InvalidRequest("bad_max_score", BAD_MAX_SCORE)
+    course_id = course_id.strip()
+    if not course_id or host().course_title(course_id) is None:
+        raise NotFound("unknown_course", UNKNOWN_COURSE)
+    return course_id
+
+
+def is_published_course(content_id: str) -> bool:
+    from lti_xblock.models import LtiPublishedCourse
+
+    return LtiPublishedCourse.objects.filter(course_id=content_id).exists()
+
+
 class Host(Protocol):
     def published_contents(self, user: AbstractBaseUser) -> list[PublishedContent]:
         """What ``user`` may add to a platform's course by deep linking: the published blocks of the
-        courses they teach here (the workbench: every published block of its scenarios)."""
+        courses they teach here, and those courses when an admin published them whole (the workbench:
+        every published block of its scenarios, and every published scenario)."""
         ...
 
     def content_title(self, content_id: str) -> str | None:
-        """The published block's title, or None when ``content_id`` is not published content."""
+        """The published content's title, or None when ``content_id`` is not published content."""
+        ...
+
+    def course_title(self, course_id: str) -> str | None:
+        """The title of the course ``course_id`` names here, published or not; None if there is none."""
+        ...
+
+    def course_score_root(self, course_id: str) -> Any:
+        """The block whose graded descendants make the course's score (the workbench: its scenario's
+        root); None when the host grades its courses itself (Open edX's course grade, which
+        ``openedx_course_grade_changed`` records as the course's one score)."""
+        ...
+
+    def published_course_of(self, block: Any) -> str | None:
+        """The published course whose score ``block``'s scores make, if any (never in Open edX: there
+        the course grade comes whole from edx-platform)."""
         ...
 
     def create_user(self, username: str, launch: Launch) -> User: ...
@@ -134,11 +200,11 @@ class WorkbenchHost:
         return block if block is not None and block.scope_ids.block_type == PUBLISHED_BLOCK_TYPE else None
 
     def published_contents(self, user: AbstractBaseUser) -> list[PublishedContent]:
-        """Every published block of the workbench's scenarios (it has no courses nor course teams)."""
-        from workbench.scenarios import get_scenarios
-
+        """Every published block of the workbench's scenarios, then every published scenario (it has
+        no course teams)."""
+        scenarios = self._scenarios()
         found: list[PublishedContent] = []
-        for scenario in get_scenarios().values():
+        for scenario in scenarios.values():
             root = self._block(str(scenario.usage_id))
             pending = [root] if root is not None else []
             while pending:
@@ -147,7 +213,36 @@ class WorkbenchHost:
                     found.append(published_content_of(block))
                 elif getattr(block, "has_children", False):  # published content is never nested
                     pending.extend(block.runtime.get_block(child) for child in block.children)
+        for course_id, max_score in published_course_ids(scenarios).items():
+            title = str(scenarios[course_id].description)
+            found.append(PublishedContent(course_id, title, float(max_score), ContentKind.COURSE))
         return found
+
+    @staticmethod
+    def _scenarios() -> dict[str, Any]:
+        """The workbench's scenarios by id: each stands for a course."""
+        from workbench.scenarios import get_scenarios
+
+        return dict(get_scenarios())
+
+    def course_title(self, course_id: str) -> str | None:
+        scenario = self._scenarios().get(course_id)
+        return None if scenario is None else str(scenario.description)
+
+    def course_score_root(self, course_id: str) -> Any:
+        scenario = self._scenarios().get(course_id)
+        return None if scenario is None else self._block(str(scenario.usage_id))
+
+    def _course_of(self, block: Any) -> str | None:
+        """The scenario ``block`` is in."""
+        while block.parent:
+            block = block.runtime.get_block(block.parent)
+        root_id = str(block.scope_ids.usage_id)
+        return next((name for name, s in self._scenarios().items() if str(s.usage_id) == root_id), None)
+
+    def published_course_of(self, block: Any) -> str | None:
+        course_id = self._course_of(block)
+        return course_id if course_id is not None and is_published_course(course_id) else None
 
     def sign_in_url(self, next_url: str) -> str:
         """Django's sign-in (``LOGIN_URL``: the demo mounts ``LoginView`` there)."""
@@ -155,7 +250,9 @@ class WorkbenchHost:
 
     def content_title(self, content_id: str) -> str | None:
         block = self.published_block(content_id)
-        return None if block is None else str(block.display_name)
+        if block is not None:
+            return str(block.display_name)
+        return self.course_title(content_id) if is_published_course(content_id) else None
 
     def is_graded(self, block: Any) -> bool:
         """``has_score`` (XBlock's convention), or one of the SDK's sample checkers: they publish a
@@ -174,9 +271,18 @@ class WorkbenchHost:
         LtiContentEnrollment.objects.update_or_create(user=user, content_id=content_id, defaults={"role": role.value})
 
     def enrolled_role(self, user: AbstractBaseUser, content_id: str) -> Role | None:
+        """The rights of the user's latest launch into the content, else into the course it is in
+        (a published course's learners answer its published blocks too)."""
         from lti_xblock.models import LtiContentEnrollment
 
         row = LtiContentEnrollment.objects.filter(user_id=user.pk, content_id=content_id).first()
+        if row is not None:
+            return Role(row.role)
+        block = self._block(content_id)
+        course_id = self._course_of(block) if block is not None else None
+        if course_id is None:
+            return None
+        row = LtiContentEnrollment.objects.filter(user_id=user.pk, content_id=course_id).first()
         return Role(row.role) if row else None
 
     def landing_url(self, content_id: str) -> str:
@@ -202,14 +308,16 @@ class WorkbenchHost:
         return account is not None and self.enrolled_role(account, content_id) is Role.STAFF
 
     def render_content(self, request: HttpRequest, content_id: str, role: Role) -> HttpResponse:
+        """The content's student view (a course's: its scenario's root, as the workbench shows a scenario)."""
         user = cast(User, request.user)  # views.content lets only signed-in users through
-        block = self._block(content_id, str(user.pk))
+        scenario = self._scenarios().get(content_id)
+        block = self._block(content_id if scenario is None else str(scenario.usage_id), str(user.pk))
         fragment = block.render("student_view", {})
         return render(
             request,
             "lti_xblock/content.html",
             {
-                "title": block.display_name,
+                "title": block.display_name if scenario is None else scenario.description,
                 "role": role.value,
                 "body": fragment.body_html(),
                 "head_html": fragment.head_html(),
@@ -245,26 +353,73 @@ class OpenEdxHost:
 
     def published_contents(self, user: AbstractBaseUser) -> list[PublishedContent]:
         """The published lti_publish blocks of the courses ``user`` is on the course team of
-        (CourseStaffRole or CourseInstructorRole), in the LMS's (published) modulestore branch."""
+        (CourseStaffRole or CourseInstructorRole), in the LMS's (published) modulestore branch; then
+        those courses an admin published whole."""
         from common.djangoapps.student.models import CourseAccessRole
         from common.djangoapps.student.roles import CourseInstructorRole, CourseStaffRole
         from xmodule.modulestore.django import modulestore
 
         team_roles = (CourseStaffRole.ROLE, CourseInstructorRole.ROLE)
         rows = CourseAccessRole.objects.filter(user_id=user.pk, role__in=team_roles)
-        course_keys = {row.course_id for row in rows if row.course_id}  # org-wide roles name no course
+        course_keys = sorted({row.course_id for row in rows if row.course_id}, key=str)  # org-wide roles: none
         store = modulestore()
-        return [
+        found = [
             published_content_of(block)
-            for course_key in sorted(course_keys, key=str)
+            for course_key in course_keys
             for block in store.get_items(course_key, qualifiers={"category": PUBLISHED_BLOCK_TYPE})
         ]
+        for course_id, max_score in published_course_ids(course_keys).items():
+            title = self.course_title(course_id)
+            if title is not None:
+                found.append(PublishedContent(course_id, title, float(max_score), ContentKind.COURSE))
+        return found
+
+    @staticmethod
+    def course_key_of(content_id: str) -> Any:
+        """The course key ``content_id`` is (a course), or is in (a usage id); None if neither."""
+        from opaque_keys import InvalidKeyError
+        from opaque_keys.edx.keys import CourseKey, UsageKey
+
+        for key_type in (CourseKey, UsageKey):
+            try:
+                key = key_type.from_string(content_id)
+            except InvalidKeyError:
+                continue
+            return key if key_type is CourseKey else key.course_key
+        return None
+
+    @staticmethod
+    def is_course_id(content_id: str) -> bool:
+        from opaque_keys import InvalidKeyError
+        from opaque_keys.edx.keys import CourseKey
+
+        try:
+            CourseKey.from_string(content_id)
+        except InvalidKeyError:
+            return False
+        return True
+
+    def course_title(self, course_id: str) -> str | None:
+        from xmodule.modulestore.django import modulestore
+
+        if not self.is_course_id(course_id):
+            return None
+        course = modulestore().get_course(self.course_key_of(course_id), depth=0)
+        return None if course is None else str(course.display_name_with_default)
+
+    def course_score_root(self, course_id: str) -> Any:
+        return None  # edx-platform's course grade: COURSE_GRADE_CHANGED
+
+    def published_course_of(self, block: Any) -> str | None:
+        return None  # edx-platform's course grade: COURSE_GRADE_CHANGED
 
     def sign_in_url(self, next_url: str) -> str:
         """The LMS's sign-in page (the authn MFE's, when the LMS sends /login there)."""
         return f"/login?{urlencode({'next': next_url})}"
 
     def content_title(self, content_id: str) -> str | None:
+        if self.is_course_id(content_id):
+            return self.course_title(content_id) if is_published_course(content_id) else None
         block = self.block_at(content_id)  # without its children: a launch needs the title only
         if block is None or block.scope_ids.block_type != PUBLISHED_BLOCK_TYPE:
             return None
@@ -281,20 +436,23 @@ class OpenEdxHost:
         return user
 
     def enroll(self, user: AbstractBaseUser, content_id: str, role: Role) -> None:
+        """Enrolled in the course the content is (or is in); course staff for an instructor's launch."""
         from common.djangoapps.student.models import CourseEnrollment
         from common.djangoapps.student.roles import CourseStaffRole
-        from opaque_keys.edx.keys import UsageKey
 
-        course_key = UsageKey.from_string(content_id).course_key
+        course_key = self.course_key_of(content_id)
         CourseEnrollment.enroll(user, course_key, check_access=False)
         if role is Role.STAFF:
             CourseStaffRole(course_key).add_users(user)
 
     def landing_url(self, content_id: str) -> str:
-        from opaque_keys.edx.keys import UsageKey
+        """A block's courseware (jump_to), or a course's home (the learning MFE's)."""
+        course_key = self.course_key_of(content_id)
+        if self.is_course_id(content_id):
+            from openedx.features.course_experience import course_home_url
 
-        usage_key = UsageKey.from_string(content_id)
-        return reverse("jump_to", kwargs={"course_id": str(usage_key.course_key), "location": content_id})
+            return str(course_home_url(course_key))
+        return reverse("jump_to", kwargs={"course_id": str(course_key), "location": content_id})
 
     def user_may_author(self, content_id: str, users: Any, studio_permissions: Any, course_key: Any) -> bool:
         user = users.get_current_user() if users is not None else None
@@ -335,6 +493,23 @@ def openedx_score_changed(sender: Any, **kwargs: Any) -> None:
             scores.child_scored(user, block, earned, possible, scored_at)
     except Exception:  # noqa: BLE001 - the learner's answer is saved by then; failing it here would not help
         log.exception("score of user %s for %s not recorded for published content", user_id, usage_id)
+
+
+def openedx_course_grade_changed(sender: Any, **kwargs: Any) -> None:
+    """edx-platform's ``COURSE_GRADE_CHANGED`` receiver (openedx.core.djangoapps.signals.signals, sent
+    with ``user``, ``course_grade``, ``course_key`` and ``deadline`` by the CourseGradeFactory; connected
+    by the plugin's ``signals_config``, in the LMS only): a learner's course grade changed; when an admin
+    published the course whole, its ``percent`` is the course's score (lti_xblock.scores)."""
+    from lti_xblock import scores
+
+    user, course_grade, course_key = kwargs.get("user"), kwargs.get("course_grade"), kwargs.get("course_key")
+    if user is None or course_grade is None or course_key is None:
+        return
+    try:
+        if is_published_course(str(course_key)):
+            scores.course_graded(user, str(course_key), getattr(course_grade, "percent", None), time.time())
+    except Exception:  # noqa: BLE001 - the LMS's grade is saved by then; failing it here would not help
+        log.exception("course grade of user %s in %s not recorded for a published course", user.pk, course_key)
 
 
 def workbench_grade_published(runtime: Any, block: Any, event_data: Any) -> None:

@@ -47,9 +47,10 @@ def approve_registrations() -> bool:
 
 
 def launch_details(base_url: str, content_id: str) -> LaunchDetails:
-    """The URLs for ``content_id`` (a usage id) on the tool served at ``base_url``."""
+    """The URLs for ``content_id`` (a published block's usage id, or a published course's id: an Open
+    edX course key, a workbench scenario id) on the tool served at ``base_url``."""
     root = f"{base_url.rstrip('/')}/{URL_PREFIX}"
-    # ":", "@" and "+" (every Open edX usage id has them) stay as they are: they are allowed in a path
+    # ":", "@" and "+" (every Open edX usage id and course key has them) stay as they are: they are allowed in a path
     # segment, and the URL a platform signs for LTI 1.1 must be spelt as the host rebuilds it from the
     # request (Django's build_absolute_uri keeps them unencoded), or the signature never matches.
     content = f"{root}/content/{quote(content_id, safe=':@+')}"

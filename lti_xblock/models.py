@@ -243,3 +243,19 @@ class LtiPendingLaunch(models.Model):
     expires_at = models.FloatField(db_index=True)
     account = ExactCharField(max_length=255, blank=True, default="")
     suggested_username = models.CharField(max_length=255, blank=True, default="")
+
+
+class LtiPublishedCourse(models.Model):
+    """A whole course an admin published (``lti-publish courses publish``, the Django admin): its
+    course team may add it to a platform's course by deep linking, and its score there is the
+    course grade (lti_xblock.scores), scaled to ``max_score``, sent when ``grade_sync`` is on.
+    ``course_id``: Open edX's course key, or the workbench's scenario id."""
+
+    course_id = ExactCharField(max_length=255, unique=True)
+    max_score = models.FloatField(default=100.0)
+    grade_sync = models.BooleanField(default=True)
+    published_by = models.CharField(max_length=255, blank=True, default="")
+    published_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.course_id

@@ -1,17 +1,22 @@
-"""The published block's score for a learner, and its way into the platforms' gradebooks.
+"""The score of published content for a learner, and its way into the platforms' gradebooks.
 
 Graded blocks inside published content publish a learner's score (earned out of possible points);
 the host hands each to ``child_scored`` (lti_xblock.compat: edx-platform's score signal in the LMS,
 the runtime's ``publish`` in the workbench). It is kept as the learner's latest score for that child
-(``LtiChildScore``), and the published block's score is then
+(``LtiChildScore``) in every published content it is in: its published blocks, and its course when an
+admin published the course whole and the host makes course scores from blocks (the workbench). The
+content's score is then
 
     max_score * sum(earned) / sum(possible)
 
-over its graded descendants, a child without a score counting 0 out of its points. When the block
-syncs grades, that score goes into the outbox once for every link the learner opened the content
-from (lti_core.grades decides where and how it is sent); "require completion" holds it back until
-every graded descendant has a score. A link that appears later gets the score the learner already
-has (``send_current_score``, at sign-in).
+over its graded descendants, a child without a score counting 0 out of its points. Open edX grades
+courses itself: a published course's score there is its course grade (``course_graded``, from
+edx-platform's course grade signal), kept as the course's one score, out of 1.
+
+When the content syncs grades, that score goes into the outbox once for every link the learner opened
+the content from (lti_core.grades decides where and how it is sent); a block's "require completion"
+holds it back until every graded descendant has a score. A link that appears later gets the score the
+learner already has (``send_current_score``, at sign-in).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from lti_core.types import LaunchContext, Role
 from lti_xblock import compat
 from lti_xblock.compat import PUBLISHED_BLOCK_TYPE
 from lti_xblock.grade_sync import request_delivery
-from lti_xblock.models import LtiChildScore
+from lti_xblock.models import LtiChildScore, LtiPublishedCourse
 from lti_xblock.store import DjangoStore
 
 log = logging.getLogger(__name__)
@@ -87,6 +92,43 @@ class BlockScore:
         if self.possible <= 0:
             return 0.0
         return min(maximum, maximum * self.earned / self.possible)
+
+
+@dataclass(frozen=True)
+class GradedContent:
+    """Published content whose score goes to gradebooks, and how: a published block (its Studio
+    settings) or a published course (its admin's). ``root``: the block whose graded descendants make
+    the score; None for a course its host grades itself (its course grade, one score out of 1)."""
+
+    content_id: str
+    max_score: float
+    grade_sync: bool
+    require_completion: bool
+    root: Any
+
+    def grading(self) -> Grading:
+        if self.root is None:
+            return Grading((GradedChild(self.content_id, 1.0),), frozenset({self.content_id}))
+        return grading_of(self.root)
+
+    def score_of(self, user_id: Any) -> BlockScore | None:
+        """The learner's score in it; None when it has nothing graded."""
+        return score_from(self.grading(), recorded_scores(user_id, self.content_id))
+
+
+def block_content(block: Any) -> GradedContent:
+    """A published (lti_publish) block, as its course team set it in Studio."""
+    return GradedContent(
+        block.content_id(), float(block.max_score), bool(block.grade_sync), bool(block.require_completion), block
+    )
+
+
+def course_content(course_id: str) -> GradedContent | None:
+    """A course an admin published whole; None if it is not published."""
+    row = LtiPublishedCourse.objects.filter(course_id=course_id).first()
+    if row is None:
+        return None
+    return GradedContent(course_id, row.max_score, row.grade_sync, False, compat.host().course_score_root(course_id))
 
 
 @dataclass(frozen=True)
@@ -180,11 +222,6 @@ def recorded_scores(user_id: Any, content_id: str) -> dict[str, LtiChildScore]:
     return {row.child_id: row for row in LtiChildScore.objects.filter(user_id=user_id, content_id=content_id)}
 
 
-def block_score(block: Any, user_id: Any) -> BlockScore | None:
-    """The learner's score in the published ``block``; None when it has nothing graded."""
-    return score_from(grading_of(block), recorded_scores(user_id, block.content_id()))
-
-
 def record_child_score(
     user_id: Any, content_id: str, child_id: str, earned: float, possible: float, scored_at: float
 ) -> bool:
@@ -201,6 +238,15 @@ def record_child_score(
     return True
 
 
+def contents_scored_by(block: Any) -> list[GradedContent]:
+    """The published content whose score ``block``'s scores make: its published ancestors, nearest
+    first, then its published course (when the host makes course scores from blocks)."""
+    contents = [block_content(published) for published in published_ancestors(block)]
+    course_id = compat.host().published_course_of(block)
+    course = course_content(course_id) if course_id is not None else None
+    return contents if course is None else [*contents, course]
+
+
 def child_scored(user: AbstractBaseUser, block: Any, earned: Any, possible: Any, scored_at: float) -> int:
     """``block`` published the learner's score: kept for every published content it is inside of,
     whose score then goes to the outbox. How many scores were enqueued."""
@@ -210,9 +256,9 @@ def child_scored(user: AbstractBaseUser, block: Any, earned: Any, possible: Any,
         return 0
     child_id = str(block.scope_ids.usage_id)
     enqueued = 0
-    for published in published_ancestors(block):
-        if record_child_score(user.pk, published.content_id(), child_id, earned_points, possible_points, scored_at):
-            enqueued += sync_score(published, user)
+    for content in contents_scored_by(block):
+        if record_child_score(user.pk, content.content_id, child_id, earned_points, possible_points, scored_at):
+            enqueued += sync_score(content, user)
     return enqueued
 
 
@@ -220,13 +266,28 @@ def child_score_removed(user: AbstractBaseUser, block: Any) -> int:
     """The learner's score of ``block`` was deleted (their state reset): not answered any more."""
     child_id = str(block.scope_ids.usage_id)
     enqueued = 0
-    for published in published_ancestors(block):
+    for content in contents_scored_by(block):
         deleted, _ = LtiChildScore.objects.filter(
-            user_id=user.pk, content_id=published.content_id(), child_id=child_id
+            user_id=user.pk, content_id=content.content_id, child_id=child_id
         ).delete()
         if deleted:
-            enqueued += sync_score(published, user)
+            enqueued += sync_score(content, user)
     return enqueued
+
+
+def course_graded(user: AbstractBaseUser, course_id: str, fraction: Any, scored_at: float) -> int:
+    """The host's course grade of the learner changed (``fraction`` of the course, 0 to 1): kept as
+    the published course's one score, which then goes to the outbox. How many scores were enqueued."""
+    grade = _number(fraction)
+    content = course_content(course_id)
+    if content is None or content.root is not None:
+        return 0  # not published, or its score is made from its blocks'
+    if grade is None or grade > 1:
+        log.warning("course grade ignored: %r in %s", fraction, course_id)
+        return 0
+    if not record_child_score(user.pk, course_id, course_id, grade, 1.0, scored_at):
+        return 0
+    return sync_score(content, user)
 
 
 # -- into the outbox -----------------------------------------------------------------------------------
@@ -241,23 +302,23 @@ def outbox_key_of(context: LaunchContext) -> OutboxKey | None:
         return None
 
 
-def sync_score(block: Any, user: AbstractBaseUser, contexts: Iterable[LaunchContext] | None = None) -> int:
-    """Enqueue the learner's score in the published ``block`` for each of their links to it
-    (``contexts``; by default every launch context of the learner and content), when the block syncs
+def sync_score(content: GradedContent, user: AbstractBaseUser, contexts: Iterable[LaunchContext] | None = None) -> int:
+    """Enqueue the learner's score in the published ``content`` for each of their links to it
+    (``contexts``; by default every launch context of the learner and content), when the content syncs
     grades and, if it requires completion, every graded child has a score. A link whose outbox
     already holds that score is left alone. How many scores were enqueued."""
-    if not block.grade_sync:
+    if not content.grade_sync:
         return 0
-    score = block_score(block, user.pk)
+    score = content.score_of(user.pk)
     if score is None or score.answered == 0 or score.possible <= 0:
         return 0
-    if block.require_completion and not score.complete:
+    if content.require_completion and not score.complete:
         return 0
     store = DjangoStore()
-    content_id = block.content_id()
+    content_id = content.content_id
     if contexts is None:
         contexts = store.find_launch_contexts(str(user.pk), content_id=content_id)
-    maximum = float(block.max_score)
+    maximum = content.max_score
     given = score.out_of(maximum)
     now = time.time()
     enqueued = 0
@@ -286,7 +347,8 @@ def send_current_score(user: AbstractBaseUser, context: LaunchContext) -> int:
     if not LtiChildScore.objects.filter(user_id=user.pk, content_id=context.content_id).exists():
         return 0
     block = compat.host().published_block(context.content_id)
-    return 0 if block is None else sync_score(block, user, [context])
+    content = block_content(block) if block is not None else course_content(context.content_id)
+    return 0 if content is None else sync_score(content, user, [context])
 
 
 # -- the instructors' panel ----------------------------------------------------------------------------
