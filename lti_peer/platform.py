@@ -51,6 +51,10 @@ from lti_peer.registration import CONFIGURATION_PATH, REGISTRATION_PATH, Dynamic
 from lti_peer.token import token_endpoint
 from lti_peer.tokens import b64url
 
+#: How often the servers look at their stop flag: serve_forever's default (0.5 s) made every stop, so
+#: every test that starts a peer, half a second longer.
+POLL_SECONDS = 0.02
+
 
 class _Server(ThreadingHTTPServer):
     """A platform's server: a listen backlog for many tools' connections at once (a grade worker
@@ -135,7 +139,9 @@ class PlatformPeer:
         server.daemon_threads = True
         server.peer = self  # type: ignore[attr-defined]
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="PlatformPeer", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, args=(POLL_SECONDS,), name="PlatformPeer", daemon=True
+        )
         self._thread.start()
         if self._browser_tls is not None:
             front = _Server(("127.0.0.1", 0), _Handler)
@@ -143,7 +149,9 @@ class PlatformPeer:
             front.peer = self  # type: ignore[attr-defined]
             front.socket = self._browser_tls.wrap_socket(front.socket, server_side=True)
             self._browser_server = front
-            threading.Thread(target=front.serve_forever, name="PlatformPeer-browser", daemon=True).start()
+            threading.Thread(
+                target=front.serve_forever, args=(POLL_SECONDS,), name="PlatformPeer-browser", daemon=True
+            ).start()
         return self
 
     def stop(self) -> None:
@@ -206,6 +214,13 @@ class PlatformPeer:
             params["lti_storage_target"] = STORAGE_FRAME_NAME
         launch_id = secrets.token_urlsafe(8)
         self._course_launches[launch_id] = (tool_login_url, params, storage)
+        return f"{self.browser_origin}/{'course' if framed else 'launch'}?launch={launch_id}"
+
+    def lti11_course_url(self, tool_url: str, form: Mapping[str, str], *, framed: bool = True) -> str:
+        """A course page whose LTI 1.1 activity posts the signed ``form`` (``lti_peer.lti11``) to
+        ``tool_url``, framed (Moodle's "Embed", its default for LTI 1.1 tools) or in the window itself."""
+        launch_id = secrets.token_urlsafe(8)
+        self._course_launches[launch_id] = (tool_url, dict(form), False)
         return f"{self.browser_origin}/{'course' if framed else 'launch'}?launch={launch_id}"
 
     def attacker_page_url(self, action: str, fields: Mapping[str, str]) -> str:

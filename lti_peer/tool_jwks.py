@@ -28,7 +28,7 @@ def serve_tool_jwks(jwks: Callable[[], dict[str, Any]]) -> Iterator[str]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()  # prompt stops
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/jwks"
     finally:
