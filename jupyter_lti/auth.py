@@ -53,7 +53,7 @@ from jupyter_lti.deep_linking import (
     find_item,
     parse_catalog,
 )
-from jupyter_lti.handlers import LinkPromptRequired, LtiInfoHandler
+from jupyter_lti.handlers import CONTINUE_PATH, LinkPromptRequired, LtiContinueHandler, LtiInfoHandler
 from jupyter_lti.http import TornadoTransport
 from jupyter_lti.linking import linking_handlers
 from jupyter_lti.outbox_admin import OutboxAdminHandler
@@ -70,6 +70,7 @@ from lti_core.forwarded import (
     trusted_networks,
 )
 from lti_core.grades import AsyncGradeWorker
+from lti_core.handover import SessionHandover
 from lti_core.i18n import N_
 from lti_core.landing import landing
 from lti_core.linking import (
@@ -621,6 +622,7 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
         self.grade_sync.start()  # on the hub's loop, which runs JupyterHub's start-up
         return [
             ("/lti/login", LtiInfoHandler),
+            ("/" + CONTINUE_PATH, LtiContinueHandler),
             ("/api/lti/scores", ScoresAPIHandler),
             ("/lti/grades", OutboxAdminHandler),
             *linking_handlers(),
@@ -922,6 +924,10 @@ class LtiAuthenticator(Authenticator):  # type: ignore[misc]
     @property
     def prompt_flow(self) -> PromptFlow:
         return PromptFlow(self.store)
+
+    def session_handover(self, handler: RequestHandler) -> SessionHandover:
+        """The continue step's tokens (``lti_core.handover``), keyed from the hub's cookie secret."""
+        return SessionHandover(handler.settings["cookie_secret"], self.store)
 
     async def finish_prompt(self, handler: Any, outcome: PromptOutcome) -> dict[str, Any]:
         """A finished prompt (the pending launch is gone): create a new user as a first launch does,

@@ -15,7 +15,7 @@ from typing import Any
 from jupyterhub.handlers import BaseHandler
 from jupyterhub.utils import url_path_join
 
-from lti_core import cookies, pages
+from lti_core import cookies, frames, pages
 from lti_core.errors import (
     AuthenticationFailed,
     Forbidden,
@@ -23,16 +23,19 @@ from lti_core.errors import (
     method_not_allowed,
     request_malformed,
 )
+from lti_core.handover import TOKEN_PARAM, HandoverInvalid, HandoverStep
 from lti_core.i18n import N_, preferred_language, translation
 from lti_core.lti13 import binding
 from lti_core.lti13.binding import BrowserCheckRequired, BrowserEvidence
-from lti_core.prompt import PendingLaunch, PromptSecrets
+from lti_core.prompt import CookieEvidence, PendingLaunch, PromptSecrets, PromptStart, cookie_evidence, prompt_start
 from lti_core.urls import add_query
 from lti_publish_assets import TRANSLATIONS_DIR, page_html
 
 #: The linking prompt's pages, below the hub's prefix; its cookie is named as the launch's state
 #: cookies are (a prefix and the pending launch's id) and sent to these pages only.
 PROMPT_PATH = "lti/link/"
+#: The continue step of a framed launch (``lti_core.handover``), below the hub's prefix.
+CONTINUE_PATH = "lti/continue"
 PROMPT_COOKIE_PREFIX = "lti_link_"
 #: The data ``login_user`` gets when a linking prompt is done (``jupyter_lti.linking``).
 FINISHED_PROMPT = "lti_finished_prompt"
@@ -145,23 +148,34 @@ class LtiHandler(LtiPages):
             new_window_url=new_window_url,
         )
 
-    #: Whether the launch's request carried the hub's cookies back (a frame may drop them): set by
-    #: the launch handlers; when False the prompt continues in a new window.
-    cookies_came_back = False
+    #: What the launch's request says about the hub's cookies where it shows (a frame may drop
+    #: them): set by the launch handlers; the prompt shows its buttons only where they can work.
+    cookie_evidence = CookieEvidence.UNKNOWN
+
+    @property
+    def framed(self) -> bool:
+        return frames.is_framed(dict(self.request.headers.get_all()))
 
     def start_prompt(self, prompt: LinkPromptRequired) -> None:
         """The launch's answer when it asks how the person gets a hub user: the prompt's cookie, and
-        its page; in a frame that dropped the hub's cookies, a link to go on in a new window (with
-        the one-time handover secret, only in this page)."""
+        its page, as ``lti_core.prompt.prompt_start`` says: its buttons; only a link to go on in a new
+        window (with the one-time handover secret, only in this page); or first a redirect to the
+        prompt's cookie check (``jupyter_lti.linking.PromptCheckHandler``)."""
         pending, browser = prompt.pending, prompt.secrets
         self.prompt_cookie(pending.id, browser.cookie, int(pending.expires_at - time.time()))
-        new_window = ""
-        if not self.cookies_came_back:
-            new_window = add_query(
-                self.prompt_url(pending.id, "handover"),
-                {"handover_token": browser.handover, "form_token": browser.form_token},
-            )
-        self.finish_page(self.prompt_page(pending, browser.form_token, new_window_url=new_window))
+        start = prompt_start(self.cookie_evidence, framed=self.framed)
+        if start is PromptStart.CHECK_COOKIE:
+            self.redirect(self.handover_url(pending.id, browser.handover, browser.form_token, "check"))
+            return
+        self.finish_started_prompt(pending, start, browser.handover, browser.form_token)
+
+    def handover_url(self, pending_id: str, handover: str, form_token: str, path: str = "handover") -> str:
+        return add_query(self.prompt_url(pending_id, path), {"handover_token": handover, "form_token": form_token})
+
+    def finish_started_prompt(self, pending: PendingLaunch, start: PromptStart, handover: str, form_token: str) -> None:
+        """The prompt's first page: its buttons, or only the new window."""
+        new_window = self.handover_url(pending.id, handover, form_token) if start is PromptStart.NEW_WINDOW else ""
+        self.finish_page(self.prompt_page(pending, form_token, new_window_url=new_window))
 
     async def sign_in(self, data: dict[str, Any]) -> Any:
         """Hand the launch to JupyterHub's login (which calls the authenticator), then land.
@@ -182,8 +196,18 @@ class LtiHandler(LtiPages):
         if user is None:  # verified, but the hub's allow/block lists say no
             self.refuse(Forbidden("user_not_allowed", N_("Your account is not allowed to use this hub.")))
             return None
-        self.redirect(self.authenticator.landing_url(self, self.lti_launch, user))
+        self.land(user, self.authenticator.landing_url(self, self.lti_launch, user))
         return user
+
+    def land(self, user: Any, landing_url: str) -> None:
+        """To the landing page, signed in; from a platform's frame through the continue step
+        (``lti_core.handover``): a frame that kept none of the hub's cookies offers a new window there.
+        A request to pick content lands at once (its picker's cookie is set with this answer)."""
+        if not self.framed or self.lti_launch.deep_linking is not None:
+            self.redirect(landing_url)
+            return
+        token = self.authenticator.session_handover(self).issue(user.name, landing_url, time.time())
+        self.redirect(add_query(url_path_join(self.hub.base_url, CONTINUE_PATH), {TOKEN_PARAM: token}))
 
 
 class LtiInfoHandler(LtiHandler):
@@ -218,8 +242,36 @@ class LTI11LaunchHandler(LtiLaunchHandler):
         ]
         data = {"method": "POST", "url": self.authenticator.public_request_url(self), "params": pairs}
         # LTI 1.1 has no state cookie: any hub cookie coming back says this browser keeps them here.
-        self.cookies_came_back = bool(self.request.cookies)
+        self.cookie_evidence = cookie_evidence(cookie_came_back=bool(self.request.cookies))
         await self.sign_in(data)
+
+
+class LtiContinueHandler(LtiHandler):
+    """The continue step of a framed launch: land, offer the new window, or (in that window) sign
+    the launch's user in once; lti_core decides, every refusal writes nothing."""
+
+    async def get(self) -> None:
+        authenticator, user = self.authenticator, self.current_user
+        try:
+            decision = await authenticator.off_loop(
+                authenticator.session_handover(self).decide,
+                self.get_argument(TOKEN_PARAM, ""),
+                session_user=user.name if user is not None else "",
+                framed=self.framed,
+                now=time.time(),
+            )
+            if decision.step is HandoverStep.SIGN_IN:
+                user = self.find_user(decision.local_user_id)
+                if user is None:
+                    raise HandoverInvalid(detail="the handover's user is gone")
+                self.set_login_cookie(user)
+        except LtiError as error:
+            self.refuse(error)
+            return
+        if decision.step is HandoverStep.OPEN_NEW_WINDOW:
+            self.finish_page(pages.handover_page(authenticator.public_request_url(self)))
+            return
+        self.redirect(decision.landing_url)
 
 
 class LTI11ConfigHandler(LtiHandler):
@@ -262,7 +314,8 @@ class LTI13LaunchHandler(LtiLaunchHandler):
             tool_origin=self.authenticator.public_origin(self),
         )
         data = {"id_token": self.get_body_argument("id_token", ""), "state": state, "browser": evidence}
-        self.cookies_came_back = state in evidence.cookie_states
+        bound_by_cookie = state in evidence.cookie_states
+        self.cookie_evidence = cookie_evidence(cookie_came_back=bound_by_cookie, bound_by_storage=not bound_by_cookie)
         if state in evidence.cookie_states:
             # Used up by this launch: deleted with its answer (a refusal clears it again).
             self.state_cookie(state, 0)
@@ -295,6 +348,7 @@ __all__ = [
     "LTI13LaunchHandler",
     "LTI13LoginHandler",
     "LinkPromptRequired",
+    "LtiContinueHandler",
     "LtiHandler",
     "LtiInfoHandler",
     "LtiLaunchHandler",

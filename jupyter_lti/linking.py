@@ -8,6 +8,8 @@ is kept as a pending launch (``lti_core.prompt``) and answered with the choice p
     GET/POST /hub/lti/link/<id>/sign-in     the local sign-in (`local_authenticator_class`)
     GET      /hub/lti/link/<id>/handover    a new window taking over the prompt from a platform's
                                             frame that dropped the hub's cookies (one-time secret)
+    GET      /hub/lti/link/<id>/check       an LTI 1.1 launch's prompt in a frame: did the cookie its
+                                            answer set come back? The buttons, else the new window
 
 Every step needs the pending launch's cookie (set by the launch's answer, or by the handover), the
 form token its pages carry, and, for a POST, the hub's ``_xsrf``: these are the hub's own forms, so
@@ -34,12 +36,14 @@ from lti_core import pages
 from lti_core.errors import Forbidden, LtiError
 from lti_core.i18n import N_
 from lti_core.prompt import (
+    CookieEvidence,
     PendingLaunch,
     PromptNotBound,
     PromptOutcome,
     PromptState,
     form_token_matches,
     parse_prompt_choice,
+    prompt_start,
 )
 from lti_core.types import UserLink
 from lti_core.urls import add_query
@@ -280,6 +284,29 @@ class PromptHandoverHandler(PromptHandler):
         self.redirect(self.page_url(pending_id))  # the used secret leaves the address bar
 
 
+class PromptCheckHandler(PromptHandler):
+    """Back from the launch's redirect that set the prompt's cookie: its buttons if the cookie came
+    back, else only the new window. Shown to the launch's own page only (its handover secret, which
+    stays unused here, and its form token)."""
+
+    async def get(self, pending_id: str) -> None:
+        flow, now = self.authenticator.prompt_flow, time.time()
+        handover = str(self.get_argument("handover_token", ""))
+        try:
+            pending = await self.authenticator.off_loop(flow.holds_handover, pending_id, handover, now)
+            if not form_token_matches(pending, self.form_token):
+                raise PromptNotBound(detail="the form token is missing or wrong")
+        except LtiError as error:
+            self.refuse(error)
+            return
+        try:
+            await self.authenticator.off_loop(flow.load, pending_id, self.prompt_binding(pending_id), now)
+            cookies = CookieEvidence.KEPT
+        except PromptNotBound:
+            cookies = CookieEvidence.DROPPED
+        self.finish_started_prompt(pending, prompt_start(cookies, framed=self.framed), handover, self.form_token)
+
+
 def page_html(lang: str, title: str, body: str) -> str:
     """A page of this module: ``title`` and ``body`` already escaped."""
     return (
@@ -393,6 +420,7 @@ def linking_handlers() -> list[tuple[str, Any]]:
         (pending, PromptChoiceHandler),
         (pending + "/sign-in", PromptSignInHandler),
         (pending + "/handover", PromptHandoverHandler),
+        (pending + "/check", PromptCheckHandler),
         ("/lti/links", UserLinksHandler),
         ("/lti/admin/links", LinksAdminHandler),
     ]
@@ -400,6 +428,7 @@ def linking_handlers() -> list[tuple[str, Any]]:
 
 __all__ = [
     "LinksAdminHandler",
+    "PromptCheckHandler",
     "PromptChoiceHandler",
     "PromptHandoverHandler",
     "PromptSignInHandler",

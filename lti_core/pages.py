@@ -228,6 +228,29 @@ PICK_CONTINUE_LABEL = N_("Continue")
 PICK_CANCELLED_MESSAGE = N_("No content was added.")
 
 
+# -- the session handover (``lti_core.handover``): a frame that keeps none of the tool's cookies --
+HANDOVER_FLOW = Flow(
+    N_("Continue in a new window"),
+    N_(
+        "Open the activity in a new window: you are signed in there. If the link has expired, open the "
+        "activity again from your course."
+    ),
+)
+HANDOVER_MESSAGE = N_(
+    "This browser keeps none of the tool's cookies inside your course's page, so the activity cannot stay "
+    "signed in here."
+)
+#: The reason code the handover page shows, for support ("what did the page say?").
+HANDOVER_REASON = "cookies_blocked_in_frame"
+
+
+def handover_page(window_url: str) -> RefusalPage:
+    """The continue step's page in a frame that kept no session: the refusal pages' layout (title,
+    message, reason code) with one way on, "Open in a new window" to ``window_url``, which signs in
+    there once. 200: the launch itself succeeded."""
+    return RefusalPage(200, HANDOVER_REASON, HANDOVER_MESSAGE, window_url, flow=HANDOVER_FLOW)
+
+
 Page = RefusalPage | BrowserCheckPage | StorageLoginPage | RegistrationCompletePage | LinkPromptPage
 
 

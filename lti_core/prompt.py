@@ -97,6 +97,48 @@ TRANSITIONS: dict[tuple[PromptState, type[PromptEvent]], PromptState | None] = {
 }
 
 
+class CookieEvidence(enum.StrEnum):
+    """What a launch tells about this browser keeping the tool's cookies where the prompt shows."""
+
+    KEPT = "kept"  # a cookie of the tool came back with the launch (LTI 1.3's state cookie, any other)
+    DROPPED = "dropped"  # bound through the platform's storage, or the prompt's cookie did not come back
+    UNKNOWN = "unknown"  # LTI 1.1 without any cookie of the tool: nothing says either way
+
+
+def cookie_evidence(*, cookie_came_back: bool, bound_by_storage: bool = False) -> CookieEvidence:
+    """What a launch says about the tool's cookies: bound through the platform's storage (LTI 1.3
+    without its state cookie), dropped; any cookie of the tool back with it (LTI 1.3's state
+    cookie), kept; else (LTI 1.1 carries nothing of the tool's) unknown."""
+    if bound_by_storage:
+        return CookieEvidence.DROPPED
+    return CookieEvidence.KEPT if cookie_came_back else CookieEvidence.UNKNOWN
+
+
+class PromptStart(enum.StrEnum):
+    """How the prompt shows (``prompt_start``)."""
+
+    PAGE = "page"  # its buttons: the prompt's cookie comes back here
+    NEW_WINDOW = "new_window"  # only "Continue in a new window", with the one-time handover
+    CHECK_COOKIE = "check_cookie"  # a redirect that sets the prompt's cookie and comes back to see
+
+
+def prompt_start(cookies: CookieEvidence, *, framed: bool) -> PromptStart:
+    """Buttons only where they can work: the prompt's forms post with its cookie, which a platform's
+    frame may drop (a first-party window keeps it)::
+
+        cookies   framed  start
+        KEPT      any     PAGE
+        DROPPED   any     NEW_WINDOW
+        UNKNOWN   yes     CHECK_COOKIE (then KEPT or DROPPED: whether the cookie came back)
+        UNKNOWN   no      PAGE
+    """
+    if cookies is CookieEvidence.KEPT or (cookies is CookieEvidence.UNKNOWN and not framed):
+        return PromptStart.PAGE
+    if cookies is CookieEvidence.UNKNOWN:
+        return PromptStart.CHECK_COOKIE
+    return PromptStart.NEW_WINDOW
+
+
 class PromptRefused(LtiError):
     """A step of the prompt that is not allowed now (a replayed or forged form, a stale page)."""
 
@@ -287,14 +329,20 @@ class PromptFlow:
             raise PromptNotBound(detail="the browser's binding cookie is missing or wrong")
         return pending
 
-    def hand_over(self, pending_id: str, handover: str, now: float) -> tuple[PendingLaunch, str]:
-        """Bind the pending launch to this browser (a new window, outside the platform's frame) with
-        the one-time handover secret: (the pending launch, the new cookie value). Used once."""
+    def holds_handover(self, pending_id: str, handover: str, now: float) -> PendingLaunch:
+        """The pending launch, if ``handover`` is its unused handover secret (nothing is used up):
+        the prompt's cookie check shows the new-window variant to the launch's own page only."""
         pending = self.store.get_pending_launch(pending_id, now)
         if pending is None:
             raise PromptExpired(detail="no such pending launch")
         if not _matches(handover, pending.handover):
             raise PromptNotBound(detail="the handover secret is missing, wrong or used")
+        return pending
+
+    def hand_over(self, pending_id: str, handover: str, now: float) -> tuple[PendingLaunch, str]:
+        """Bind the pending launch to this browser (a new window, outside the platform's frame) with
+        the one-time handover secret: (the pending launch, the new cookie value). Used once."""
+        pending = self.holds_handover(pending_id, handover, now)
         cookie = secrets.token_urlsafe(32)
         rebound = replace(pending, binding=digest(cookie), handover="")
         if not self.store.replace_pending_launch(pending, rebound):
@@ -345,6 +393,10 @@ __all__ = [
     "AccountAlreadyLinked",
     "PromptStore",
     "CHOICE_CONFIRM",
+    "CookieEvidence",
+    "cookie_evidence",
+    "PromptStart",
+    "prompt_start",
     "CHOICE_EXISTING",
     "CHOICE_NEW",
     "form_token_matches",

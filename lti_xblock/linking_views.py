@@ -32,12 +32,16 @@ from lti_core.linking import AccountLinker, LinkDecision
 from lti_core.prompt import (
     CHOICE_EXISTING,
     ChooseExisting,
+    CookieEvidence,
     PendingLaunch,
     PromptAction,
     PromptFlow,
+    PromptNotBound,
     PromptOutcome,
+    PromptStart,
     PromptState,
     parse_prompt_choice,
+    prompt_start,
 )
 from lti_core.types import Launch
 from lti_xblock import compat
@@ -140,23 +144,54 @@ def prompt_page(
 
 
 def begin_prompt(
-    request: HttpRequest, launch: Launch, decision: LinkDecision, content_id: str, *, cookies_blocked: bool
+    request: HttpRequest, launch: Launch, decision: LinkDecision, content_id: str, *, cookies: CookieEvidence
 ) -> HttpResponse:
-    """The launch's answer when its mode asks: the pending launch kept, the prompt page, the cookie.
-
-    In a frame that drops this tool's cookies the page offers a new window instead, where the
-    handover secret binds the prompt to that window. In a frame that keeps them, only the sign-in to
-    an existing account opens that window (the host's sign-in page refuses to be framed)."""
+    """The launch's answer when its mode asks: the pending launch kept, the prompt's cookie, and its
+    page, shown as ``lti_core.prompt.prompt_start`` says: its buttons; only a new window, where the
+    handover secret binds the prompt (a frame that drops this tool's cookies); or first a redirect to
+    ``link_check``, which sees whether the cookie came back (an LTI 1.1 launch in a frame)."""
     pending, secrets = flow.begin(launch, decision, content_id, time.time())
     secrets_query = {"handover": secrets.handover, "form_token": secrets.form_token}
-    window = request.build_absolute_uri(prompt_url(pending.id, "link_window"))
-    new_window = f"{window}?{urlencode(secrets_query)}" if cookies_blocked else ""
-    sign_in_window = ""
-    if not cookies_blocked and frames.is_framed(request.headers):
-        sign_in_window = f"{window}?{urlencode({**secrets_query, 'then': SIGN_IN_NEXT})}"
-    response = prompt_page(request, pending, secrets.form_token, new_window, sign_in_window)
+    framed = frames.is_framed(request.headers)
+    start = prompt_start(cookies, framed=framed)
+    if start is PromptStart.CHECK_COOKIE:
+        response: HttpResponse = HttpResponseRedirect(
+            f"{prompt_url(pending.id, 'link_check')}?{urlencode(secrets_query)}"
+        )
+    else:
+        response = started_prompt(request, pending, secrets_query, start, framed=framed)
     set_prompt_cookie(request, response, pending, secrets.cookie, secrets.form_token)
     return response
+
+
+def started_prompt(
+    request: HttpRequest, pending: PendingLaunch, secrets_query: dict[str, str], start: PromptStart, *, framed: bool
+) -> HttpResponse:
+    """The prompt's first page: its buttons, or only the new window. In a frame that keeps this
+    tool's cookies, only the sign-in to an existing account opens that window (the host's sign-in
+    page refuses to be framed)."""
+    window = request.build_absolute_uri(prompt_url(pending.id, "link_window"))
+    new_window = f"{window}?{urlencode(secrets_query)}" if start is PromptStart.NEW_WINDOW else ""
+    sign_in_window = ""
+    if start is PromptStart.PAGE and framed:
+        sign_in_window = f"{window}?{urlencode({**secrets_query, 'then': SIGN_IN_NEXT})}"
+    return prompt_page(request, pending, secrets_query["form_token"], new_window, sign_in_window)
+
+
+@prompt_endpoint("GET")
+def link_check(request: HttpRequest, pending_id: str) -> HttpResponse:
+    """Back from the redirect that set the prompt's cookie: the buttons if it came back, else only
+    the new window. Shown to the launch's own page only (its handover secret, not used up here)."""
+    now, handover = time.time(), request.GET.get("handover", "")
+    pending = flow.holds_handover(pending_id, handover, now)
+    try:
+        flow.load(pending_id, _cookie(request, pending_id)[0], now)
+        cookies = CookieEvidence.KEPT
+    except PromptNotBound:
+        cookies = CookieEvidence.DROPPED
+    secrets_query = {"handover": handover, "form_token": request.GET.get("form_token", "")}
+    framed = frames.is_framed(request.headers)
+    return started_prompt(request, pending, secrets_query, prompt_start(cookies, framed=framed), framed=framed)
 
 
 def _cookie(request: HttpRequest, pending_id: str) -> tuple[str, str]:

@@ -11,6 +11,8 @@ urlpatterns = [
     re_path(r"^content/(?P<content_id>[^/]+)/ltiaccess$", views.lti11_launch, name="lti11_launch"),
     # The LTI 1.3 target link URI, and where every launch lands.
     re_path(r"^content/(?P<content_id>[^/]+)/$", views.content, name="content"),
+    # A framed launch lands through here (lti_core.handover): the new window of a frame without cookies.
+    path("continue", views.continue_launch, name="continue_launch"),
     path("lti13/login", views.lti13_login, name="lti13_login"),
     path("lti13/launch", views.lti13_launch, name="lti13_launch"),
     path("lti13/jwks", views.lti13_jwks, name="lti13_jwks"),
@@ -25,6 +27,7 @@ urlpatterns = [
     path("link/<str:pending_id>/step", linking_views.link_step, name="link_step"),
     path("link/<str:pending_id>/signed-in", linking_views.link_signed_in, name="link_signed_in"),
     path("link/<str:pending_id>/window", linking_views.link_window, name="link_window"),
+    path("link/<str:pending_id>/check", linking_views.link_check, name="link_check"),
     # "Published content": an instructor's deep-linking request picks content here, once.
     path("pick/<str:pick_id>/", deep_linking_views.published_content, name="published_content"),
     # A signed-in user's own links, and removing one.

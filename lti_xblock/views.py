@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model, login
@@ -26,11 +26,12 @@ from django.core.exceptions import (
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.http.multipartparser import MultiPartParserError
+from django.urls import reverse
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 
-from lti_core import cookies, pages
+from lti_core import cookies, frames, pages
 from lti_core.deep_linking import validate_deep_linking_launch
 from lti_core.errors import (
     AuthenticationFailed,
@@ -41,6 +42,7 @@ from lti_core.errors import (
     request_malformed,
     request_too_large,
 )
+from lti_core.handover import TOKEN_PARAM, HandoverInvalid, HandoverStep, SessionHandover
 from lti_core.i18n import N_
 from lti_core.linking import AccountLinker, LinkOutcome, ProvisioningModes, choose_username
 from lti_core.lti11.launch import BASIC_LAUNCH, CONTENT_ITEM_REQUEST, Lti11LaunchVerifier
@@ -51,6 +53,7 @@ from lti_core.lti13.jwks import PlatformKeyCache
 from lti_core.lti13.launch import LaunchValidator
 from lti_core.lti13.login import OidcLogin
 from lti_core.lti13.tool_keys import ToolKeySet
+from lti_core.prompt import CookieEvidence, cookie_evidence
 from lti_core.roles import DEFAULT_ROLES, RoleTable
 from lti_core.types import Launch, launch_context
 from lti_publish_assets import page_html
@@ -226,14 +229,48 @@ def finish_launch(request: HttpRequest, launch: Launch, content_id: str, user: U
         content_id,
         launch.role.value,
     )
-    return HttpResponseRedirect(host.landing_url(content_id))
+    return land(request, user, host.landing_url(content_id))
 
 
-def sign_in(request: HttpRequest, launch: Launch, content_id: str, *, cookies_blocked: bool = False) -> HttpResponse:
+def session_handover() -> SessionHandover:
+    """The continue step's tokens, keyed from SECRET_KEY (read per request: tests change settings)."""
+    return SessionHandover(settings.SECRET_KEY, store)
+
+
+def land(request: HttpRequest, user: User, landing_url: str) -> HttpResponse:
+    """To the content, signed in; from a platform's frame through the continue step
+    (``lti_core.handover``): a frame that kept none of this tool's cookies offers a new window there."""
+    if not frames.is_framed(request.headers):
+        return HttpResponseRedirect(landing_url)
+    token = session_handover().issue(str(user.pk), landing_url, time.time())
+    return HttpResponseRedirect(f"{reverse('lti_xblock:continue_launch')}?{urlencode({TOKEN_PARAM: token})}")
+
+
+@lti_endpoint("GET")
+def continue_launch(request: HttpRequest) -> HttpResponse:
+    """The continue step of a framed launch: land, offer the new window, or (in that window) sign
+    the launch's user in once; lti_core decides, every refusal writes nothing."""
+    decision = session_handover().decide(
+        request.GET.get(TOKEN_PARAM, ""),
+        session_user=signed_in_user_id(request),
+        framed=frames.is_framed(request.headers),
+        now=time.time(),
+    )
+    if decision.step is HandoverStep.OPEN_NEW_WINDOW:
+        return page(request, pages.handover_page(request.build_absolute_uri()))
+    if decision.step is HandoverStep.SIGN_IN:
+        user = get_user_model().objects.filter(pk=decision.local_user_id, is_active=True).first()
+        if user is None:
+            raise HandoverInvalid(detail="the handover's user is gone")
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    return HttpResponseRedirect(decision.landing_url)
+
+
+def sign_in(request: HttpRequest, launch: Launch, content_id: str, *, cookies: CookieEvidence) -> HttpResponse:
     """The local user of a verified launch: the linked one, a new one, or the prompt's choice first.
 
-    ``cookies_blocked``: the launch came through a frame that drops this tool's cookies (bound by the
-    platform's storage), so the prompt continues in a new window."""
+    ``cookies``: what the launch says about this tool's cookies where it shows (a platform's frame
+    may drop them): the prompt shows its buttons only where they can work."""
     launch = role_table().apply(launch)
     linker = AccountLinker(store, provisioning_modes(content_id))
     with transaction.atomic():
@@ -247,7 +284,7 @@ def sign_in(request: HttpRequest, launch: Launch, content_id: str, *, cookies_bl
         elif decision.outcome is LinkOutcome.PROMPT:
             from lti_xblock import linking_views  # it builds on this module
 
-            return linking_views.begin_prompt(request, launch, decision, content_id, cookies_blocked=cookies_blocked)
+            return linking_views.begin_prompt(request, launch, decision, content_id, cookies=cookies)
         else:
             raise Forbidden(decision.reason, N_("No account here can be used for this launch. Nothing was created."))
         return finish_launch(request, launch, content_id, user)
@@ -265,7 +302,9 @@ def lti11_launch(request: HttpRequest, content_id: str) -> HttpResponse:
             require_content(content_id)(launch)
 
     launch = verifier.verify(method="POST", url=request.build_absolute_uri(), params=pairs, before_commit=check)
-    return sign_in(request, launch, "" if launch.deep_linking is not None else content_id)
+    # LTI 1.1 carries no cookie of this tool: any that came back says this browser keeps them here.
+    cookies = cookie_evidence(cookie_came_back=bool(request.COOKIES))
+    return sign_in(request, launch, "" if launch.deep_linking is not None else content_id, cookies=cookies)
 
 
 @lti_endpoint("GET", "POST")
@@ -313,8 +352,9 @@ def lti13_launch(request: HttpRequest) -> HttpResponse:
         launch = validator.validate(id_token, state, evidence, before_commit=check)
     except BrowserCheckRequired as needed:
         return page(request, pages.BrowserCheckPage(needed.check))
-    cookies_blocked = validator.binding is binding.Binding.PLATFORM_STORAGE
-    response = sign_in(request, launch, content["id"], cookies_blocked=cookies_blocked)
+    bound_by_storage = validator.binding is binding.Binding.PLATFORM_STORAGE
+    cookies = cookie_evidence(cookie_came_back=not bound_by_storage, bound_by_storage=bound_by_storage)
+    response = sign_in(request, launch, content["id"], cookies=cookies)
     if validator.binding is binding.Binding.COOKIE:
         set_state_cookie(request, response, state, 0)  # used up: delete it (in its partition)
     return response

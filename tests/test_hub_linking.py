@@ -319,11 +319,14 @@ def test_an_expired_pending_launch_is_refused_and_changes_nothing(hub, peers):
     assert user_names(hub) == before and not links(hub, peer.issuer, peer.user_id)
 
 
-def test_an_lti11_prompt_without_cookies_goes_on_in_a_new_window(hub):
+def test_an_lti11_prompt_in_a_frame_without_cookies_goes_on_in_a_new_window(hub):
     user_id = new_user_id()
     before = user_names(hub)
     with requests.Session() as frame:
-        first = launch11(frame, hub, key=PROMPT11_KEY, secret=PROMPT11_SECRET, user_id=user_id)
+        framed = {"Sec-Fetch-Dest": "iframe"}
+        launched = launch11(frame, hub, key=PROMPT11_KEY, secret=PROMPT11_SECRET, user_id=user_id, headers=framed)
+        frame.cookies.clear()  # the frame kept none of the hub's cookies: its cookie check finds none
+        first = frame.get(urljoin(hub.hub_url, launched.headers["Location"]), headers=framed, timeout=30)
         assert first.status_code == 200 and "<form" not in first.text, first.text[:2000]
         found = re.search(r'href="([^"]*handover[^"]*)"', first.text)
         assert found, first.text[:2000]

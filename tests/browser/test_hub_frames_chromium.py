@@ -20,10 +20,15 @@ import requests
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from lti_peer.lti11 import INSTRUCTOR, moodle_lti11_params, sign_lti11_launch
 from lti_peer.platform import PlatformPeer
 from tests.browser.chromium import Cookies, chromium
 from tests.test_hub_frames import TlsHub
 from tests.test_hub_lti import LTIAUTHENTICATOR_13_CONFIG, crypt_key, new_user_id
+
+#: LTI 1.1 consumers of the hub (it takes both versions): Moodle's, and one whose instructors are asked.
+MOODLE11 = ("moodle11-key", "moodle11-secret-0123456789")
+PROMPT11 = ("prompt11-key", "prompt11-secret-0123456789")
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +67,7 @@ def hub(
     tmp_path_factory: pytest.TempPathFactory, platform: PlatformPeer, certificate: tuple[Path, Path]
 ) -> Iterator[LocalhostHub]:
     config = LTIAUTHENTICATOR_13_CONFIG.format(
-        authenticator_class="jupyter_lti.lti13.LTI13Authenticator",
+        authenticator_class="jupyter_lti.lti.LTIAuthenticator",
         issuer=platform.issuer,
         client_id=platform.client_id,
     )
@@ -72,6 +77,11 @@ def hub(
         f"c.LTI13Authenticator.jwks_endpoint = {platform.jwks_url!r}\n"
         # The default would also list the issuer's http://127.0.0.1 origin: only the front frames.
         f"c.LTI13Authenticator.frame_ancestors = [{platform.browser_origin!r}]\n"
+        f"c.LTIAuthenticator.consumers = {dict([MOODLE11, PROMPT11])!r}\n"
+        f"c.LTIAuthenticator.provisioning_modes_by_platform = {{{PROMPT11[0]!r}: "
+        "{'instructor': 'existing_and_new_prompt', 'learner': 'new_only'}}\n"
+        'c.LTIAuthenticator.local_authenticator_class = "dummy"\n'
+        'c.DummyAuthenticator.password = "local-password-4711"\n'
     )
     cert, key = certificate
     hub = LocalhostHub(
@@ -270,3 +280,75 @@ def test_login_csrf_an_attackers_launch_posted_by_the_victims_browser_is_refused
         assert driver.current_url.startswith(hub.origin)
         assert not [c for c in driver.get_cookies() if c["name"] == "jupyterhub-hub-login"]
     assert user_names(hub, certificate) == before
+
+
+# -- a frame that keeps none of the hub's cookies (lti_core.handover) --------------------------------
+
+
+def lti11_course(hub: LocalhostHub, platform: PlatformPeer, consumer: tuple[str, str], **params: str) -> str:
+    """The platform's course page, framing a signed LTI 1.1 launch of a new platform user."""
+    url = hub.hub_url + "lti/ltiaccess"
+    form = sign_lti11_launch(url, *consumer, moodle_lti11_params(user_id=new_user_id(), **params))
+    return platform.lti11_course_url(url, form)
+
+
+def open_new_window(driver: Any, label: str) -> None:
+    """Click the frame's link ``label`` (target _blank) and switch to the window it opened."""
+    frame_window = driver.current_window_handle
+    link = driver.find_element(By.LINK_TEXT, label)
+    assert link.get_attribute("target") == "_blank"
+    link.click()
+    WebDriverWait(driver, 30).until(lambda d: len(d.window_handles) == 2)
+    driver.switch_to.window(next(h for h in driver.window_handles if h != frame_window))
+
+
+def continues_on_the_lab_in_a_new_window(driver: Any, hub: LocalhostHub) -> str:
+    into_tool_frame(driver)
+    wait_for_text(driver, "cookies_blocked_in_frame")
+    open_new_window(driver, "Open in a new window")
+    name = wait_for_lab(driver, hub)
+    assert driver.current_url.startswith(f"{hub.origin}/user/{name}/lab")
+    return name
+
+
+def test_lti11_in_a_frame_without_cookies_continues_on_the_lab_in_a_new_window(hub, learner, certificate):
+    before = user_names(hub, certificate)
+    with browser(hub, learner, Cookies.NONE_IN_FRAMES) as driver:
+        driver.get(lti11_course(hub, learner, MOODLE11))
+        name = continues_on_the_lab_in_a_new_window(driver, hub)
+    assert_signed_in_as_new_user(hub, certificate, before, name)
+
+
+def test_lti13_with_platform_storage_in_a_frame_without_cookies_continues_on_the_lab_in_a_new_window(
+    hub, learner, certificate
+):
+    before = user_names(hub, certificate)
+    with browser(hub, learner, Cookies.NONE_IN_FRAMES) as driver:
+        driver.get(course(hub, learner, storage=True))
+        name = continues_on_the_lab_in_a_new_window(driver, hub)
+    assert_signed_in_as_new_user(hub, certificate, before, name)
+    assert [entry["subject"] for entry in learner.storage_log] == ["lti.put_data", "lti.get_data"]
+
+
+def test_lti11_in_a_frame_with_partitioned_cookies_lands_on_the_lab_in_the_frame(hub, learner, certificate):
+    before = user_names(hub, certificate)
+    with browser(hub, learner, Cookies.BLOCK_THIRD_PARTY) as driver:
+        driver.get(lti11_course(hub, learner, MOODLE11))
+        into_tool_frame(driver)
+        name = wait_for_lab(driver, hub)
+        assert len(driver.window_handles) == 1
+    assert_signed_in_as_new_user(hub, certificate, before, name)
+
+
+def test_the_lti11_prompt_in_a_frame_without_cookies_completes_in_a_new_window(hub, learner, certificate):
+    before = user_names(hub, certificate)
+    with browser(hub, learner, Cookies.NONE_IN_FRAMES) as driver:
+        driver.get(lti11_course(hub, learner, PROMPT11, roles=INSTRUCTOR))
+        into_tool_frame(driver)
+        wait_for_text(driver, "Continue in a new window")
+        assert driver.find_elements(By.TAG_NAME, "form") == []  # no button that could not work here
+        open_new_window(driver, "Continue in a new window")
+        wait_for_text(driver, "How do you want to continue?")
+        driver.find_element(By.XPATH, "//button[normalize-space()='Create a new account']").click()
+        name = wait_for_lab(driver, hub)
+    assert_signed_in_as_new_user(hub, certificate, before, name)
