@@ -149,7 +149,10 @@ def wait_for_lab(driver: Any, hub: LocalhostHub, timeout: float = 90) -> str:
         try:
             where = d.execute_script(
                 "return [location.origin, location.pathname, document.title,"
-                " !!document.querySelector('#jp-main-dock-panel'), !!document.querySelector('.lti-error')]"
+                " !!document.querySelector('#jp-main-dock-panel'),"
+                # A refusal (role=alert), not the browser check or storage pages that share its layout
+                # (aria-busy) on the way: caught between two of their steps, they are no refusal.
+                " !!document.querySelector('.lti-error[role=alert]')]"
             )
         except Exception:  # noqa: BLE001 - the frame is navigating; look again
             return False
