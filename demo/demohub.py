@@ -211,6 +211,9 @@ class DemoHub(HubChild):
             f"c.LTI13Authenticator.token_url = {p.token_url!r}",
             f"c.LTI13Authenticator.deployment_ids = [{p.deployment_id!r}]",
             'c.LTI13Authenticator.tool_name = "lti-publish demo JupyterHub"',
+            "# What teachers may add with the demo page's Select content: the welcome notebook.",
+            f'c.LTI13Authenticator.catalog = [{{"id": "welcome", "title": "Welcome notebook", '
+            f'"path": {WELCOME_NOTEBOOK!r}, "max_score": 10}}]',
             "",
             f"if os.path.exists({str(self.local_config_path)!r}):",
             f"    load_subconfig({str(self.local_config_path)!r})  # noqa: F821",

@@ -11,6 +11,12 @@ item per link, made at the first launch), LTI 1.1 launches an outcome service UR
 token endpoint trades a tool's client assertion (checked against the tool's key set URL) for a token
 to them. Its gradebook page shows the scores received.
 
+Like Moodle's "Select content" on an external tool activity, it sends the tools (this one, and the
+demo hub) an LtiDeepLinkingRequest; its return endpoint (Moodle's mod/lti/contentitem_return.php)
+checks the tool's signed answer with the peer's ``lti_peer.deep_linking.verify_response`` and adds
+each ``ltiResourceLink`` to the demo course as a link of its own (with a line item in the gradebook for
+one with a ``lineItem``); the launch page lists them with their launch buttons.
+
 Its key, its claims, its signatures, its gradebook (``lti_peer.ags``), outcome service
 (``lti_peer.outcomes``) and token endpoint (``lti_peer.token``) are the project's platform peer's
 (pyjwt and oauthlib, not the tool's libraries). What they received is kept in var/ with the platform's
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -34,7 +41,8 @@ from typing import Any
 import jwt
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -48,13 +56,25 @@ from lti_peer.claims import (
     AGS_RESULT_READONLY,
     AGS_SCORE,
     CLAIM_AGS,
+    CLAIM_DEEP_LINKING_SETTINGS,
+    CLAIM_MESSAGE_TYPE,
+    CLAIM_RESOURCE_LINK,
     COURSE_OFFERING,
     INSTRUCTOR_ROLES,
     LEARNER_ROLES,
     MoodleActivity,
     MoodleUser,
+    deep_linking_settings,
     launch_claims,
     login_initiation_params,
+)
+from lti_peer.deep_linking import (
+    CLAIM_DATA,
+    RETURN_PATH,
+    AnswerRefused,
+    line_item_args,
+    resource_links,
+    verify_response,
 )
 from lti_peer.keys import PlatformKey, load_or_create_key
 from lti_peer.lti11 import sign_lti11_launch
@@ -122,25 +142,47 @@ def demo_hub() -> HubLti13Urls | None:
 @dataclass(frozen=True)
 class ToolRegistration:
     """A tool as this platform knows it: where id_tokens may go, where its keys are (for its client
-    assertions), and the custom claim of its links."""
+    assertions and deep-linking answers), its login and "Select content" URLs, and the custom claim of
+    its links."""
 
     redirect_uri: str
     jwks_url: str
+    login_url: str
+    #: The target of a deep-linking request (Moodle's "Content Selection URL").
+    select_content_url: str
     custom: dict[str, str] = field(default_factory=dict)
 
 
 def registered_tools(base: str) -> dict[str, ToolRegistration]:
     """The tools registered with this platform, by client_id: this tool, and the demo hub if it runs."""
-    tools = {CLIENT_ID: ToolRegistration(lti13_redirect_uri(base), tool_urls(base).lti13_jwks_url)}
+    urls = tool_urls(base)
+    tools = {
+        CLIENT_ID: ToolRegistration(
+            lti13_redirect_uri(base), urls.lti13_jwks_url, urls.lti13_login_url, urls.deep_linking_url
+        )
+    }
     hub = demo_hub()
     if hub is not None:
-        tools[HUB_CLIENT_ID] = ToolRegistration(hub.launch, hub.jwks, {"next": HUB_NEXT})
+        tools[HUB_CLIENT_ID] = ToolRegistration(hub.launch, hub.jwks, hub.login, hub.launch, {"next": HUB_NEXT})
     return tools
+
+
+@dataclass(frozen=True)
+class AddedLink:
+    """A link "Select content" added to the demo course (Moodle: a new external tool activity)."""
+
+    id: str
+    title: str
+    url: str
+    custom: dict[str, str]
+    #: The URL of its line item in the gradebook; "" without "Add to gradebook".
+    lineitem: str = ""
 
 
 class GradeServices:
     """This platform's grade services for one tool (an ``lti_peer.PlatformSite``): the peer's gradebook
-    (AGS) and token endpoint, and its LTI 1.1 outcome service."""
+    (AGS) and token endpoint, and its LTI 1.1 outcome service; and the links its "Select content"
+    answers added to the course, with their line items."""
 
     def __init__(self, issuer: str, client_id: str) -> None:
         self.issuer = issuer
@@ -150,6 +192,11 @@ class GradeServices:
         self.outcomes = OutcomeService(self)
         #: resource link id -> its title, for the LTI 1.1 rows of the gradebook page.
         self.link_titles: dict[str, str] = {}
+        #: The links "Select content" added, in order.
+        self.added_links: list[AddedLink] = []
+        #: The ``data`` of each deep-linking request sent and not answered yet (one answer each).
+        self._open_requests: set[str] = set()
+        self._seen_nonces: set[str] = set()
         self._lock = threading.Lock()
 
     @property
@@ -181,6 +228,7 @@ class GradeServices:
             "outcomes": dict(outcomes.gradebook),
             "outcomes_received_at": dict(outcomes.received_at),
             "link_titles": dict(self.link_titles),
+            "added_links": [asdict(link) for link in list(self.added_links)],
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -194,13 +242,75 @@ class GradeServices:
         self.outcomes.gradebook = dict(state["outcomes"])
         self.outcomes.received_at = dict(state["outcomes_received_at"])
         self.link_titles = dict(state["link_titles"])
+        self.added_links = [AddedLink(**link) for link in state.get("added_links", [])]
 
     def ags_claim(self, link_id: str, title: str) -> dict[str, Any]:
-        return {
-            "scope": list(AGS_SCOPES),
-            "lineitems": self.book.lineitems_url(COURSE_NUMBER, self.type_id),
-            "lineitem": self.lineitem_of(link_id, title),
-        }
+        return {**self.ags_services_claim(), "lineitem": self.lineitem_of(link_id, title)}
+
+    def ags_services_claim(self) -> dict[str, Any]:
+        """The AGS claim without a line item: a deep-linking request's, or an added link's without one."""
+        return {"scope": list(AGS_SCOPES), "lineitems": self.book.lineitems_url(COURSE_NUMBER, self.type_id)}
+
+    # -- "Select content" (deep linking) ------------------------------------------------------------
+
+    @property
+    def return_url(self) -> str:
+        """Where the tool's answer goes: Moodle's contentitem_return.php, naming the course and tool type."""
+        return f"{self.issuer}{RETURN_PATH}?course={COURSE_NUMBER}&id={self.type_id}"
+
+    def expect_answer(self) -> str:
+        """A fresh ``data`` for a deep-linking request, whose answer is then taken once."""
+        data = f"_{COURSE_NUMBER}_{secrets.token_urlsafe(8)}"
+        with self._lock:
+            self._open_requests.add(data)
+        return data
+
+    def take_answer(self, token: str) -> list[AddedLink]:
+        """The links a tool's LtiDeepLinkingResponse adds (none: the teacher cancelled, an error answer).
+        ``AnswerRefused``: not signed by this tool for this platform, a nonce seen before, or a ``data``
+        no open request carried."""
+        claims = verify_response(
+            token, token_endpoint(self), platform=self.issuer, client_id=self.client_id, deployment_id=DEPLOYMENT_ID
+        )
+        with self._lock:
+            nonce, data = str(claims["nonce"]), claims.get(CLAIM_DATA)
+            if nonce in self._seen_nonces:
+                raise AnswerRefused("nonce reused")
+            if not isinstance(data, str) or data not in self._open_requests:
+                raise AnswerRefused("data does not match a request")
+            self._open_requests.discard(data)
+            self._seen_nonces.add(nonce)
+            return [self._add_link(item) for item in resource_links(claims)]
+
+    def _add_link(self, item: dict[str, Any]) -> AddedLink:
+        """The link of an ``ltiResourceLink`` and, with a ``lineItem``, its gradebook column (under the lock)."""
+        link_id = f"select-{self.type_id}-{len(self.added_links) + 1}"
+        title = str(item.get("title") or "")
+        custom = item.get("custom")
+        lineitem = ""
+        column = line_item_args(item.get("lineItem"), title)
+        if column is not None:
+            label, maximum, more = column
+            lineitem = self.book.add_lineitem(
+                label, maximum, course=COURSE_NUMBER, type_id=self.type_id, resource_link_id=link_id, **more
+            )
+        link = AddedLink(
+            link_id,
+            title,
+            str(item.get("url") or ""),
+            {str(k): str(v) for k, v in custom.items()} if isinstance(custom, dict) else {},
+            lineitem,
+        )
+        self.added_links.append(link)
+        return link
+
+    def added_link(self, link_id: str) -> AddedLink | None:
+        return next((link for link in self.added_links if link.id == link_id), None)
+
+    def added_link_ags_claim(self, link: AddedLink) -> dict[str, Any]:
+        """An added link's AGS claim: with its own line item, or none (as Moodle, no grade item without one)."""
+        claim = self.ags_services_claim()
+        return {**claim, "lineitem": link.lineitem} if link.lineitem else claim
 
 
 _SERVICES: dict[tuple[str, str], GradeServices] = {}
@@ -282,6 +392,7 @@ def launch_page(request: HttpRequest) -> HttpResponse:
         {
             "title": _(N_("lti-publish: local launch page")),
             "intro": _(N_("Launch the published content as a platform would, with real signed LTI messages.")),
+            "notice": select_content_notice(request.GET.get("added", "")),
             "content": [(cid, title, launch_details(base, cid)) for cid, title in published_content()],
             "roles": [("learner", _(N_("Learner"))), ("instructor", _(N_("Instructor")))],
             "labels": {
@@ -293,10 +404,51 @@ def launch_page(request: HttpRequest) -> HttpResponse:
                 "empty": _(N_("No published content.")),
                 "gradebook": _(N_("Gradebook: the scores the tools sent this platform")),
             },
+            "select": select_content_section(base),
             "hub": hub_section(),
             "css": static_text("css/lti_publish.css"),
         },
     )
+
+
+def select_content_notice(added: str) -> str:
+    """What the launch page says after a "Select content" answer (``?added=<count>``); "" otherwise."""
+    if not added.isdigit():
+        return ""
+    if added == "0":
+        return _(N_("Nothing was added."))
+    return _(N_("Items added to the demo course: %(count)s.")) % {"count": added}
+
+
+def select_content_section(base: str) -> dict[str, Any]:
+    """The launch page's "Select content" part: its buttons and the links it added, per running tool."""
+    links = [
+        (link, {CLIENT_ID: _(N_("lti-publish")), HUB_CLIENT_ID: _(N_("JupyterHub"))}[client_id])
+        for client_id in registered_tools(base)
+        if (services := grade_services(base, client_id)) is not None
+        for link in services.added_links
+    ]
+    return {
+        "title": _(N_("Added with Select content")),
+        "intro": _(
+            N_(
+                'As a teacher does with Moodle\'s "Select content" on an external tool activity: the tool '
+                "shows its published content, you pick what to add (and whether it goes in the gradebook), "
+                "and each pick becomes a link of the demo course below."
+            )
+        ),
+        "instructor": _(N_("Instructor")),
+        "button": _(N_("Select content (LTI 1.3)")),
+        "links": links,
+        "empty": _(N_("No link added yet.")),
+        "labels": {
+            "tool": _(N_("Tool")),
+            "url": _(N_("Tool URL")),
+            "custom": _(N_("Custom parameters")),
+            "gradebook": _(N_("Gradebook column")),
+            "none": _(N_("(none)")),
+        },
+    }
 
 
 def hub_section() -> dict[str, Any]:
@@ -329,9 +481,12 @@ def start_launch(request: HttpRequest) -> HttpResponse:
     from lti_xblock.views import store
 
     base = base_url(request)
-    person = PEOPLE.get(request.POST.get("role", ""))
+    role = request.POST.get("role", "")
+    person = PEOPLE.get(role)
     if request.POST.get("tool") == "jupyterhub":
-        return start_hub_launch(request, base, person)
+        return start_hub_launch(request, base, role)
+    if "link" in request.POST:
+        return start_added_link_launch(request, base, role, request.POST["link"])
     content_id = request.POST.get("content_id", "")
     if person is None or not content_id:
         return HttpResponseBadRequest("role and content_id are required")
@@ -368,27 +523,34 @@ def start_launch(request: HttpRequest) -> HttpResponse:
         keep_grades()
         form = sign_lti11_launch(details.lti11_tool_url, CONSUMER_KEY, consumer.secret, params)
         return autosubmit(request, details.lti11_tool_url, form)
-    link = (link_id, title)
     return login_initiation(
-        request, base, person, details.lti13_login_url, details.lti13_target_link_uri, CLIENT_ID, link
+        request,
+        base,
+        role,
+        details.lti13_login_url,
+        details.lti13_target_link_uri,
+        CLIENT_ID,
+        {"link": link_id, "title": title},
     )
 
 
 def login_initiation(
     request: HttpRequest,
     base: str,
-    person: MoodleUser,
+    role: str,
     login_url: str,
     target: str,
     client_id: str,
-    link: tuple[str, str],
+    message: dict[str, str],
 ) -> HttpResponse:
-    """The LTI 1.3 login initiation form Moodle POSTs to a tool's login URL; ``link``: (id, title)."""
-    hint = json.dumps({"role": request.POST["role"], "target": target, "link": link[0], "title": link[1]})
+    """The LTI 1.3 login initiation form Moodle POSTs to a tool's login URL. ``message`` goes in the
+    message hint for the authorization endpoint: ``link`` and ``title`` for a launch of a link,
+    ``select`` (the request's ``data``) for "Select content"."""
+    hint = json.dumps({"role": role, "target": target, **message})
     fields = login_initiation_params(
         issuer=issuer(base),
         target_link_uri=target,
-        login_hint=person.id,
+        login_hint=PEOPLE[role].id,
         message_hint=hint,
         client_id=client_id,
         deployment_id=DEPLOYMENT_ID,
@@ -396,21 +558,54 @@ def login_initiation(
     return autosubmit(request, login_url, fields)
 
 
-def start_hub_launch(request: HttpRequest, base: str, person: MoodleUser | None) -> HttpResponse:
+def start_hub_launch(request: HttpRequest, base: str, role: str) -> HttpResponse:
     """The login initiation into the demo JupyterHub, as Moodle POSTs it to /hub/lti13/oauth_login."""
     hub = demo_hub()
-    if person is None:
+    if role not in PEOPLE:
         return HttpResponseBadRequest("role is required")
     if hub is None:
         return HttpResponseBadRequest("the demo JupyterHub is not running")
-    link = (HUB_LINK_ID, _(N_("JupyterHub: welcome notebook")))
-    return login_initiation(request, base, person, hub.login, hub.launch, HUB_CLIENT_ID, link)
+    link = {"link": HUB_LINK_ID, "title": _(N_("JupyterHub: welcome notebook"))}
+    return login_initiation(request, base, role, hub.login, hub.launch, HUB_CLIENT_ID, link)
+
+
+def start_added_link_launch(request: HttpRequest, base: str, role: str, link_id: str) -> HttpResponse:
+    """The login initiation of a link "Select content" added: its tool, its URL (target_link_uri)."""
+    if role not in PEOPLE:
+        return HttpResponseBadRequest("role is required")
+    for client_id, tool in registered_tools(base).items():
+        services = grade_services(base, client_id)
+        link = services.added_link(link_id) if services is not None else None
+        if link is not None:
+            hint = {"link": link.id, "title": link.title}
+            return login_initiation(request, base, role, tool.login_url, link.url, client_id, hint)
+    return HttpResponseBadRequest("no such link (or its tool is not running)")
+
+
+#: What the "Select content" buttons name, and the client id of the tool each asks.
+SELECT_CONTENT_TOOLS = {"workbench": CLIENT_ID, "jupyterhub": HUB_CLIENT_ID}
+
+
+@csrf_exempt
+@require_POST
+def select_content(request: HttpRequest) -> HttpResponse:
+    """Moodle's "Select content" on an external tool activity: the teacher's deep-linking request, by
+    the same OIDC login as a launch (its message hint says so; ``authorize`` makes the request)."""
+    base = base_url(request)
+    client_id = SELECT_CONTENT_TOOLS.get(request.POST.get("tool", ""), "")
+    tool = registered_tools(base).get(client_id)
+    services = grade_services(base, client_id)
+    if tool is None or services is None:
+        return HttpResponseBadRequest("no such tool (or it is not running)")
+    message = {"select": services.expect_answer()}
+    return login_initiation(request, base, "instructor", tool.login_url, tool.select_content_url, client_id, message)
 
 
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 def authorize(request: HttpRequest) -> HttpResponse:
-    """The platform's OIDC authorization endpoint: checks the tool's request, answers with an id_token."""
+    """The platform's OIDC authorization endpoint: checks the tool's request, answers with an id_token
+    (a launch of a link, or "Select content"'s deep-linking request)."""
     params = request.POST if request.method == "POST" else request.GET
     base = base_url(request)
     client_id = params.get("client_id", "")
@@ -422,28 +617,77 @@ def authorize(request: HttpRequest) -> HttpResponse:
     try:
         hint = json.loads(params.get("lti_message_hint", ""))
         person = PEOPLE[hint["role"]]
-        link_id, title = str(hint["link"]), str(hint["title"])
-    except (ValueError, KeyError, TypeError):
+        target = str(hint["target"])
+        select = str(hint.get("select", ""))
+        link_id, title = ("", "") if select else (str(hint["link"]), str(hint["title"]))
+    except (ValueError, KeyError, TypeError, AttributeError):
         return HttpResponseBadRequest("bad lti_message_hint")
     services = grade_services(base, client_id)
     if services is None:  # the hub stopped since the tool's request was checked
         return HttpResponseBadRequest("unregistered client_id")
+    added = services.added_link(link_id) if link_id else None
     claims = launch_claims(
         issuer=issuer(base),
         client_id=client_id,
         deployment_id=DEPLOYMENT_ID,
         nonce=params["nonce"],
         iat=int(time.time()),
-        target_link_uri=hint["target"],
+        target_link_uri=target,
         user=replace(person, id=params.get("login_hint", ""), locale=request.LANGUAGE_CODE),
-        activity=replace(DEMO_LINK, link_id=link_id, link_title=title, custom=dict(tool.custom)),
+        activity=replace(
+            DEMO_LINK, link_id=link_id, link_title=title, custom=dict(added.custom if added else tool.custom)
+        ),
         site=None,
     )
-    claims[CLAIM_AGS] = services.ags_claim(link_id, title)
-    keep_grades()
+    if select:
+        # Moodle's LtiDeepLinkingRequest: no resource link, the AGS claim without a line item.
+        del claims[CLAIM_RESOURCE_LINK]
+        claims[CLAIM_MESSAGE_TYPE] = "LtiDeepLinkingRequest"
+        claims[CLAIM_DEEP_LINKING_SETTINGS] = deep_linking_settings(services.return_url, data=select)
+        claims[CLAIM_AGS] = services.ags_services_claim()
+    elif added is not None:
+        claims[CLAIM_AGS] = services.added_link_ags_claim(added)
+    else:
+        claims[CLAIM_AGS] = services.ags_claim(link_id, title)
+        keep_grades()
     key = platform_key()
     token = tokens.sign(claims, key.private, kid=key.kid)
     return autosubmit(request, params["redirect_uri"], {"id_token": token, "state": params.get("state", "")})
+
+
+@csrf_exempt
+@require_POST
+def select_content_return(request: HttpRequest) -> HttpResponse:
+    """Moodle's mod/lti/contentitem_return.php: the tool's signed answer to "Select content" adds its
+    links to the course (and their line items to the gradebook), then back to the launch page with
+    how many were added. A refusal adds nothing: a page saying why, 400."""
+    base = base_url(request)
+    client_id = {type_id: client for client, type_id in TYPE_IDS.items()}.get(request.GET.get("id", ""), "")
+    services = grade_services(base, client_id)
+    if services is None:
+        return refused_page(request, "unknown_tool", status=404)
+    try:
+        added = services.take_answer(request.POST.get("JWT", ""))
+    except AnswerRefused as refused:
+        return refused_page(request, refused.reason)
+    keep_grades()
+    return redirect(reverse("demo_launch_page") + f"?added={len(added)}")
+
+
+def refused_page(request: HttpRequest, reason: str, status: int = 400) -> HttpResponse:
+    """A refused "Select content" answer: what happened, the reason, the way back."""
+    return render(
+        request,
+        "demo/refused.html",
+        {
+            "title": _(N_("Select content: the tool's answer was refused")),
+            "intro": _(N_("Nothing was added to the demo course. Reason:")),
+            "reason": reason,
+            "back": _(N_("Back to the launch page")),
+            "css": static_text("css/lti_publish.css"),
+        },
+        status=status,
+    )
 
 
 @require_GET

@@ -87,6 +87,13 @@ urlpatterns = [
     path("accounts/login/", linking_views.workbench_sign_in, name="login"),
     path("demo/", platform.launch_page, name="demo_launch_page"),
     path("demo/launch", platform.start_launch, name="demo_start_launch"),
+    # "Select content" (LTI Deep Linking) and its return, Moodle's mod/lti/contentitem_return.php.
+    path("demo/select", platform.select_content, name="demo_select_content"),
+    path(
+        "demo/platform/mod/lti/contentitem_return.php",
+        platform.select_content_return,
+        name="demo_platform_select_content_return",
+    ),
     path("demo/platform/auth", platform.authorize, name="demo_platform_auth"),
     path("demo/platform/jwks", platform.jwks, name="demo_platform_jwks"),
     # Its grade services (Moodle's paths below the issuer) and the page showing what they received.

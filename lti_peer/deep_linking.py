@@ -43,7 +43,7 @@ from lti_peer.claims import (
     CLAIM_RESOURCE_LINK,
     deep_linking_settings,
 )
-from lti_peer.token import LEEWAY, token_endpoint
+from lti_peer.token import LEEWAY, TokenEndpoint, token_endpoint
 
 if TYPE_CHECKING:
     from lti_peer.platform import PlatformPeer
@@ -80,12 +80,77 @@ class _OAuthSecrets:
     resource_owner_secret: str = ""
 
 
-class _Refused(Exception):
+class AnswerRefused(Exception):
     """An answer the platform does not take: ``reason`` says why (on the 400 page)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+def verify_response(
+    token: str, endpoint: TokenEndpoint, *, platform: str, client_id: str, deployment_id: str
+) -> dict[str, Any]:
+    """The claims of a tool's LtiDeepLinkingResponse, checked with pyjwt against the tool's JWKS (the
+    URL ``endpoint`` knows): RS256 with a kid, iss = ``client_id``, aud = ``platform`` (its issuer), the
+    message type, ``deployment_id``, and ``content_items`` a list of objects. ``AnswerRefused`` says
+    why not. The nonce and ``data`` are the caller's to check (it knows what it sent)."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise AnswerRefused("the JWT cannot be read") from None
+    kid = header.get("kid")
+    if header.get("alg") != "RS256" or not isinstance(kid, str):
+        raise AnswerRefused("RS256 with a kid only")
+    if not endpoint.tool_jwks_url:
+        raise AnswerRefused("no key set URL for this tool")
+    try:
+        key = endpoint.tool_keys.key(endpoint.tool_jwks_url, kid)
+    except (OSError, ValueError, jwt.PyJWTError):
+        raise AnswerRefused("the tool's key set could not be fetched") from None
+    if key is None:
+        raise AnswerRefused("unknown kid")
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key.key,
+            algorithms=["RS256"],
+            audience=platform,
+            issuer=client_id,
+            leeway=LEEWAY,
+            options={"require": ["iss", "aud", "iat", "exp", "nonce"]},
+        )
+    except jwt.PyJWTError as error:
+        raise AnswerRefused(f"JWT not valid: {type(error).__name__}") from None
+    if claims.get(CLAIM_MESSAGE_TYPE) != RESPONSE_MESSAGE_TYPE:
+        raise AnswerRefused("not an LtiDeepLinkingResponse")
+    if claims.get(CLAIM_DEPLOYMENT_ID) != deployment_id:
+        raise AnswerRefused("unknown deployment id")
+    items = claims.get(CLAIM_CONTENT_ITEMS, [])
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise AnswerRefused("content_items must be a list of objects")
+    return claims
+
+
+def resource_links(claims: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The ``ltiResourceLink`` items of a checked answer (``verify_response``), in order; none in an
+    error answer (the teacher cancelled: ``errormsg``, no items)."""
+    items = claims.get(CLAIM_CONTENT_ITEMS, [])
+    return [item for item in items if item.get("type") == "ltiResourceLink"]
+
+
+def line_item_args(line: Any, title: str) -> tuple[str, float, dict[str, str]] | None:
+    """What the platform makes of an item's ``lineItem`` (None: no line item): the column's label (the
+    item's title without one), its maximum (100 when not a positive number) and the keywords
+    ``resource_id`` and ``tag`` for ``Gradebook.add_lineitem``."""
+    if not isinstance(line, Mapping):
+        return None
+    maximum = line.get("scoreMaximum")
+    return (
+        str(line.get("label") or title),
+        float(maximum) if isinstance(maximum, int | float) and maximum > 0 else 100.0,
+        {"resource_id": str(line.get("resourceId") or ""), "tag": str(line.get("tag") or "")},
+    )
 
 
 class DeepLinkingReturn:
@@ -159,8 +224,8 @@ class DeepLinkingReturn:
             elif form.get("lti_message_type") == "ContentItemSelection":
                 made = self._from_selection(target, form)
             else:
-                raise _Refused("neither a JWT nor a ContentItemSelection")
-        except _Refused as refused:
+                raise AnswerRefused("neither a JWT nor a ContentItemSelection")
+        except AnswerRefused as refused:
             with self._lock:
                 self.log.append(refused.reason)
             return 400, _page("Error", f"<p>invalidrequest: <code>{html.escape(refused.reason)}</code></p>")
@@ -176,62 +241,30 @@ class DeepLinkingReturn:
 
     def _from_jwt(self, token: str) -> list[CreatedLink]:
         peer = self._site()
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise _Refused("the JWT cannot be read") from None
-        kid = header.get("kid")
-        if header.get("alg") != "RS256" or not isinstance(kid, str):
-            raise _Refused("RS256 with a kid only")
-        endpoint = token_endpoint(peer)
-        if not endpoint.tool_jwks_url:
-            raise _Refused("no key set URL for this tool")
-        try:
-            key = endpoint.tool_keys.key(endpoint.tool_jwks_url, kid)
-        except (OSError, ValueError, jwt.PyJWTError):
-            raise _Refused("the tool's key set could not be fetched") from None
-        if key is None:
-            raise _Refused("unknown kid")
-        try:
-            claims = jwt.decode(
-                token,
-                key.key,
-                algorithms=["RS256"],
-                audience=peer.issuer,
-                issuer=peer.client_id,
-                leeway=LEEWAY,
-                options={"require": ["iss", "aud", "iat", "exp", "nonce"]},
-            )
-        except jwt.PyJWTError as error:
-            raise _Refused(f"JWT not valid: {type(error).__name__}") from None
-        if claims.get(CLAIM_MESSAGE_TYPE) != RESPONSE_MESSAGE_TYPE:
-            raise _Refused("not an LtiDeepLinkingResponse")
-        if claims.get(CLAIM_DEPLOYMENT_ID) != peer.deployment_id:
-            raise _Refused("unknown deployment id")
-        items = claims.get(CLAIM_CONTENT_ITEMS, [])
-        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
-            raise _Refused("content_items must be a list of objects")
+        claims = verify_response(
+            token,
+            token_endpoint(peer),
+            platform=peer.issuer,
+            client_id=peer.client_id,
+            deployment_id=peer.deployment_id,
+        )
         with self._lock:
             nonce = str(claims["nonce"])
             if nonce in self._seen_nonces:
-                raise _Refused("nonce reused")
+                raise AnswerRefused("nonce reused")
             self._use_data(claims.get(CLAIM_DATA))
             self._seen_nonces.add(nonce)
-            return [
-                self._create(item, item.get("lineItem"), "1.3.0")
-                for item in items
-                if item.get("type") == "ltiResourceLink"
-            ]
+            return [self._create(item, item.get("lineItem"), "1.3.0") for item in resource_links(claims)]
 
     def _from_selection(self, target: str, form: Mapping[str, str]) -> list[CreatedLink]:
         secret = self._site().outcomes.consumers.get(form.get("oauth_consumer_key", ""))
         if secret is None:
-            raise _Refused("unknown consumer key")
+            raise AnswerRefused("unknown consumer key")
         if form.get("oauth_signature_method") != "HMAC-SHA1":
-            raise _Refused("HMAC-SHA1 only")
+            raise AnswerRefused("HMAC-SHA1 only")
         timestamp = form.get("oauth_timestamp", "")
         if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > TIMESTAMP_WINDOW:
-            raise _Refused("expired timestamp")
+            raise AnswerRefused("expired timestamp")
         # The signature base string over the whole form and the return URL's query (RFC 5849 3.4).
         collected = signature.collect_parameters(
             uri_query=urlsplit(target).query, body=list(form.items()), exclude_oauth_signature=True
@@ -244,17 +277,17 @@ class DeepLinkingReturn:
         )
         expected = str(signature.sign_hmac_sha1_with_client(base, _OAuthSecrets(secret)))
         if not hmac.compare_digest(expected.encode(), form.get("oauth_signature", "").encode()):
-            raise _Refused("signature not valid")
+            raise AnswerRefused("signature not valid")
         try:
             graph = json.loads(form.get("content_items", "")).get("@graph", [])
         except (ValueError, AttributeError):
-            raise _Refused("content_items is not JSON-LD") from None
+            raise AnswerRefused("content_items is not JSON-LD") from None
         if not isinstance(graph, list) or not all(isinstance(item, dict) for item in graph):
-            raise _Refused("content_items must hold a @graph of objects")
+            raise AnswerRefused("content_items must hold a @graph of objects")
         with self._lock:
             nonce = "1.1:" + form.get("oauth_nonce", "")
             if nonce in self._seen_nonces:
-                raise _Refused("nonce reused")
+                raise AnswerRefused("nonce reused")
             self._use_data(form.get("data"))
             self._seen_nonces.add(nonce)
             return [
@@ -266,7 +299,7 @@ class DeepLinkingReturn:
     def _use_data(self, data: Any) -> None:
         """The answer's ``data`` must be one a request carried, not answered yet (called under the lock)."""
         if not isinstance(data, str) or data not in self._open_data:
-            raise _Refused("data does not match a request")
+            raise AnswerRefused("data does not match a request")
         self._open_data.discard(data)
 
     def _create(self, item: Mapping[str, Any], line: Any, lti_version: str) -> CreatedLink:
@@ -276,15 +309,10 @@ class DeepLinkingReturn:
         custom = item.get("custom")
         title = str(item.get("title") or "")
         lineitem = ""
-        if isinstance(line, Mapping):
-            maximum = line.get("scoreMaximum")
-            lineitem = gradebook(self._site()).add_lineitem(
-                str(line.get("label") or title),
-                float(maximum) if isinstance(maximum, int | float) and maximum > 0 else 100.0,
-                resource_link_id=link_id,
-                resource_id=str(line.get("resourceId") or ""),
-                tag=str(line.get("tag") or ""),
-            )
+        column = line_item_args(line, title)
+        if column is not None:
+            label, maximum, more = column
+            lineitem = gradebook(self._site()).add_lineitem(label, maximum, resource_link_id=link_id, **more)
         link = CreatedLink(
             id=link_id,
             title=title,
@@ -315,4 +343,12 @@ def _page(title: str, body: str) -> str:
     return f"<!DOCTYPE html><html><head><title>{html.escape(title)}</title></head><body>{body}</body></html>"
 
 
-__all__ = ["RETURN_PATH", "CreatedLink", "DeepLinkingReturn"]
+__all__ = [
+    "RETURN_PATH",
+    "AnswerRefused",
+    "CreatedLink",
+    "DeepLinkingReturn",
+    "line_item_args",
+    "resource_links",
+    "verify_response",
+]

@@ -133,6 +133,41 @@ def browse(browser: requests.Session, response: requests.Response, deadline: flo
             return response
 
 
+#: Where each tool's "Published content" picker is.
+PICKER_PATHS = {"workbench": "/lti_publish/pick/", "jupyterhub": "/hub/lti/content/"}
+
+
+def select_content(demo: Demo, instructor: requests.Session, tool: str) -> requests.Response:
+    """The instructor's click on the demo page's "Select content" for ``tool``, followed as a browser
+    does (the login initiation and id_token forms, the linking prompt of a first launch): its picker."""
+    page = instructor.get(demo.base + "/demo/", timeout=10)
+    action, fields = click(page, select=tool)
+    assert fields == {"tool": tool}
+    response = instructor.post(action, data=fields, allow_redirects=False, timeout=30)
+    landed = browse(instructor, response, time.monotonic() + 30)
+    if 'name="choice" value="new"' in landed.text:  # the demo keeps Moodle's default: a first launch asks
+        landed = create_new_account(instructor, landed)
+    assert landed.status_code == 200 and PICKER_PATHS[tool] in landed.url, (landed.url, landed.text[:2000])
+    return landed
+
+
+def pick(
+    instructor: requests.Session, picker: requests.Response, action: str, **fields: str
+) -> tuple[requests.Response, str, dict[str, str]]:
+    """A click on the picker's Add content (``action`` "add") or Cancel: the results page, whose form posts
+    itself to the demo platform's return URL (posted here as the browser does). Where that lands, and
+    the answer (return URL, form)."""
+    form = re.search(r'<form method="post" action="([^"]+)">(.*?)</form>', picker.text, re.S)
+    assert form, picker.text[:2000]
+    hidden = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form[2]))  # CSRF, _xsrf
+    data = {**hidden, "action": action, **fields}
+    sent = instructor.post(urljoin(picker.url, html.unescape(form[1])), data=data, timeout=30)
+    assert sent.status_code == 200, sent.text[:2000]
+    return_url, answer = parse_autosubmit_form(sent.text)
+    assert "/demo/platform/mod/lti/contentitem_return.php?" in return_url and set(answer) == {"JWT"}
+    return instructor.post(return_url, data=answer, timeout=30), return_url, answer
+
+
 # -- the workbench, with a hub that cannot start -------------------------------------------------
 
 
@@ -348,6 +383,13 @@ def test_make_demo_launches_into_jupyterlab_with_the_welcome_notebook_and_stops_
                     assert notebook.json()["content"]["nbformat"] == 4
                     landed_as[role] = name
             assert landed_as["learner"].startswith("ada_") and landed_as["instructor"].startswith("grace_")
+            # "Select content" on the hub: its picker lists the demo hub's catalog (the welcome notebook),
+            # whose signed answer the demo platform takes: one link added, in the gradebook.
+            with requests.Session() as instructor:
+                picker = select_content(demo, instructor, "jupyterhub")
+                assert "Welcome notebook" in picker.text, picker.text[:2000]
+                back, _, _ = pick(instructor, picker, "add", item="welcome", gradebook="welcome")
+                assert back.url.endswith("/demo/?added=1") and "Welcome notebook" in back.text, back.text[:2000]
             homes = tmp_path / "jupyterhub" / "home"
             assert {p.name for p in homes.iterdir()} == set(landed_as.values())
 
