@@ -31,12 +31,11 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from jupyterhub.handlers import BaseHandler
 from jupyterhub.utils import url_path_join
 from tornado import web
 
-from jupyter_lti.handlers import LtiHandler
-from jupyter_lti.linking import FORM_EXPIRED, page_html
+from jupyter_lti.handlers import LtiFormHandler, LtiHandler
+from jupyter_lti.linking import page_html
 from lti_core import cookies, pages
 from lti_core.deep_linking import (
     PICK_LIFETIME,
@@ -50,7 +49,7 @@ from lti_core.deep_linking import (
     pick_items,
     validate_deep_linking_launch,
 )
-from lti_core.errors import Forbidden, InvalidRequest, LtiError, NotFound
+from lti_core.errors import InvalidRequest, LtiError, NotFound
 from lti_core.i18n import N_
 from lti_core.types import Launch
 
@@ -174,17 +173,8 @@ def catalog_offers(catalog: Sequence[CatalogItem], launch_url: str) -> list[Offe
 # -- the page --------------------------------------------------------------------------------------
 
 
-class ContentPickerHandler(LtiHandler):
+class ContentPickerHandler(LtiFormHandler):
     """The "Published content" page of one pending request: GET shows it, POST answers the platform."""
-
-    check_xsrf_cookie = BaseHandler.check_xsrf_cookie  # the hub's own form: not a cross-site LTI message
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        error = kwargs.get("exc_info", (None, None, None))[1]
-        if status_code == 403 and not isinstance(error, LtiError):  # the hub's XSRF check
-            self.refuse(Forbidden("form_expired", FORM_EXPIRED))
-        else:
-            super().write_error(status_code, **kwargs)
 
     @property
     def catalog(self) -> tuple[CatalogItem, ...]:

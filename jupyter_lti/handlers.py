@@ -210,6 +210,25 @@ class LtiHandler(LtiPages):
         self.redirect(add_query(url_path_join(self.hub.base_url, CONTINUE_PATH), {TOKEN_PARAM: token}))
 
 
+#: A hub form whose ``_xsrf`` did not check (an old page, or a form from elsewhere).
+FORM_EXPIRED = N_("This form has expired or did not come from this hub. Reload the page and try again.")
+
+
+class LtiFormHandler(LtiHandler):
+    """Base of the hub's own pages with forms that an LTI launch leads to (the linking prompt, the
+    content picker): their refusals are launch refusal pages, but their forms carry the hub's
+    ``_xsrf``, checked as JupyterHub checks its own, and a failed check is a refusal page too."""
+
+    check_xsrf_cookie = BaseHandler.check_xsrf_cookie  # not cross-site LTI messages: the hub's own forms
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        if status_code == 403 and not isinstance(error, LtiError):  # the hub's XSRF check
+            self.refuse(Forbidden("form_expired", FORM_EXPIRED))
+        else:
+            super().write_error(status_code, **kwargs)
+
+
 class LtiInfoHandler(LtiHandler):
     """Where JupyterHub sends people who are not signed in: this hub is opened from a course."""
 

@@ -28,12 +28,11 @@ import html
 import time
 from typing import Any
 
-from jupyterhub.handlers import BaseHandler
 from tornado import web
 
-from jupyter_lti.handlers import FINISHED_PROMPT, LtiHandler, LtiPages
+from jupyter_lti.handlers import FINISHED_PROMPT, LtiFormHandler, LtiPages
 from lti_core import pages
-from lti_core.errors import Forbidden, LtiError
+from lti_core.errors import LtiError
 from lti_core.i18n import N_
 from lti_core.prompt import (
     CookieEvidence,
@@ -59,7 +58,6 @@ NO_SUCH_HUB_USER = N_("This account has no user on this hub yet: sign in to an a
 USERNAME_LABEL = N_("Username")
 PASSWORD_LABEL = N_("Password")
 SIGN_IN_LABEL = N_("Sign in")
-FORM_EXPIRED = N_("This form has expired or did not come from this hub. Reload the page and try again.")
 
 LINKS_TITLE = N_("Your linked platform accounts")
 LINKS_INTRO = N_(
@@ -83,17 +81,8 @@ NO_MATCH = N_("No link matches.")
 MAX_LISTED = 500
 
 
-class PromptHandler(LtiHandler):
-    """Base of the prompt's pages: launch refusal pages, but the hub's XSRF check on its forms."""
-
-    check_xsrf_cookie = BaseHandler.check_xsrf_cookie  # the hub's own forms: not cross-site LTI messages
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        error = kwargs.get("exc_info", (None, None, None))[1]
-        if status_code == 403 and not isinstance(error, LtiError):  # the hub's XSRF check
-            self.refuse(Forbidden("form_expired", FORM_EXPIRED))
-        else:
-            super().write_error(status_code, **kwargs)
+class PromptHandler(LtiFormHandler):
+    """Base of the prompt's pages."""
 
     @property
     def form_token(self) -> str:
