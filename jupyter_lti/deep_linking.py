@@ -36,7 +36,7 @@ from tornado import web
 
 from jupyter_lti.handlers import LtiFormHandler, LtiHandler
 from jupyter_lti.linking import page_html
-from lti_core import cookies, pages
+from lti_core import pages
 from lti_core.deep_linking import (
     PICK_LIFETIME,
     ContentItem,
@@ -144,15 +144,7 @@ def begin_picking(handler: LtiHandler, user_name: str, launch: Launch) -> str:
 
 def set_pick_cookie(handler: LtiHandler, pick_id: str, value: str, max_age: int) -> None:
     """The picker's cookie, with the launch cookies' attributes (in a frame: partitioned)."""
-    secure = handler.authenticator.public_origin(handler).startswith("https://")
-    header = cookies.cookie_header(
-        PICKER_COOKIE_PREFIX + pick_id,
-        value,
-        max_age=max_age,
-        path=url_path_join(handler.hub.base_url, PICKER_PATH),
-        policy=cookies.state_cookie_policy(secure),
-    )
-    handler.add_header("Set-Cookie", header)
+    handler.flow_cookie(PICKER_COOKIE_PREFIX + pick_id, value, max_age, PICKER_PATH)
 
 
 def pending_pick(handler: LtiHandler, pick_id: str, user_name: str, now: float) -> PendingPick:

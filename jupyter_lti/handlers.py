@@ -105,32 +105,29 @@ class LtiHandler(LtiPages):
         self.clear()
         self.finish_page(pages.refusal_page(error, self.login_url, self.flow))
 
-    def state_cookie(self, state: str, max_age: int) -> None:
-        """The state cookie with lti_core's attributes (max_age 0 deletes it, in its partition)."""
+    def flow_cookie(self, name: str, value: str, max_age: int, *path: str) -> None:
+        """A cookie of an LTI flow (the launch state, the linking prompt, the picker) below ``path`` of
+        the hub, with lti_core's attributes: framed over HTTPS, partitioned (max_age 0 deletes it)."""
         secure = self.authenticator.public_origin(self).startswith("https://")
         header = cookies.cookie_header(
-            binding.state_cookie_name(state),
-            "1",
+            name,
+            value,
             max_age=max_age,
-            path=url_path_join(self.hub.base_url, "lti13/"),
+            path=url_path_join(self.hub.base_url, *path),
             policy=cookies.state_cookie_policy(secure),
         )
         self.add_header("Set-Cookie", header)
+
+    def state_cookie(self, state: str, max_age: int) -> None:
+        """The state cookie (max_age 0 deletes it, in its partition)."""
+        self.flow_cookie(binding.state_cookie_name(state), "1", max_age, "lti13/")
 
     def prompt_url(self, pending_id: str, *path: str) -> str:
         return str(url_path_join(self.hub.base_url, PROMPT_PATH, pending_id, *path))
 
     def prompt_cookie(self, pending_id: str, value: str, max_age: int) -> None:
         """The pending launch's binding cookie, with the state cookie's attributes (framed: partitioned)."""
-        secure = self.authenticator.public_origin(self).startswith("https://")
-        header = cookies.cookie_header(
-            PROMPT_COOKIE_PREFIX + pending_id,
-            value,
-            max_age=max_age,
-            path=url_path_join(self.hub.base_url, PROMPT_PATH),
-            policy=cookies.state_cookie_policy(secure),
-        )
-        self.add_header("Set-Cookie", header)
+        self.flow_cookie(PROMPT_COOKIE_PREFIX + pending_id, value, max_age, PROMPT_PATH)
 
     def prompt_binding(self, pending_id: str) -> str:
         return self.get_cookie(PROMPT_COOKIE_PREFIX + pending_id, "") or ""

@@ -25,7 +25,7 @@ from django.utils.functional import lazy
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 
-from lti_core import cookies, frames, pages
+from lti_core import frames, pages
 from lti_core.errors import AuthenticationFailed, Forbidden, LtiError, NotFound, method_not_allowed
 from lti_core.i18n import N_
 from lti_core.linking import AccountLinker, LinkDecision
@@ -45,7 +45,6 @@ from lti_core.prompt import (
 )
 from lti_core.types import Launch
 from lti_xblock import compat
-from lti_xblock.cookies import set_cookie_header
 from lti_xblock.i18n import gettext as _
 from lti_xblock.launch_details import URL_PREFIX
 from lti_xblock.views import (
@@ -53,7 +52,7 @@ from lti_xblock.views import (
     finish_launch,
     lti13_login_url,
     page,
-    secure_origin,
+    set_flow_cookie,
     signed_in_user_id,
     store,
 )
@@ -98,12 +97,9 @@ def set_prompt_cookie(
     attributes (no secret: deleted). It carries the form token too: the store keeps only its digest,
     and a page shown again (back from the sign-in) must put it in its forms. HttpOnly, and a
     cross-site form cannot read it: it still cannot take a step for the person."""
-    name = cookie_name(pending.id)
-    policy = cookies.state_cookie_policy(secure_origin(request))
     value = f"{binding_secret}{COOKIE_SEPARATOR}{form_token}" if binding_secret else ""
     max_age = int(pending.expires_at - time.time()) if value else 0
-    header = cookies.cookie_header(name, value, max_age=max_age, path=PROMPT_COOKIE_PATH, policy=policy)
-    set_cookie_header(response, name, header)
+    set_flow_cookie(request, response, cookie_name(pending.id), value, max_age=max_age, path=PROMPT_COOKIE_PATH)
 
 
 #: ``link_window``'s ``then``: the window was opened to sign in to an existing account.

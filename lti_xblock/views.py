@@ -87,12 +87,20 @@ def page(request: HttpRequest, model: pages.Page) -> HttpResponse:
     return response
 
 
+def set_flow_cookie(
+    request: HttpRequest, response: HttpResponse, name: str, value: str, *, max_age: int, path: str
+) -> None:
+    """A cookie of an LTI flow (the launch state, the linking prompt) with lti_core's attributes: in a
+    platform's frame over HTTPS, SameSite=None; Secure; Partitioned (max_age 0 deletes it)."""
+    policy = cookies.state_cookie_policy(secure_origin(request))
+    set_cookie_header(response, name, cookies.cookie_header(name, value, max_age=max_age, path=path, policy=policy))
+
+
 def set_state_cookie(request: HttpRequest, response: HttpResponse, state: str, max_age: int) -> None:
     """The state cookie with lti_core's attributes (max_age 0 deletes it)."""
-    name = binding.state_cookie_name(state)
-    policy = cookies.state_cookie_policy(secure_origin(request))
-    header = cookies.cookie_header(name, "1", max_age=max_age, path=f"/{URL_PREFIX}/lti13/", policy=policy)
-    set_cookie_header(response, name, header)
+    set_flow_cookie(
+        request, response, binding.state_cookie_name(state), "1", max_age=max_age, path=f"/{URL_PREFIX}/lti13/"
+    )
 
 
 # What Django refuses while it reads a request body (the view reads it, inside lti_endpoint):
